@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/auth"
+)
+
+func newGatewayCmd(g *globalFlags) *cobra.Command {
+	cfg := gateway.DefaultConfig()
+	var secretFile, profile string
+	cmd := &cobra.Command{
+		Use:   "gateway --region R --node N --listen ADDR --redis ADDR",
+		Short: "Run one WebSocket gateway node (protocol v1 on /ws)",
+		Long: `Run one gateway node of a region. It serves protocol v1 on /ws (docs/protocol.md),
+/healthz, /readyz and /metrics, and uses the region's Redis for publish, history
+and fan-out. The JWT secret comes from the GEOLAB_JWT_SECRET environment variable
+or --jwt-secret-file, never from a flag value. SIGTERM or SIGINT drains: every
+client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			secret, err := auth.LoadSecret(secretFile)
+			if err != nil {
+				return err
+			}
+			if cfg.Authority, err = auth.NewAuthority(secret); err != nil {
+				return err
+			}
+			if cfg.RedisLink, err = gateway.ProfileByName(profile); err != nil {
+				return fmt.Errorf("--redis-profile: %w", err)
+			}
+			cfg.Logger = log
+			srv, err := gateway.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(); err != nil {
+				return err
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+			<-sig
+			srv.Drain()
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Region, "region", "", "region this node serves, e.g. us-east (required; a-z 0-9 -)")
+	f.StringVar(&cfg.Node, "node", "", "node name, unique in the region, e.g. gw-1 (required)")
+	f.StringVar(&cfg.Listen, "listen", "", "HTTP listen address, e.g. 127.0.0.1:8080 (required)")
+	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis address, e.g. 127.0.0.1:6379 (required)")
+	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")
+	f.StringVar(&cfg.SubscribeMode, "subscribe-mode", cfg.SubscribeMode, "targeted (SUBSCRIBE per hosted room) or pattern (PSUBSCRIBE every room: only to demonstrate G9's amplification)")
+	f.StringSliceVar(&cfg.Federate, "federate", nil, "room pattern whose events go to the region's federation outbox, e.g. tenant:* (repeatable)")
+	f.StringVar(&profile, "redis-profile", "lan", "timeouts of the link to Redis: lan or wan")
+	f.Int64Var(&cfg.History.MaxLen, "history-maxlen", cfg.History.MaxLen, "events kept per room history stream (approximate)")
+	f.DurationVar(&cfg.History.MaxAge, "history-max-age", cfg.History.MaxAge, "age bound of a room's history (0 = none)")
+	f.DurationVar(&cfg.History.DedupWindow, "dedup-window", cfg.History.DedupWindow, "how long a publish's (sender, id) is remembered for idempotent retries")
+	f.Int64Var(&cfg.History.OutboxMaxLen, "outbox-maxlen", cfg.History.OutboxMaxLen, "events kept in the region's federation outbox (approximate)")
+	f.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client frame; larger closes with 1009")
+	f.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest publish data (compact JSON); larger gets error data_too_large")
+	f.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "rooms one connection may be in")
+	f.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "publishes per second per connection; over it: error rate_limited")
+	f.IntVar(&cfg.PublishBurst, "publish-burst", cfg.PublishBurst, "publishes allowed at once above the rate")
+	f.Float64Var(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second per connection; over it (past the burst): close 4500 flood")
+	f.IntVar(&cfg.FrameBurst, "frame-burst", cfg.FrameBurst, "frames allowed at once above the frame rate")
+	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued per client before the slow-consumer close 4001")
+	f.IntVar(&cfg.ReplayLimit, "replay-limit", cfg.ReplayLimit, "most messages one resume replays; more answers recovered:false")
+	f.StringSliceVar(&cfg.AllowedOrigins, "allowed-origin", nil, "browser Origin allowed, * wildcards (repeatable; default: no Origin header, or the same host)")
+	f.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "WebSocket ping period")
+	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "close 4004 when nothing (frame or pong) came from a client for this long")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "write deadline of one frame")
+	f.DurationVar(&cfg.SubscribeTimeout, "subscribe-timeout", cfg.SubscribeTimeout, "how long a subscribe waits for Redis before error unavailable")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long a drain waits for clients to leave")
+	return cmd
+}

@@ -1,0 +1,212 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/protocol"
+)
+
+// TestBadFramesGetErrorFramesAndTheConnectionSurvives covers every malformed
+// frame a client can send: each gets its documented error code, and the same
+// connection still works afterwards.
+func TestBadFramesGetErrorFramesAndTheConnectionSurvives(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	c := newClient(t, gw.Addr(), "mallory")
+	cases := []struct {
+		name, frame, code, ref string
+	}{
+		{"malformed JSON", `{"type":"subscribe",`, protocol.CodeBadJSON, ""},
+		{"not an object", `[1,2,3]`, protocol.CodeBadJSON, ""},
+		{"no type", `{"room":"room:a"}`, protocol.CodeUnknownType, ""},
+		{"unknown type", `{"type":"teleport","room":"room:a"}`, protocol.CodeUnknownType, ""},
+		{"type not a string", `{"type":7}`, protocol.CodeUnknownType, ""},
+		{"subscribe without room", `{"type":"subscribe"}`, protocol.CodeBadFrame, ""},
+		{"room not a string", `{"type":"subscribe","room":42}`, protocol.CodeBadFrame, ""},
+		{"bad room name", `{"type":"subscribe","room":"room with spaces"}`, protocol.CodeBadRoom, "room with spaces"},
+		{"room too long", `{"type":"subscribe","room":"` + strings.Repeat("r", 129) + `"}`, protocol.CodeBadRoom, strings.Repeat("r", 128)},
+		{"bad since", `{"type":"subscribe","room":"room:a","since":{"us-east":-1}}`, protocol.CodeBadSince, "room:a"},
+		{"bad since origin", `{"type":"subscribe","room":"room:a","since":{"US EAST":1}}`, protocol.CodeBadSince, "room:a"},
+		{"forbidden room", `{"type":"subscribe","room":"secret:1"}`, protocol.CodeForbidden, "secret:1"},
+		{"publish without id", `{"type":"publish","room":"room:a","data":1}`, protocol.CodeBadFrame, "room:a"},
+		{"publish bad id", `{"type":"publish","room":"room:a","id":"a b","data":1}`, protocol.CodeBadID, "room:a"},
+		{"publish without data", `{"type":"publish","room":"room:a","id":"x"}`, protocol.CodeBadFrame, "x"},
+		{"publish forbidden", `{"type":"publish","room":"secret:1","id":"y","data":1}`, protocol.CodeForbidden, "y"},
+		{"publish data too large", `{"type":"publish","room":"room:a","id":"z","data":"` + strings.Repeat("d", 40000) + `"}`, protocol.CodeDataTooLarge, "z"},
+	}
+	for _, tc := range cases {
+		c.sendRaw([]byte(tc.frame))
+		f := c.expect("error")
+		if f.Code != tc.code || f.Ref != tc.ref || f.Message == "" {
+			t.Errorf("%s: got error %+v, want code %s ref %q and a message", tc.name, f, tc.code, tc.ref)
+		}
+	}
+	// Binary frames are not protocol v1.
+	c.wmu.Lock()
+	_ = c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+	c.wmu.Unlock()
+	if f := c.expect("error"); f.Code != protocol.CodeBadJSON {
+		t.Errorf("binary frame: %+v", f)
+	}
+	// The connection still works.
+	c.send(map[string]any{"type": "ping"})
+	c.expect("pong")
+	c.subscribe("room:a", nil, nil)
+}
+
+func TestOversizedFrameClosesWith1009(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	c := newClient(t, gw.Addr(), "big")
+	c.sendRaw([]byte(`{"type":"publish","room":"room:a","id":"x","data":"` + strings.Repeat("d", 70000) + `"}`))
+	<-c.closed
+	if code := c.closeCode(); code != protocol.CloseMessageTooBig {
+		t.Fatalf("oversized frame: close %d (%v), want 1009", code, c.readErr())
+	}
+	// The process survives: a new connection works.
+	c2 := newClient(t, gw.Addr(), "next")
+	c2.subscribe("room:a", nil, nil)
+}
+
+func TestTokensAreCheckedAtTheDoor(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	forged := func() string {
+		claims := jwt.MapClaims{"sub": "eve", "read": []string{"*"}, "exp": time.Now().Add(time.Hour).Unix()}
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("not-the-secret-0123456789abcdef0123"))
+		return s
+	}()
+	expired, err := authority.Issue("old", []string{"*"}, nil, time.Minute, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, tok, code string }{
+		{"missing", "", "unauthorized"},
+		{"garbage", "not.a.jwt", "unauthorized"},
+		{"forged", forged, "unauthorized"},
+		{"expired", expired, "token_expired"},
+	}
+	for _, tc := range cases {
+		_, resp, err := dialRaw(gw.Addr(), tc.tok)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s token: want 401, got %v %v", tc.name, err, resp)
+			continue
+		}
+		var body struct{ Code, Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if body.Code != tc.code || body.Message == "" {
+			t.Errorf("%s token: body %+v, want code %s", tc.name, body, tc.code)
+		}
+	}
+	// ?token= works as well as the header.
+	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+gw.Addr()+"/ws?token="+token(t, "q", time.Hour), nil)
+	if err != nil {
+		t.Fatalf("?token=: %v %v", err, resp)
+	}
+	ws.Close()
+}
+
+func TestTokenExpiringWhileConnectedCloses4002(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	tok, err := authority.Issue("brief", []string{"*"}, nil, 2*time.Second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := dialRaw(gw.Addr(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.t = t
+	c.expect("welcome")
+	select {
+	case <-c.closed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("connection outlived its token")
+	}
+	if code := c.closeCode(); code != protocol.CloseTokenExpired || !protocol.Reconnectable(code) {
+		t.Fatalf("close %d, want %d token_expired (reconnect range)", code, protocol.CloseTokenExpired)
+	}
+}
+
+func TestPublishFloodIsRateLimitedAndFrameFloodCloses(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) {
+		c.PublishRate, c.PublishBurst = 5, 5
+		c.FrameRate, c.FrameBurst = 50, 100
+	})
+	c := newClient(t, gw.Addr(), "flooder")
+	acks, limited := 0, 0
+	for i := 0; i < 40; i++ {
+		f := c.publish("room:flood", msgID("f", i), i)
+		switch {
+		case f.Type == "ack":
+			acks++
+		case f.Code == protocol.CodeRateLimited && f.Ref == msgID("f", i):
+			limited++
+		default:
+			t.Fatalf("publish %d: %+v", i, f)
+		}
+	}
+	if limited == 0 || acks < 5 || acks > 15 {
+		t.Fatalf("40 publishes at a 5/s limit: %d acked, %d rate_limited", acks, limited)
+	}
+	// The connection survived the publish flood.
+	c.send(map[string]any{"type": "ping"})
+	c.expect("pong")
+
+	// A flood of frames far over the frame rate closes with 4500.
+	for i := 0; i < 500; i++ {
+		c.send(map[string]any{"type": "ping"})
+	}
+	<-c.closed
+	if code := c.closeCode(); code != protocol.CloseFlood || protocol.Reconnectable(code) {
+		t.Fatalf("frame flood: close %d (%v), want %d (no-reconnect range)", code, c.readErr(), protocol.CloseFlood)
+	}
+	// The process survives.
+	newClient(t, gw.Addr(), "next").subscribe("room:flood", nil, nil)
+}
+
+func TestConfigValidateNamesTheField(t *testing.T) {
+	base := gateway.DefaultConfig()
+	base.Region, base.Node, base.Listen, base.Redis, base.Authority = "us-east", "gw-1", "127.0.0.1:0", "127.0.0.1:1", authority
+	cases := []struct {
+		name string
+		mod  func(*gateway.Config)
+		want string
+	}{
+		{"no region", func(c *gateway.Config) { c.Region = "" }, "--region"},
+		{"bad region", func(c *gateway.Config) { c.Region = "US East" }, "--region"},
+		{"no listen", func(c *gateway.Config) { c.Listen = "" }, "--listen"},
+		{"no redis", func(c *gateway.Config) { c.Redis = "" }, "--redis"},
+		{"no secret", func(c *gateway.Config) { c.Authority = nil }, "GEOLAB_JWT_SECRET"},
+		{"bad mode", func(c *gateway.Config) { c.SubscribeMode = "psub" }, "--subscribe-mode"},
+		{"bad federate", func(c *gateway.Config) { c.Federate = []string{"a b"} }, "--federate"},
+		{"send queue", func(c *gateway.Config) { c.SendQueue = 1 }, "--send-queue"},
+		{"read timeout", func(c *gateway.Config) { c.ReadTimeout = c.PingInterval }, "--read-timeout"},
+	}
+	for _, tc := range cases {
+		c := base
+		tc.mod(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
+		}
+	}
+	if err := base.Validate(); err != nil {
+		t.Fatalf("the base config is valid: %v", err)
+	}
+	if _, err := gateway.New(gateway.Config{}); err == nil || !errors.Is(err, err) {
+		t.Fatalf("empty config accepted")
+	}
+}

@@ -1,0 +1,358 @@
+// Package broker is how messages move through one region's Redis: the atomic
+// publish and apply path (publish.lua), a room's history stream and sequence
+// state, and the pub/sub subscriber that survives Redis reconnects. It knows
+// nothing of WebSockets or clients; the gateway's hub decides who sees what.
+//
+//	publish ─► publish.lua ─┬─► geolab:h:{room}  (history stream: resume, gap fill)
+//	                        ├─► geolab:s:{room}  (per-origin oseq and epoch)
+//	                        ├─► geolab:outbox:R  (federated rooms only)
+//	                        └─► PUBLISH geolab:ch:{room} ─► Subscriber ─► hub
+//
+// Contract: Publish is atomic and idempotent per (room, sender, client id)
+// within the dedup window; every event gets exactly one oseq of its
+// (room, origin) sequence, and the order of events in a room's stream is the
+// order every subscriber of that room in the region sees (G1).
+package broker
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed publish.lua
+var publishLua string
+
+//go:embed snapshot.lua
+var snapshotLua string
+
+var (
+	publishScript  = redis.NewScript(publishLua)
+	snapshotScript = redis.NewScript(snapshotLua)
+)
+
+// Key names. Every key of a room carries the room in a {hash tag} so that a
+// Redis Cluster keeps a room on one slot.
+func seqKey(room string) string    { return "geolab:s:{" + room + "}" }
+func streamKey(room string) string { return "geolab:h:{" + room + "}" }
+func idemKey(room, sender, id string) string {
+	return "geolab:i:{" + room + "}:" + sender + ":" + id
+}
+
+// Channel is the pub/sub channel of a room.
+func Channel(room string) string { return "geolab:ch:{" + room + "}" }
+
+// ChannelPattern matches every room channel; only the pattern subscription
+// mode uses it (to demonstrate the amplification targeted subscription avoids).
+const ChannelPattern = "geolab:ch:*"
+
+// RoomOfChannel returns the room of a channel name, or "" if it is not one.
+func RoomOfChannel(ch string) string {
+	if !strings.HasPrefix(ch, "geolab:ch:{") || !strings.HasSuffix(ch, "}") {
+		return ""
+	}
+	return ch[len("geolab:ch:{") : len(ch)-1]
+}
+
+// OutboxKey is the federation outbox stream of a region.
+func OutboxKey(region string) string { return "geolab:outbox:" + region }
+
+// ErrUnavailable wraps every failure to reach Redis.
+var ErrUnavailable = errors.New("redis unavailable")
+
+// Broker runs the atomic scripts and history reads of one region's Redis.
+type Broker struct {
+	rdb    redis.UniversalClient
+	region string
+	cfg    HistoryConfig
+}
+
+// HistoryConfig bounds what a region keeps.
+type HistoryConfig struct {
+	MaxLen       int64         // history stream length per room (approximate)
+	MaxAge       time.Duration // history age per room (0 = no age bound)
+	DedupWindow  time.Duration // how long a publish's idempotency key lives
+	OutboxMaxLen int64         // federation outbox length (approximate)
+}
+
+// DefaultHistory is the history a gateway keeps unless told otherwise.
+func DefaultHistory() HistoryConfig {
+	return HistoryConfig{MaxLen: 10000, MaxAge: time.Hour, DedupWindow: 5 * time.Minute, OutboxMaxLen: 1000000}
+}
+
+// Validate checks the bounds.
+func (c HistoryConfig) Validate() error {
+	switch {
+	case c.MaxLen < 1:
+		return fmt.Errorf("history max length must be at least 1, got %d", c.MaxLen)
+	case c.MaxAge < 0:
+		return fmt.Errorf("history max age must not be negative, got %s", c.MaxAge)
+	case c.DedupWindow < time.Second:
+		return fmt.Errorf("dedup window must be at least 1s, got %s", c.DedupWindow)
+	case c.OutboxMaxLen < 1:
+		return fmt.Errorf("outbox max length must be at least 1, got %d", c.OutboxMaxLen)
+	}
+	return nil
+}
+
+// New returns a broker for region on rdb.
+func New(rdb redis.UniversalClient, region string, cfg HistoryConfig) *Broker {
+	return &Broker{rdb: rdb, region: region, cfg: cfg}
+}
+
+// Client returns the Redis client the broker runs on.
+func (b *Broker) Client() redis.UniversalClient { return b.rdb }
+
+// PublishRequest is one client publish.
+type PublishRequest struct {
+	Room      string
+	Sender    string
+	ClientID  string // the client's message id: the idempotency key with Sender
+	EventID   string // a fresh globally unique id; kept only if this is not a retry
+	Epoch     string // a fresh epoch, used only if the (room, origin) sequence is new
+	TS        time.Time
+	Data      []byte // compact JSON
+	Federated bool   // also append to this region's outbox
+}
+
+// Result is what the script did.
+type Result struct {
+	Status   string // "ok", "dup" or (apply) "gap"
+	EventID  string
+	Oseq     uint64
+	Epoch    string
+	StreamID string
+}
+
+// Publish stores and publishes one event atomically. A retry of the same
+// (room, sender, client id) within the dedup window returns the original
+// result with Status "dup" and stores nothing.
+func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) {
+	head, tail := frameParts(p.Room, p.EventID, b.region, p.Sender, p.TS, p.Data)
+	outbox := ""
+	if p.Federated {
+		outbox = OutboxKey(b.region)
+	}
+	keys := []string{seqKey(p.Room), streamKey(p.Room), idemKey(p.Room, p.Sender, p.ClientID), outbox}
+	args := []any{"publish", Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, ""}
+	return b.run(ctx, keys, args)
+}
+
+// ApplyRequest is one event carried in from its origin region.
+type ApplyRequest struct {
+	Room   string
+	Origin string
+	Oseq   uint64
+	Epoch  string
+	Frame  []byte // the original message frame, byte for byte
+}
+
+// Apply stores and publishes a remote event if it is the next of its
+// (room, origin) sequence: "ok"; "dup" if it was applied already (so applying
+// twice is harmless); "gap" if events before it are missing here.
+func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
+	keys := []string{seqKey(a.Room), streamKey(a.Room), "geolab:i:{" + a.Room + "}:-", ""}
+	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", "",
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame)}
+	return b.run(ctx, keys, args)
+}
+
+func (b *Broker) minID() string {
+	if b.cfg.MaxAge <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(time.Now().Add(-b.cfg.MaxAge).UnixMilli(), 10)
+}
+
+func (b *Broker) run(ctx context.Context, keys []string, args []any) (Result, error) {
+	v, err := publishScript.Run(ctx, b.rdb, keys, args...).Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("broker: publish.lua: %w: %w", ErrUnavailable, err)
+	}
+	if len(v) != 5 {
+		return Result{}, fmt.Errorf("broker: publish.lua returned %d values, want 5", len(v))
+	}
+	r := Result{Status: str(v[0]), EventID: str(v[1]), Epoch: str(v[3]), StreamID: str(v[4])}
+	if n, ok := v[2].(int64); ok && n >= 0 {
+		r.Oseq = uint64(n)
+	}
+	return r, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// frameParts builds the message frame around the oseq and epoch the script
+// splices in: head ends with "oseq": and tail starts with ,"sender":.
+func frameParts(room, eventID, origin, sender string, ts time.Time, data []byte) (string, string) {
+	var h strings.Builder
+	h.WriteString(`{"type":"message","room":`)
+	h.WriteString(jsonString(room))
+	h.WriteString(`,"id":`)
+	h.WriteString(jsonString(eventID))
+	h.WriteString(`,"origin":`)
+	h.WriteString(jsonString(origin))
+	h.WriteString(`,"oseq":`)
+	var t strings.Builder
+	t.WriteString(`,"sender":`)
+	t.WriteString(jsonString(sender))
+	t.WriteString(`,"ts":"`)
+	t.WriteString(ts.UTC().Format(time.RFC3339Nano))
+	t.WriteString(`","data":`)
+	t.Write(data)
+	t.WriteString(`}`)
+	return h.String(), t.String()
+}
+
+// Snapshot is a room's sequence state and history tip at one instant.
+type Snapshot struct {
+	Tip    StreamID
+	Seq    map[string]uint64 // origin → last oseq stored in this region
+	Epochs map[string]string // origin → epoch
+	Gaps   map[string]uint64 // origin → highest oseq known missing in this region
+}
+
+// Snapshot reads a room's state atomically.
+func (b *Broker) Snapshot(ctx context.Context, room string) (Snapshot, error) {
+	v, err := snapshotScript.Run(ctx, b.rdb, []string{seqKey(room), streamKey(room)}).Slice()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("broker: snapshot of %s: %w: %w", room, ErrUnavailable, err)
+	}
+	s := Snapshot{Seq: map[string]uint64{}, Epochs: map[string]string{}, Gaps: map[string]uint64{}}
+	if len(v) != 2 {
+		return s, fmt.Errorf("broker: snapshot.lua returned %d values, want 2", len(v))
+	}
+	if s.Tip, err = ParseStreamID(str(v[0])); err != nil {
+		return s, fmt.Errorf("broker: snapshot of %s: %w", room, err)
+	}
+	fields, _ := v[1].([]any)
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, val := str(fields[i]), str(fields[i+1])
+		if len(k) < 3 || k[1] != ':' {
+			continue
+		}
+		origin := k[2:]
+		switch k[0] {
+		case 'q':
+			n, _ := strconv.ParseUint(val, 10, 64)
+			s.Seq[origin] = n
+		case 'e':
+			s.Epochs[origin] = val
+		case 'g':
+			n, _ := strconv.ParseUint(val, 10, 64)
+			s.Gaps[origin] = n
+		}
+	}
+	return s, nil
+}
+
+// MarkGap records that events of (room, origin) up to oseq are missing in
+// this region and can never be replayed here (federation found its source
+// trimmed). Gateways answer recovered:false to resumes that need them.
+func (b *Broker) MarkGap(ctx context.Context, room, origin string, oseq uint64) error {
+	err := b.rdb.HSet(ctx, seqKey(room), "g:"+origin, oseq).Err()
+	if err != nil {
+		return fmt.Errorf("broker: mark gap of %s/%s: %w: %w", room, origin, ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Entry is one event of a room's history.
+type Entry struct {
+	ID     StreamID
+	Origin string
+	Oseq   uint64
+	Epoch  string
+	Frame  []byte
+}
+
+func parseEntry(m redis.XMessage) (Entry, error) {
+	id, err := ParseStreamID(m.ID)
+	if err != nil {
+		return Entry{}, err
+	}
+	e := Entry{ID: id}
+	e.Origin, _ = m.Values["o"].(string)
+	e.Epoch, _ = m.Values["e"].(string)
+	q, _ := m.Values["q"].(string)
+	e.Oseq, _ = strconv.ParseUint(q, 10, 64)
+	f, _ := m.Values["f"].(string)
+	e.Frame = []byte(f)
+	if e.Origin == "" || e.Oseq == 0 || len(e.Frame) == 0 {
+		return e, fmt.Errorf("history entry %s is missing a field", m.ID)
+	}
+	return e, nil
+}
+
+// After returns up to count history entries of room with ids after from, in
+// stream order.
+func (b *Broker) After(ctx context.Context, room string, from StreamID, count int64) ([]Entry, error) {
+	msgs, err := b.rdb.XRangeN(ctx, streamKey(room), "("+from.String(), "+", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("broker: history of %s after %s: %w: %w", room, from, ErrUnavailable, err)
+	}
+	return parseEntries(msgs)
+}
+
+// Before returns up to count history entries of room with ids at or before
+// to (inclusive when inclusive is set), newest first.
+func (b *Broker) Before(ctx context.Context, room string, to StreamID, inclusive bool, count int64) ([]Entry, error) {
+	end := to.String()
+	if !inclusive {
+		end = "(" + end
+	}
+	msgs, err := b.rdb.XRevRangeN(ctx, streamKey(room), end, "-", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("broker: history of %s before %s: %w: %w", room, to, ErrUnavailable, err)
+	}
+	return parseEntries(msgs)
+}
+
+func parseEntries(msgs []redis.XMessage) ([]Entry, error) {
+	out := make([]Entry, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := parseEntry(m)
+		if err != nil {
+			return out, fmt.Errorf("broker: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Delivery is one event as it arrives on a room channel.
+type Delivery struct {
+	Room string
+	Entry
+}
+
+// ParseDelivery splits a channel payload ("<stream id> <origin> <oseq>
+// <epoch>\n<frame>") into its header and the frame the gateway forwards as is.
+func ParseDelivery(room, payload string) (Delivery, error) {
+	nl := strings.IndexByte(payload, '\n')
+	if nl < 0 {
+		return Delivery{}, fmt.Errorf("broker: delivery on %s has no header line", room)
+	}
+	parts := strings.Split(payload[:nl], " ")
+	if len(parts) != 4 {
+		return Delivery{}, fmt.Errorf("broker: delivery on %s has a header of %d fields, want 4", room, len(parts))
+	}
+	id, err := ParseStreamID(parts[0])
+	if err != nil {
+		return Delivery{}, fmt.Errorf("broker: delivery on %s: %w", room, err)
+	}
+	oseq, err := strconv.ParseUint(parts[2], 10, 64)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("broker: delivery on %s: bad oseq %q", room, parts[2])
+	}
+	return Delivery{Room: room, Entry: Entry{ID: id, Origin: parts[1], Oseq: oseq, Epoch: parts[3], Frame: []byte(payload[nl+1:])}}, nil
+}

@@ -1,0 +1,98 @@
+-- publish.lua: the one atomic write path of a room.
+--
+-- Every event enters a region through this script, whether a client published
+-- it here (mode "publish") or the federation bridge carries it in from its
+-- origin region (mode "apply"). In one atomic step it assigns or checks the
+-- (room, origin) sequence number, appends the event to the room's history
+-- stream, records the publish's idempotency key, optionally appends it to the
+-- region's federation outbox, and publishes it on the room's channel.
+--
+-- Keys (all of one room share the {room} hash tag, so one slot on a cluster):
+--   KEYS[1] geolab:s:{room}   hash: q:<origin> = last oseq, e:<origin> = epoch,
+--                             g:<origin> = highest oseq known missing (gap marker)
+--   KEYS[2] geolab:h:{room}   stream: the room's history; fields o, q, e, f
+--   KEYS[3] idempotency key   publish: geolab:i:{room}:<sender>:<client id>
+--                             apply: unused (the sequence check is the dedup)
+--   KEYS[4] outbox stream     geolab:outbox:<region>, or "" when not federated
+--
+-- ARGV:
+--   1 mode         "publish" | "apply"
+--   2 channel      geolab:ch:{room}
+--   3 origin       region name
+--   4 epoch        publish: candidate epoch for a new sequence; apply: the event's epoch
+--   5 oseq         apply only: the event's oseq
+--   6 head         frame JSON up to and including "oseq": (the oseq and epoch are spliced in)
+--   7 tail         frame JSON from ,"sender": to the closing brace
+--   8 event id     (publish; recorded in the idempotency value)
+--   9 maxlen       history length bound (approximate trimming)
+--  10 minid        history age bound as a stream id ("" = none)
+--  11 idem ttl ms  dedup window
+--  12 outbox maxlen
+--  13 frame        apply only: the complete original frame, kept byte for byte
+--
+-- Returns {status, event id, oseq, epoch, stream id}; status is "ok", "dup"
+-- (publish retried: the original ack; apply: already applied) or, for apply,
+-- "gap" (oseq is ahead of what this region has: the caller must not skip).
+
+local mode = ARGV[1]
+local origin = ARGV[3]
+local qf = 'q:' .. origin
+local ef = 'e:' .. origin
+
+local oseq
+local epoch
+local frame
+
+if mode == 'publish' then
+  local prev = redis.call('GET', KEYS[3])
+  if prev then
+    local eid, q, e, sid = string.match(prev, '^(%S+) (%d+) (%S+) (%S+)$')
+    return {'dup', eid, tonumber(q), e, sid}
+  end
+  epoch = redis.call('HGET', KEYS[1], ef)
+  if not epoch then
+    epoch = ARGV[4]
+    redis.call('HSET', KEYS[1], ef, epoch)
+  end
+  oseq = redis.call('HINCRBY', KEYS[1], qf, 1)
+  frame = ARGV[6] .. oseq .. ',"epoch":"' .. epoch .. '"' .. ARGV[7]
+elseif mode == 'apply' then
+  epoch = ARGV[4]
+  oseq = tonumber(ARGV[5])
+  local cur_epoch = redis.call('HGET', KEYS[1], ef)
+  local cur = tonumber(redis.call('HGET', KEYS[1], qf) or '0')
+  if cur_epoch == epoch then
+    if oseq <= cur then
+      return {'dup', '', cur, epoch, ''}
+    end
+    if oseq > cur + 1 then
+      return {'gap', '', cur, epoch, ''}
+    end
+  else
+    -- A new epoch of the origin: its sequence restarted (it lost history).
+    redis.call('HSET', KEYS[1], ef, epoch)
+  end
+  redis.call('HSET', KEYS[1], qf, oseq)
+  frame = ARGV[13]
+else
+  return redis.error_reply('publish.lua: unknown mode ' .. tostring(mode))
+end
+
+local sid
+if ARGV[10] ~= '' then
+  sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
+  redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[10])
+else
+  sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
+end
+
+local eid = ARGV[8]
+if mode == 'publish' then
+  redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid, 'PX', ARGV[11])
+  if KEYS[4] ~= '' then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
+  end
+end
+
+redis.call('PUBLISH', ARGV[2], sid .. ' ' .. origin .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. frame)
+return {'ok', eid, oseq, epoch, sid}

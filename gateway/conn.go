@@ -1,0 +1,403 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/gateway/protocol"
+)
+
+// conn is one client connection: a reader goroutine that handles the
+// client's frames in order, and a writer goroutine that drains a bounded
+// queue. Fan-out never blocks on a client: when the queue is full the client
+// is cut with CloseSlowConsumer, and everyone else goes on.
+type conn struct {
+	srv     *Server
+	ws      *websocket.Conn
+	claims  *auth.Claims
+	session string
+	log     *slog.Logger
+
+	out       chan []byte
+	closeOnce sync.Once
+	closed    chan struct{} // closed when the connection is over
+
+	mu   sync.Mutex
+	subs map[string]*subscription
+
+	publishLimit *rate.Limiter
+	frameLimit   *rate.Limiter
+}
+
+func newConn(s *Server, ws *websocket.Conn, claims *auth.Claims) *conn {
+	c := &conn{
+		srv: s, ws: ws, claims: claims, session: uuid.NewString(),
+		out:          make(chan []byte, s.cfg.SendQueue),
+		closed:       make(chan struct{}),
+		subs:         map[string]*subscription{},
+		publishLimit: rate.NewLimiter(rate.Limit(s.cfg.PublishRate), s.cfg.PublishBurst),
+		frameLimit:   rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst),
+	}
+	c.log = s.log.With("session", c.session, "sub", claims.Subject)
+	return c
+}
+
+// run serves the connection until it ends, then releases its rooms.
+func (c *conn) run() {
+	c.srv.m.connections.Inc()
+	defer c.srv.m.connections.Dec()
+	go c.writeLoop()
+
+	welcome, _ := json.Marshal(protocol.Welcome{Type: protocol.TypeWelcome, Session: c.session,
+		Region: c.srv.cfg.Region, Node: c.srv.cfg.Node, Version: protocol.Version})
+	c.send(welcome)
+
+	if exp, err := c.claims.GetExpirationTime(); err == nil && exp != nil {
+		t := time.AfterFunc(time.Until(exp.Time), func() {
+			c.closeWith(protocol.CloseTokenExpired, "token expired")
+		})
+		defer t.Stop()
+	}
+	c.readLoop()
+	c.closeWith(protocol.CloseNormal, "")
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[string]*subscription{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		c.leave(s)
+	}
+}
+
+func (c *conn) readLoop() {
+	ws := c.ws
+	ws.SetReadLimit(c.srv.cfg.MaxFrameBytes)
+	_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	ws.SetPongHandler(func(string) error {
+		return ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	})
+	for {
+		mt, b, err := ws.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				c.srv.m.errors.WithLabelValues("message_too_big").Inc()
+				c.closeWith(protocol.CloseMessageTooBig, "frame larger than the limit")
+			case errors.As(err, &ne) && ne.Timeout():
+				c.closeWith(protocol.CloseHeartbeatTimeout, "nothing read within the read timeout")
+			}
+			return
+		}
+		_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+		if !c.frameLimit.Allow() {
+			c.srv.m.errors.WithLabelValues("flood").Inc()
+			c.closeWith(protocol.CloseFlood, "frames far over the rate limit")
+			return
+		}
+		if mt != websocket.TextMessage {
+			c.sendError("", protocol.CodeBadJSON, "binary frames are not part of protocol v1: send JSON text frames")
+			continue
+		}
+		c.handle(b)
+		select {
+		case <-c.closed:
+			return
+		default:
+		}
+	}
+}
+
+func (c *conn) handle(b []byte) {
+	f, err := protocol.DecodeClientFrame(b)
+	if err != nil {
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			c.sendError(pe.Ref, pe.Code, pe.Message)
+		} else {
+			c.sendError("", protocol.CodeBadFrame, err.Error())
+		}
+		return
+	}
+	c.srv.m.framesIn.WithLabelValues(f.Type).Inc()
+	switch f.Type {
+	case protocol.TypePing:
+		c.send([]byte(`{"type":"pong"}`))
+	case protocol.TypeSubscribe:
+		c.subscribe(f)
+	case protocol.TypeUnsubscribe:
+		c.unsubscribe(f.Room)
+	case protocol.TypePublish:
+		c.publish(f)
+	}
+}
+
+func (c *conn) subscribe(f *protocol.ClientFrame) {
+	if !c.claims.CanRead(f.Room) {
+		c.sendError(f.Room, protocol.CodeForbidden, "token does not allow reading room "+f.Room)
+		return
+	}
+	c.mu.Lock()
+	_, already := c.subs[f.Room]
+	n := len(c.subs)
+	c.mu.Unlock()
+	if already {
+		// A second subscribe is a resume request on the same connection:
+		// leave and join again so that since/epochs are honoured.
+		c.unsubscribe(f.Room)
+	} else if n >= c.srv.cfg.MaxRooms {
+		c.sendError(f.Room, protocol.CodeTooManyRooms, "connection is in the most rooms allowed")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.SubscribeTimeout)
+	defer cancel()
+	r, err := c.srv.hub.acquire(ctx, f.Room)
+	if err != nil {
+		c.sendError(f.Room, protocol.CodeUnavailable, "redis unavailable: subscribe again later")
+		return
+	}
+	s := &subscription{conn: c, room: r, pending: true, floors: map[string]floor{}}
+	r.mu.Lock()
+	r.subs[s] = struct{}{}
+	r.mu.Unlock()
+	c.mu.Lock()
+	c.subs[f.Room] = s
+	c.mu.Unlock()
+
+	fail := func() {
+		c.mu.Lock()
+		delete(c.subs, f.Room)
+		c.mu.Unlock()
+		c.leave(s)
+		c.sendError(f.Room, protocol.CodeUnavailable, "redis unavailable: subscribe again later")
+	}
+	snap, err := c.srv.broker.Snapshot(ctx, f.Room)
+	if err != nil {
+		fail()
+		return
+	}
+	c.srv.hub.initRoom(r, snap)
+	ack := protocol.Subscribed{Type: protocol.TypeSubscribed, Room: f.Room, Recovered: true,
+		Position: protocol.Positions(snap.Seq), Epochs: protocol.Epochs(snap.Epochs)}
+	var replay []broker.Entry
+	floors := map[string]floor{}
+	if f.Since != nil {
+		var reason string
+		replay, reason, floors, err = c.srv.hub.resume(ctx, f.Room, snap, f.Since, f.Epochs)
+		if err != nil {
+			fail()
+			return
+		}
+		if reason != "" {
+			ack.Recovered, ack.Reason = false, reason
+			c.srv.m.resumes.WithLabelValues("false").Inc()
+		} else {
+			c.srv.m.resumes.WithLabelValues("true").Inc()
+		}
+		ack.Missed = len(replay)
+	}
+	if f.Since == nil || !ack.Recovered {
+		floors = map[string]floor{}
+		for o, q := range snap.Seq {
+			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
+		}
+	}
+	b, _ := json.Marshal(ack)
+	if !c.sendWait(b) {
+		return
+	}
+	for _, e := range replay {
+		floors[e.Origin] = floor{epoch: e.Epoch, oseq: e.Oseq}
+		if !c.sendWait(e.Frame) {
+			return
+		}
+	}
+	r.mu.Lock()
+	s.floors = floors
+	s.lastID = snap.Tip
+	s.pending = false
+	backlog := s.backlog
+	s.backlog = nil
+	for _, d := range backlog {
+		s.offer(d)
+	}
+	r.mu.Unlock()
+}
+
+func (c *conn) unsubscribe(room string) {
+	c.mu.Lock()
+	s := c.subs[room]
+	delete(c.subs, room)
+	c.mu.Unlock()
+	if s == nil {
+		c.sendError(room, protocol.CodeNotSubscribed, "not subscribed to room "+room)
+		return
+	}
+	c.leave(s)
+}
+
+func (c *conn) leave(s *subscription) {
+	s.room.mu.Lock()
+	delete(s.room.subs, s)
+	s.room.mu.Unlock()
+	c.srv.hub.release(s.room)
+}
+
+func (c *conn) publish(f *protocol.ClientFrame) {
+	if !c.claims.CanPublish(f.Room) {
+		c.sendError(f.ID, protocol.CodeForbidden, "token does not allow publishing to room "+f.Room)
+		return
+	}
+	var data bytes.Buffer
+	if err := json.Compact(&data, f.Data); err != nil {
+		c.sendError(f.ID, protocol.CodeBadFrame, "data is not valid JSON")
+		return
+	}
+	if data.Len() > c.srv.cfg.MaxDataBytes {
+		c.sendError(f.ID, protocol.CodeDataTooLarge, "data is larger than the payload limit")
+		return
+	}
+	if !c.publishLimit.Allow() {
+		c.sendError(f.ID, protocol.CodeRateLimited, "publish rate limit reached: not published, retry later")
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout)
+	defer cancel()
+	res, err := c.srv.broker.Publish(ctx, broker.PublishRequest{
+		Room: f.Room, Sender: c.claims.Subject, ClientID: f.ID,
+		EventID: newEventID(), Epoch: newEpoch(), TS: time.Now(), Data: data.Bytes(),
+		Federated: c.srv.cfg.federated(f.Room),
+	})
+	if err != nil {
+		c.log.Warn("publish failed", "room", f.Room, "err", err)
+		c.sendError(f.ID, protocol.CodeUnavailable, "redis unavailable: not published, retry with the same id")
+		return
+	}
+	c.srv.m.publishSeconds.Observe(time.Since(start).Seconds())
+	b, _ := json.Marshal(protocol.Ack{Type: protocol.TypeAck, ID: f.ID, Event: res.EventID, Oseq: res.Oseq,
+		Room: f.Room, Duplicate: res.Status == "dup"})
+	c.send(b)
+}
+
+func (c *conn) sendError(ref, code, msg string) {
+	c.srv.m.errors.WithLabelValues(code).Inc()
+	b, _ := json.Marshal(protocol.ErrorFrame{Type: protocol.TypeError, Ref: ref, Code: code, Message: msg})
+	c.send(b)
+}
+
+// send queues a frame without blocking; a full queue cuts the client.
+func (c *conn) send(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.closed:
+	default:
+		c.closeSlow()
+	}
+}
+
+// sendWait queues a frame, waiting up to the write timeout: for the frames a
+// client's own request produces (a resume's replay), never for fan-out.
+func (c *conn) sendWait(b []byte) bool {
+	t := time.NewTimer(c.srv.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- b:
+		return true
+	case <-c.closed:
+		return false
+	case <-t.C:
+		c.closeSlow()
+		return false
+	}
+}
+
+func (c *conn) closeSlow() {
+	c.closeOnce.Do(func() {
+		c.srv.m.slowConsumers.Inc()
+		c.log.Warn("slow consumer: send queue full, closing", "queue", c.srv.cfg.SendQueue)
+		c.finish(protocol.CloseSlowConsumer, "send queue full: read faster, then reconnect and resume")
+	})
+}
+
+// closeWith ends the connection with a close code (once).
+func (c *conn) closeWith(code int, reason string) {
+	c.closeOnce.Do(func() { c.finish(code, reason) })
+}
+
+// finish marks the connection over at once and writes the close frame in the
+// background: it may be called under a room's lock, and a slow socket must
+// not hold fan-out up. The writer stops before its next frame, so the close
+// frame follows whatever frame was on the wire: a slow client that reads on
+// finds the close code after the frames it already had.
+func (c *conn) finish(code int, reason string) {
+	close(c.closed)
+	go func() {
+		msg := websocket.FormatCloseMessage(code, reason)
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout))
+		_ = c.ws.Close()
+	}()
+}
+
+func (c *conn) writeLoop() {
+	ping := time.NewTicker(c.srv.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.closed:
+			return
+		case b := <-c.out:
+			select {
+			case <-c.closed: // the close frame goes next, from finish
+				return
+			default:
+			}
+			if b == nil { // drain: everything queued before is written
+				c.closeWith(protocol.CloseGoingAway, "server draining: reconnect elsewhere and resume")
+				return
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.closeWith(protocol.CloseInternalError, "write failed")
+				return
+			}
+			c.srv.m.framesOut.Inc()
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+				c.closeWith(protocol.CloseInternalError, "ping failed")
+				return
+			}
+		}
+	}
+}
+
+// drain says bye and closes with going_away.
+func (c *conn) drain() {
+	b, _ := json.Marshal(protocol.Bye{Type: protocol.TypeBye, Code: "going_away", Reconnect: true})
+	c.sendWait(b)
+	c.sendWait(nil) // the writer closes with going_away once the bye is out
+}
+
+func newEventID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// newEpoch names a new life of a (room, origin) sequence: short and random.
+func newEpoch() string {
+	return uuid.NewString()[:8]
+}

@@ -1,0 +1,428 @@
+// Package protocol is geolab's wire protocol v1: the JSON text frames a client
+// and a gateway exchange over /ws, the error codes carried in error frames and
+// the WebSocket close codes. docs/protocol.md is the reference for people; this
+// package is the reference for code, and the two say the same thing.
+//
+// Frames are JSON objects with a "type" field. Unknown fields are ignored by
+// both sides so that the protocol can be extended without breaking clients;
+// an unknown "type" sent to the gateway is answered with an error frame.
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Frame types, client → server.
+const (
+	TypeSubscribe   = "subscribe"
+	TypeUnsubscribe = "unsubscribe"
+	TypePublish     = "publish"
+	TypePing        = "ping"
+)
+
+// Frame types, server → client.
+const (
+	TypeWelcome    = "welcome"
+	TypeSubscribed = "subscribed"
+	TypeMessage    = "message"
+	TypeAck        = "ack"
+	TypeError      = "error"
+	TypeBye        = "bye"
+	TypePong       = "pong"
+)
+
+// Error codes carried in error frames. The connection stays open after an
+// error frame unless a close code says otherwise.
+const (
+	CodeBadJSON       = "bad_json"       // the frame is not a JSON object
+	CodeUnknownType   = "unknown_type"   // "type" is missing or not a v1 client frame
+	CodeBadFrame      = "bad_frame"      // a required field is missing or of the wrong kind
+	CodeBadRoom       = "bad_room"       // the room name breaks the naming rule
+	CodeBadID         = "bad_id"         // the client message id breaks the id rule
+	CodeBadSince      = "bad_since"      // since/epochs name a bad origin or a negative oseq
+	CodeForbidden     = "forbidden"      // the token does not allow this room for this action
+	CodeRateLimited   = "rate_limited"   // publish over the connection's rate: not published
+	CodeTooManyRooms  = "too_many_rooms" // subscribing would pass the per-connection room limit
+	CodeNotSubscribed = "not_subscribed" // unsubscribe from a room the connection is not in
+	CodeDataTooLarge  = "data_too_large" // publish data passes the payload limit
+	CodeUnavailable   = "unavailable"    // Redis cannot be reached: not published / not subscribed, retry
+	CodeInternal      = "internal"       // a server fault; the request may be retried
+)
+
+// Close codes. 1000–1999 are the standard WebSocket codes; 4000–4499 mean
+// "reconnect (with backoff) and resume"; 4500–4999 mean "do not reconnect
+// until something changes" (a new token, a fixed client).
+const (
+	CloseNormal        = 1000 // normal closure
+	CloseGoingAway     = 1001 // drain: a bye frame came first; reconnect elsewhere and resume
+	CloseMessageTooBig = 1009 // a frame passed the gateway's frame size limit
+
+	CloseInternalError    = 4000 // server fault; reconnect and resume
+	CloseSlowConsumer     = 4001 // the outbound queue filled: the client did not read fast enough; reconnect and resume
+	CloseTokenExpired     = 4002 // the token's exp passed while connected; reconnect with a fresh token
+	CloseSessionTakenOver = 4003 // another region owns this session now; reconnect through the resolver
+	CloseHeartbeatTimeout = 4004 // nothing was read from the client within the read deadline
+
+	CloseFlood = 4500 // the client sent frames far over its rate limits; fix the client before reconnecting
+)
+
+// Reconnectable reports whether a close code tells the client to reconnect.
+func Reconnectable(code int) bool {
+	switch {
+	case code == CloseGoingAway, code == 1006, code == 1011, code == 1012, code == 1013:
+		return true
+	case code >= 4000 && code < 4500:
+		return true
+	}
+	return false
+}
+
+// CloseReason names a close code the way docs/protocol.md does.
+func CloseReason(code int) string {
+	switch code {
+	case CloseNormal:
+		return "normal"
+	case CloseGoingAway:
+		return "going_away"
+	case CloseMessageTooBig:
+		return "message_too_big"
+	case CloseInternalError:
+		return "internal_error"
+	case CloseSlowConsumer:
+		return "slow_consumer"
+	case CloseTokenExpired:
+		return "token_expired"
+	case CloseSessionTakenOver:
+		return "session_taken_over"
+	case CloseHeartbeatTimeout:
+		return "heartbeat_timeout"
+	case CloseFlood:
+		return "flood"
+	}
+	return fmt.Sprintf("code_%d", code)
+}
+
+// Names. A room, an origin region and a client message id share one alphabet
+// so that they can be embedded in Redis keys and logs without escaping.
+const (
+	MaxRoomLen   = 128
+	MaxOriginLen = 64
+	MaxIDLen     = 128
+)
+
+var (
+	roomRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-:]*$`)
+	originRE = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]*$`)
+	idRE     = regexp.MustCompile(`^[A-Za-z0-9_.\-:]+$`)
+)
+
+// ValidRoom checks a room name: 1–128 characters of A–Z a–z 0–9 _ . - :,
+// starting with a letter or digit (e.g. "tenant:42").
+func ValidRoom(room string) error {
+	if room == "" {
+		return fmt.Errorf("room is empty")
+	}
+	if len(room) > MaxRoomLen {
+		return fmt.Errorf("room is %d characters, more than %d", len(room), MaxRoomLen)
+	}
+	if !roomRE.MatchString(room) {
+		return fmt.Errorf("room %q has a character outside A-Z a-z 0-9 _ . - : or does not start with a letter or digit", room)
+	}
+	return nil
+}
+
+// ValidOrigin checks a region name: 1–64 characters of a–z 0–9 -, starting
+// with a letter or digit (e.g. "us-east").
+func ValidOrigin(origin string) error {
+	if origin == "" {
+		return fmt.Errorf("region is empty")
+	}
+	if len(origin) > MaxOriginLen {
+		return fmt.Errorf("region %q is longer than %d characters", origin, MaxOriginLen)
+	}
+	if !originRE.MatchString(origin) {
+		return fmt.Errorf("region %q has a character outside a-z 0-9 -", origin)
+	}
+	return nil
+}
+
+// ValidID checks a client message id: 1–128 characters of A–Z a–z 0–9 _ . - :.
+func ValidID(id string) error {
+	if id == "" {
+		return fmt.Errorf("id is empty")
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("id is %d characters, more than %d", len(id), MaxIDLen)
+	}
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("id %q has a character outside A-Z a-z 0-9 _ . - :", id)
+	}
+	return nil
+}
+
+// Positions maps an origin region to the last oseq a client saw from it.
+type Positions map[string]uint64
+
+// Epochs maps an origin region to the epoch of its sequence the client saw.
+type Epochs map[string]string
+
+// ClientFrame is a decoded client → server frame. Only the fields of its
+// Type are set.
+type ClientFrame struct {
+	Type   string          `json:"type"`
+	Room   string          `json:"room,omitempty"`
+	ID     string          `json:"id,omitempty"`
+	Since  Positions       `json:"since,omitempty"`
+	Epochs Epochs          `json:"epochs,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// Error is a decoding or validation failure, with the error code that the
+// gateway puts in the error frame and the ref (client message id or room) it
+// refers to, when one could be read.
+type Error struct {
+	Code    string
+	Ref     string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errf(code, ref, format string, args ...any) *Error {
+	return &Error{Code: code, Ref: ref, Message: fmt.Sprintf(format, args...)}
+}
+
+// rawClientFrame keeps every field raw so that a wrong kind in one field is
+// reported by name instead of as an opaque JSON error.
+type rawClientFrame struct {
+	Type   json.RawMessage `json:"type"`
+	Room   json.RawMessage `json:"room"`
+	ID     json.RawMessage `json:"id"`
+	Since  json.RawMessage `json:"since"`
+	Epochs json.RawMessage `json:"epochs"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// DecodeClientFrame parses and validates one client frame. Every failure is
+// an *Error naming the field at fault; it never panics on any input.
+func DecodeClientFrame(b []byte) (*ClientFrame, error) {
+	trimmed := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(trimmed, "{") {
+		return nil, errf(CodeBadJSON, "", "frame is not a JSON object")
+	}
+	var raw rawClientFrame
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, errf(CodeBadJSON, "", "frame is not valid JSON: %v", err)
+	}
+	var f ClientFrame
+	if raw.Type == nil {
+		return nil, errf(CodeUnknownType, "", "frame has no \"type\"")
+	}
+	if err := json.Unmarshal(raw.Type, &f.Type); err != nil {
+		return nil, errf(CodeUnknownType, "", "\"type\" is not a string")
+	}
+	str := func(field string, r json.RawMessage, dst *string) *Error {
+		if r == nil || string(r) == "null" {
+			return errf(CodeBadFrame, "", "%s frame needs %q", f.Type, field)
+		}
+		if err := json.Unmarshal(r, dst); err != nil {
+			return errf(CodeBadFrame, "", "%q is not a string", field)
+		}
+		return nil
+	}
+	switch f.Type {
+	case TypePing:
+		return &f, nil
+	case TypeSubscribe, TypeUnsubscribe, TypePublish:
+	default:
+		return nil, errf(CodeUnknownType, "", "unknown frame type %q (v1 client frames: subscribe, unsubscribe, publish, ping)", f.Type)
+	}
+	if e := str("room", raw.Room, &f.Room); e != nil {
+		return nil, e
+	}
+	if err := ValidRoom(f.Room); err != nil {
+		return nil, errf(CodeBadRoom, truncate(f.Room), "%v", err)
+	}
+	switch f.Type {
+	case TypeSubscribe:
+		if raw.Since != nil && string(raw.Since) != "null" {
+			if err := json.Unmarshal(raw.Since, &f.Since); err != nil {
+				return nil, errf(CodeBadSince, f.Room, "\"since\" must map region names to non-negative integers: %v", err)
+			}
+			for o := range f.Since {
+				if err := ValidOrigin(o); err != nil {
+					return nil, errf(CodeBadSince, f.Room, "since: %v", err)
+				}
+			}
+			if f.Since == nil {
+				f.Since = Positions{}
+			}
+		}
+		if raw.Epochs != nil && string(raw.Epochs) != "null" {
+			if err := json.Unmarshal(raw.Epochs, &f.Epochs); err != nil {
+				return nil, errf(CodeBadSince, f.Room, "\"epochs\" must map region names to strings: %v", err)
+			}
+			for o, e := range f.Epochs {
+				if err := ValidOrigin(o); err != nil {
+					return nil, errf(CodeBadSince, f.Room, "epochs: %v", err)
+				}
+				if len(e) > 64 {
+					return nil, errf(CodeBadSince, f.Room, "epochs: epoch of %s is longer than 64 characters", o)
+				}
+			}
+		}
+	case TypePublish:
+		if e := str("id", raw.ID, &f.ID); e != nil {
+			e.Ref = f.Room
+			return nil, e
+		}
+		if err := ValidID(f.ID); err != nil {
+			return nil, errf(CodeBadID, f.Room, "%v", err)
+		}
+		if raw.Data == nil {
+			return nil, errf(CodeBadFrame, f.ID, "publish frame needs \"data\"")
+		}
+		f.Data = raw.Data
+	}
+	return &f, nil
+}
+
+func truncate(s string) string {
+	if len(s) > MaxRoomLen {
+		return s[:MaxRoomLen]
+	}
+	return s
+}
+
+// Welcome is the first frame on every connection.
+type Welcome struct {
+	Type    string `json:"type"`
+	Session string `json:"session"`
+	Region  string `json:"region"`
+	Node    string `json:"node"`
+	// Version is the protocol version (an extension of v1: always 1).
+	Version int `json:"version"`
+}
+
+// Subscribed answers a subscribe. When Since was given, Recovered says
+// whether the gateway could replay exactly what the client missed (the Missed
+// messages follow this frame); when false, Reason says why and no history is
+// replayed: the client has a gap it must repair from elsewhere.
+//
+// A Subscribed frame with Recovered false may also arrive unasked for a room
+// the client is in, when the gateway lost history it could not fill (its
+// Redis restarted without persistence).
+type Subscribed struct {
+	Type      string `json:"type"`
+	Room      string `json:"room"`
+	Recovered bool   `json:"recovered"`
+	Missed    int    `json:"missed"`
+	Reason    string `json:"reason,omitempty"`
+	// Position is the per-origin oseq live delivery starts after, and Epochs
+	// the current epoch of each origin: a client keeps both and sends them
+	// back as since/epochs when it resumes (extension of v1).
+	Position Positions `json:"position"`
+	Epochs   Epochs    `json:"epochs"`
+}
+
+// Reasons a Subscribed frame gives for Recovered false.
+const (
+	ReasonHistoryTrimmed = "history_trimmed"  // the stream no longer reaches back to the client's position
+	ReasonEpochChanged   = "epoch_changed"    // the origin's sequence restarted: its history was lost
+	ReasonAheadOfHistory = "ahead_of_history" // since is past what this region has: a new sequence, or a region that lost data
+	ReasonGapMarked      = "gap_marked"       // federation recorded a gap for this room and origin
+	ReasonHistoryLost    = "history_lost"     // sent unasked: the gateway's Redis lost history it had not delivered
+)
+
+// Message is one event, as delivered to subscribers.
+type Message struct {
+	Type   string          `json:"type"`
+	Room   string          `json:"room"`
+	ID     string          `json:"id"`
+	Origin string          `json:"origin"`
+	Oseq   uint64          `json:"oseq"`
+	Epoch  string          `json:"epoch"`
+	Sender string          `json:"sender"`
+	TS     string          `json:"ts"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// Ack confirms a publish after Redis stored it. A retried publish (same
+// sender, same client message id, within the dedup window) gets the same ack.
+type Ack struct {
+	Type  string `json:"type"`
+	ID    string `json:"id"`
+	Event string `json:"event"`
+	Oseq  uint64 `json:"oseq"`
+	// Room and Duplicate are extensions of v1: Duplicate is true when the
+	// publish was a retry answered from the dedup record.
+	Room      string `json:"room,omitempty"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// ErrorFrame reports a refused request. Ref is the client message id or the
+// room the error refers to, when one could be read.
+type ErrorFrame struct {
+	Type    string `json:"type"`
+	Ref     string `json:"ref"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Bye is sent before a drain closes the socket.
+type Bye struct {
+	Type      string `json:"type"`
+	Code      string `json:"code"`
+	Reconnect bool   `json:"reconnect"`
+}
+
+// Pong answers a ping.
+type Pong struct {
+	Type string `json:"type"`
+}
+
+// ServerFrame is any server → client frame decoded loosely, as a client
+// reads it: every field of every type, only those of Type set.
+type ServerFrame struct {
+	Type      string          `json:"type"`
+	Session   string          `json:"session,omitempty"`
+	Region    string          `json:"region,omitempty"`
+	Node      string          `json:"node,omitempty"`
+	Room      string          `json:"room,omitempty"`
+	Recovered bool            `json:"recovered,omitempty"`
+	Missed    int             `json:"missed,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+	Position  Positions       `json:"position,omitempty"`
+	Epochs    Epochs          `json:"epochs,omitempty"`
+	ID        string          `json:"id,omitempty"`
+	Origin    string          `json:"origin,omitempty"`
+	Oseq      uint64          `json:"oseq,omitempty"`
+	Epoch     string          `json:"epoch,omitempty"`
+	Sender    string          `json:"sender,omitempty"`
+	TS        string          `json:"ts,omitempty"`
+	Data      json.RawMessage `json:"data,omitempty"`
+	Event     string          `json:"event,omitempty"`
+	Duplicate bool            `json:"duplicate,omitempty"`
+	Ref       string          `json:"ref,omitempty"`
+	Code      string          `json:"code,omitempty"`
+	Message   string          `json:"message,omitempty"`
+	Reconnect bool            `json:"reconnect,omitempty"`
+}
+
+// DecodeServerFrame parses one server frame for a client.
+func DecodeServerFrame(b []byte) (*ServerFrame, error) {
+	var f ServerFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("protocol: server frame is not valid JSON: %w", err)
+	}
+	if f.Type == "" {
+		return nil, fmt.Errorf("protocol: server frame has no type")
+	}
+	return &f, nil
+}

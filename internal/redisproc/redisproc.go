@@ -1,0 +1,498 @@
+// Package redisproc runs a real redis-server process on a loopback port and
+// drives its life the way the lab's faults need: graceful stop, kill -9,
+// pause (SIGSTOP), resume (SIGCONT) and restart on the same address and data
+// directory.
+//
+//	Start ─▶ redis-server (own process group, --daemonize no) ─▶ PING answers
+//	Stop (SIGTERM) | Kill (SIGKILL) ─▶ Restart (same addr, dir, options)
+//
+// A Server is safe for concurrent use. Lifecycle calls (Stop, Kill, Restart,
+// Pause, Resume, Close) are serialised: a Kill issued while a Restart is
+// waiting for PING runs once the Restart has returned.
+package redisproc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Timeouts. They are generous because a 2-core CI machine running the race
+// detector can be slow to fork and load an append-only file.
+const (
+	// ReadyTimeout bounds the wait for a started server to answer PING.
+	ReadyTimeout = 10 * time.Second
+	// StopTimeout bounds the wait for a server to exit after SIGTERM before
+	// Stop sends SIGKILL.
+	StopTimeout = 10 * time.Second
+	// exitTimeout bounds the wait for a process to be reaped after SIGKILL.
+	exitTimeout = 10 * time.Second
+	// startAttempts is how many times Start (new port) and Restart (same
+	// port) try again when the port is taken.
+	startAttempts = 5
+)
+
+// notFoundHint is the error text when the binary cannot be found on PATH.
+const notFoundHint = "redis-server not found on PATH: install it (apt-get install -y redis-server) or run 'make deps'"
+
+// Options say how to run one redis-server.
+type Options struct {
+	// Addr is the loopback "host:port" to listen on. Empty: a free
+	// 127.0.0.1 port is chosen. Only loopback addresses are accepted.
+	Addr string
+	// Dir is the data directory (required; created if missing). The
+	// append-only file and the log live there.
+	Dir string
+	// Persistent runs with appendonly yes and appendfsync always, so that
+	// every write Redis acknowledged survives Stop, Kill and Restart.
+	// Without it the server keeps nothing on disk (save "", appendonly no)
+	// and a restart starts empty.
+	Persistent bool
+	// LogFile receives the server's log and its stdout/stderr. Default:
+	// Dir/redis.log.
+	LogFile string
+	// Binary is the redis-server executable. Default: "redis-server" from PATH.
+	Binary string
+}
+
+// Server is one redis-server process and the options to start it again.
+type Server struct {
+	opts Options // resolved: absolute paths, Addr set, Binary found
+	host string
+	port int
+
+	mu     sync.Mutex           // serialises lifecycle calls
+	proc   atomic.Pointer[proc] // the current (or last) process
+	closed atomic.Bool          // set by Close: no more restarts
+	paused atomic.Bool          // set by Pause, cleared by Resume and on exit
+}
+
+// proc is one run of the process.
+type proc struct {
+	cmd     *exec.Cmd
+	logFrom int64         // log size before this run: the tail starts here
+	done    chan struct{} // closed once the process has exited and been reaped
+	waitErr error         // the exit status, valid after done is closed
+}
+
+// Start starts redis-server with o and waits until it answers PING (at most
+// ReadyTimeout or until ctx ends). ctx bounds only the start: it does not
+// bound the life of the process, which runs until Stop, Kill or Close. On
+// failure the error names the address and carries the tail of the log.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	s, err := newServer(o)
+	if err != nil {
+		return nil, err
+	}
+	auto := o.Addr == ""
+	for attempt := 1; ; attempt++ {
+		err = s.start(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == startAttempts {
+			return nil, err
+		}
+		if auto {
+			// Someone took the port between FreePort and redis binding it.
+			port, perr := FreePort()
+			if perr != nil {
+				return nil, perr
+			}
+			s.port = port
+			s.opts.Addr = net.JoinHostPort(s.host, strconv.Itoa(port))
+		} else if werr := backoff(ctx, attempt); werr != nil {
+			return nil, fmt.Errorf("%w (and gave up: %w)", err, werr)
+		}
+	}
+}
+
+// newServer validates and resolves o.
+func newServer(o Options) (*Server, error) {
+	if o.Dir == "" {
+		return nil, errors.New("redisproc: Options.Dir is required (the data directory)")
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("redisproc: data dir %s: %w", o.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("redisproc: create data dir: %w", err)
+	}
+	o.Dir = dir
+	if o.LogFile == "" {
+		o.LogFile = filepath.Join(dir, "redis.log")
+	}
+	if o.LogFile, err = filepath.Abs(o.LogFile); err != nil {
+		return nil, fmt.Errorf("redisproc: log file %s: %w", o.LogFile, err)
+	}
+	if o.Binary, err = findBinary(o.Binary); err != nil {
+		return nil, err
+	}
+	host, port := "127.0.0.1", 0
+	if o.Addr == "" {
+		if port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	} else {
+		h, p, err := net.SplitHostPort(o.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("redisproc: address %q: want 127.0.0.1:PORT: %w", o.Addr, err)
+		}
+		ip := net.ParseIP(h)
+		if ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("redisproc: address %q: host must be a loopback IP such as 127.0.0.1", o.Addr)
+		}
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("redisproc: address %q: port must be 1-65535", o.Addr)
+		}
+		host = h
+	}
+	o.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	return &Server{opts: o, host: host, port: port}, nil
+}
+
+// findBinary resolves the redis-server executable.
+func findBinary(bin string) (string, error) {
+	if bin == "" {
+		p, err := exec.LookPath("redis-server")
+		if err != nil {
+			return "", fmt.Errorf("redisproc: %s: %w", notFoundHint, err)
+		}
+		return p, nil
+	}
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("redisproc: redis-server binary %s: %w", bin, err)
+	}
+	return p, nil
+}
+
+// args is the redis-server command line for s.
+func (s *Server) args() []string {
+	a := []string{
+		"--port", strconv.Itoa(s.port),
+		"--bind", s.host,
+		"--dir", s.opts.Dir,
+		"--logfile", s.opts.LogFile,
+		"--daemonize", "no",
+		"--supervised", "no",
+		"--save", "", // no RDB snapshots: persistence, when wanted, is the AOF
+	}
+	if s.opts.Persistent {
+		return append(a, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	return append(a, "--appendonly", "no")
+}
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// start runs the process once and waits for PING. The caller holds s.mu or
+// owns s exclusively.
+func (s *Server) start(ctx context.Context) error {
+	log, err := os.OpenFile(s.opts.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("redisproc: start %s: open log: %w", s.opts.Addr, err)
+	}
+	defer log.Close() // the child keeps its own descriptor
+	var from int64
+	if fi, err := log.Stat(); err == nil {
+		from = fi.Size()
+	}
+	cmd := exec.Command(s.opts.Binary, s.args()...)
+	cmd.Dir = s.opts.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("redisproc: start %s: %w", s.opts.Addr, err)
+	}
+	p := &proc{cmd: cmd, logFrom: from, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		s.paused.Store(false)
+		close(p.done)
+	}()
+	s.proc.Store(p)
+	s.paused.Store(false)
+
+	if err := s.waitReady(ctx, p); err != nil {
+		_ = signalGroup(p, syscall.SIGKILL)
+		<-p.done
+		tail := s.logTail(p)
+		if bytes.Contains(tail, []byte("Address already in use")) {
+			err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		}
+		return fmt.Errorf("redisproc: start %s: %w\n--- tail of %s ---\n%s", s.opts.Addr, err, s.opts.LogFile, tail)
+	}
+	return nil
+}
+
+// waitReady polls PING until the server answers PONG, the process exits,
+// ReadyTimeout passes or ctx ends.
+func (s *Server) waitReady(ctx context.Context, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if last = ping(ctx, s.opts.Addr); last == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("redis-server exited before answering PING: %v", p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("no PONG within %v: %w (last PING: %v)", ReadyTimeout, ctx.Err(), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// ping sends one PING on a fresh connection and expects +PONG. A loading
+// server (-LOADING) is not ready.
+func ping(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n"); err != nil {
+		return err
+	}
+	buf := make([]byte, 128)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if line := bytes.TrimSpace(buf[:n]); !bytes.Equal(line, []byte("+PONG")) {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// logTail returns the end of what the log got during run p.
+func (s *Server) logTail(p *proc) []byte {
+	const max = 4 << 10
+	f, err := os.Open(s.opts.LogFile)
+	if err != nil {
+		return []byte(fmt.Sprintf("(cannot read log: %v)", err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return []byte(fmt.Sprintf("(cannot read log: %v)", err))
+	}
+	from := p.logFrom
+	if fi.Size()-from > max {
+		from = fi.Size() - max
+	}
+	b, _ := io.ReadAll(io.NewSectionReader(f, from, fi.Size()-from))
+	if len(b) == 0 {
+		return []byte("(log is empty)")
+	}
+	return bytes.TrimRight(b, "\n")
+}
+
+// Addr is the "host:port" the server listens on; it does not change across
+// restarts.
+func (s *Server) Addr() string { return s.opts.Addr }
+
+// Options returns the resolved options (absolute paths, Addr and Binary set).
+func (s *Server) Options() Options { return s.opts }
+
+// Pid is the process id of the current (or last) run.
+func (s *Server) Pid() int { return s.proc.Load().cmd.Process.Pid }
+
+// Running reports whether the process of the current run has not exited. A
+// paused server is running.
+func (s *Server) Running() bool {
+	select {
+	case <-s.proc.Load().done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop shuts the server down gracefully: SIGTERM (Redis flushes its
+// append-only file and exits), then waits up to StopTimeout; if it has not
+// exited by then it is killed and Stop says so. A paused server is resumed so
+// that it can act on SIGTERM. Stopping a server that is not running is a
+// no-op. A non-zero exit status is an error carrying the log's tail.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proc.Load()
+	if !s.Running() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("redisproc: stop %s (pid %d): SIGTERM: %w", s.opts.Addr, s.Pid(), err)
+	}
+	_ = signalGroup(p, syscall.SIGCONT)
+	select {
+	case <-p.done:
+	case <-time.After(StopTimeout):
+		if err := s.kill(p); err != nil {
+			return err
+		}
+		return fmt.Errorf("redisproc: stop %s (pid %d): no exit within %v of SIGTERM: killed\n--- tail of %s ---\n%s",
+			s.opts.Addr, p.cmd.Process.Pid, StopTimeout, s.opts.LogFile, s.logTail(p))
+	}
+	if p.waitErr != nil {
+		return fmt.Errorf("redisproc: stop %s (pid %d): %w\n--- tail of %s ---\n%s",
+			s.opts.Addr, p.cmd.Process.Pid, p.waitErr, s.opts.LogFile, s.logTail(p))
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the server's process group (the server and any
+// rewrite child it forked) and waits until the server has exited. Nothing
+// is flushed: what a persistent server fsynced survives, the rest is lost.
+// Killing a server that is not running is a no-op.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kill(s.proc.Load())
+}
+
+func (s *Server) kill(p *proc) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	if err := signalGroup(p, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("redisproc: kill %s (pid %d): %w", s.opts.Addr, p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(exitTimeout):
+		return fmt.Errorf("redisproc: kill %s (pid %d): still not exited %v after SIGKILL", s.opts.Addr, p.cmd.Process.Pid, exitTimeout)
+	}
+}
+
+// Pause stops the server's process group with SIGSTOP: connections stay open
+// and commands hang until Resume, as on a frozen host.
+func (s *Server) Pause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proc.Load()
+	if !s.Running() {
+		return fmt.Errorf("redisproc: pause %s: not running", s.opts.Addr)
+	}
+	if err := signalGroup(p, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("redisproc: pause %s (pid %d): %w", s.opts.Addr, p.cmd.Process.Pid, err)
+	}
+	s.paused.Store(true)
+	return nil
+}
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proc.Load()
+	if !s.Running() {
+		return fmt.Errorf("redisproc: resume %s: not running", s.opts.Addr)
+	}
+	if err := signalGroup(p, syscall.SIGCONT); err != nil {
+		return fmt.Errorf("redisproc: resume %s (pid %d): %w", s.opts.Addr, p.cmd.Process.Pid, err)
+	}
+	s.paused.Store(false)
+	return nil
+}
+
+// Paused reports whether Pause was called and Resume has not been since.
+func (s *Server) Paused() bool { return s.paused.Load() && s.Running() }
+
+// Restart starts the server again on the same address and data directory
+// with the same options, after Stop or Kill, and waits for PING. If the port
+// is briefly taken it tries again a few times. A persistent server comes
+// back with every write it acknowledged; a non-persistent one comes back
+// empty. Restarting a running or closed server is an error.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("redisproc: restart %s: server was closed", s.opts.Addr)
+	}
+	if s.Running() {
+		return fmt.Errorf("redisproc: restart %s: still running (pid %d): Stop or Kill it first", s.opts.Addr, s.Pid())
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.start(ctx)
+		if err == nil || !errors.Is(err, errAddrInUse) || attempt == startAttempts {
+			return err
+		}
+		if werr := backoff(ctx, attempt); werr != nil {
+			return fmt.Errorf("%w (and gave up: %w)", err, werr)
+		}
+	}
+}
+
+// Close kills the server (as Kill) and makes every later Restart fail, so
+// that a Restart racing with the end of a test cannot leave a process behind.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed.Store(true)
+	return s.kill(s.proc.Load())
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("redisproc: find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// signalGroup signals p's process group (its pgid is its pid: Setpgid). A
+// process already reaped is not signalled, so that a reused pid is never hit.
+func signalGroup(p *proc, sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	err := syscall.Kill(-p.cmd.Process.Pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil // already gone
+	}
+	return err
+}
+
+// backoff waits before retry number attempt, or until ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,412 @@
+// Package bench measures the gateway: a fan-out benchmark of N WebSocket
+// clients over R rooms on K gateway nodes sharing one real redis-server, with
+// publishers at a fixed total rate and fixed-size payloads.
+//
+//	publishers ─ws─► K gateway nodes ─► redis-server ─► nodes hosting each room ─ws─► N clients
+//
+// Latency is publish→receive: each payload carries its send time, and the
+// receiving client subtracts it (one process, one clock).
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/internal/redisproc"
+)
+
+// FanoutConfig sets one run.
+type FanoutConfig struct {
+	Clients    int           // subscribing clients, spread over the nodes and rooms
+	Rooms      int           // rooms; client i is in room i mod Rooms
+	Nodes      int           // gateway nodes (in this process) on one Redis
+	Publishers int           // publishing connections
+	Rate       float64       // publishes per second, all publishers together
+	Payload    int           // bytes of each publish's data
+	Duration   time.Duration // measured time
+	Warmup     time.Duration // publishing before measuring
+	RedisDir   string        // where redis-server keeps its files (a temp dir if empty)
+}
+
+// DefaultFanout is the yardstick DESIGN.md compares peers on: 2,000 clients,
+// 100 rooms, 240-byte payloads.
+func DefaultFanout() FanoutConfig {
+	return FanoutConfig{Clients: 2000, Rooms: 100, Nodes: 2, Publishers: 20, Rate: 2000, Payload: 240,
+		Duration: 10 * time.Second, Warmup: 2 * time.Second}
+}
+
+// Validate names the first bad field.
+func (c FanoutConfig) Validate() error {
+	switch {
+	case c.Clients < 1 || c.Clients > 20000:
+		return fmt.Errorf("--clients %d: want 1..20000", c.Clients)
+	case c.Rooms < 1 || c.Rooms > c.Clients:
+		return fmt.Errorf("--rooms %d: want 1..clients (%d)", c.Rooms, c.Clients)
+	case c.Nodes < 1 || c.Nodes > 16:
+		return fmt.Errorf("--nodes %d: want 1..16", c.Nodes)
+	case c.Publishers < 1 || c.Publishers > 1000:
+		return fmt.Errorf("--publishers %d: want 1..1000", c.Publishers)
+	case c.Rate <= 0 || c.Rate > 200000:
+		return fmt.Errorf("--rate %g: want (0, 200000] publishes/s", c.Rate)
+	case c.Payload < 64 || c.Payload > 16384:
+		return fmt.Errorf("--payload %d: want 64..16384 bytes", c.Payload)
+	case c.Duration < time.Second || c.Duration > 10*time.Minute:
+		return fmt.Errorf("--duration %s: want 1s..10m", c.Duration)
+	case c.Warmup < 0 || c.Warmup > time.Minute:
+		return fmt.Errorf("--warmup %s: want 0..1m", c.Warmup)
+	}
+	return nil
+}
+
+// FanoutResult is what one run measured.
+type FanoutResult struct {
+	Config              FanoutConfig
+	Published           int64   // acked publishes in the measured window
+	Expected, Delivered int64   // deliveries owed to clients for those publishes, and received
+	DeliveredPerSec     float64 // deliveries per second in the window
+	P50, P99, P999, Max time.Duration
+	Errors              int64 // error frames to publishers
+}
+
+// String prints the result as one table row with a header.
+func (r FanoutResult) String() string {
+	c := r.Config
+	return fmt.Sprintf("clients=%d rooms=%d nodes=%d rate=%.0f/s payload=%dB duration=%s\n"+
+		"%-12s %-12s %-14s %-10s %-10s %-10s %-10s %s\n"+
+		"%-12d %-12d %-14.0f %-10s %-10s %-10s %-10s %d",
+		c.Clients, c.Rooms, c.Nodes, c.Rate, c.Payload, c.Duration,
+		"published", "delivered", "delivered/s", "p50", "p99", "p99.9", "max", "lost",
+		r.Published, r.Delivered, r.DeliveredPerSec, round(r.P50), round(r.P99), round(r.P999), round(r.Max),
+		r.Expected-r.Delivered)
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	default:
+		return d.Round(10 * time.Microsecond).String()
+	}
+}
+
+const benchSecret = "geolab-bench-secret-0123456789abcdef0123456789"
+
+// RunFanout runs one fan-out benchmark; progress lines go to log.
+func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult, error) {
+	if err := c.Validate(); err != nil {
+		return FanoutResult{}, err
+	}
+	raiseFileLimit()
+	res := FanoutResult{Config: c}
+	dir := c.RedisDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "geolab-bench-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	rs, err := redisproc.Start(ctx, redisproc.Options{Dir: dir})
+	if err != nil {
+		return res, err
+	}
+	defer rs.Kill()
+
+	a, _ := auth.NewAuthority([]byte(benchSecret))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var nodes []*gateway.Server
+	defer func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	}()
+	for i := 0; i < c.Nodes; i++ {
+		cfg := gateway.DefaultConfig()
+		cfg.Region, cfg.Node, cfg.Listen, cfg.Redis = "bench", fmt.Sprintf("gw-%d", i+1), "127.0.0.1:0", rs.Addr()
+		cfg.Authority, cfg.Logger = a, quiet
+		cfg.PublishRate, cfg.PublishBurst = c.Rate, int(c.Rate)+1
+		cfg.FrameRate, cfg.FrameBurst = c.Rate*2+100, int(c.Rate*2)+200
+		cfg.SendQueue = 4096
+		srv, err := gateway.New(cfg)
+		if err != nil {
+			return res, err
+		}
+		if err := srv.Start(); err != nil {
+			return res, err
+		}
+		nodes = append(nodes, srv)
+	}
+	for _, n := range nodes {
+		if err := waitReady(ctx, n); err != nil {
+			return res, err
+		}
+	}
+	tok, _ := a.Issue("bench", []string{"*"}, []string{"*"}, time.Hour, time.Now())
+	fmt.Fprintf(log, "bench: redis %s, %d nodes up; connecting %d clients\n", rs.Addr(), c.Nodes, c.Clients)
+
+	// Subscribers.
+	var measuring atomic.Bool
+	var delivered atomic.Int64
+	lat := newLatencies(int(c.Rate * float64(c.Clients) / float64(c.Rooms) * c.Duration.Seconds() * 1.2))
+	subsPerRoom := make([]int64, c.Rooms)
+	var conns []*websocket.Conn
+	defer func() {
+		for _, ws := range conns {
+			ws.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := 0; i < c.Clients; i++ {
+		node := nodes[i%c.Nodes]
+		room := i % c.Rooms
+		ws, err := dialWS(node.Addr(), tok)
+		if err != nil {
+			return res, fmt.Errorf("bench: client %d: %w", i, err)
+		}
+		conns = append(conns, ws)
+		if err := ws.WriteJSON(map[string]string{"type": "subscribe", "room": roomName(room)}); err != nil {
+			return res, err
+		}
+		if err := readUntil(ws, "subscribed"); err != nil {
+			return res, fmt.Errorf("bench: client %d subscribe: %w", i, err)
+		}
+		subsPerRoom[room]++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, b, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				now := time.Now().UnixNano()
+				sent, ok := sentAt(b)
+				if !ok || !measuring.Load() || sent == 0 {
+					continue
+				}
+				delivered.Add(1)
+				lat.add(time.Duration(now - sent))
+			}
+		}()
+	}
+	fmt.Fprintf(log, "bench: %d clients subscribed; publishing %.0f/s for %s warmup + %s\n", c.Clients, c.Rate, c.Warmup, c.Duration)
+
+	// Publishers: each at Rate/Publishers, on its own connection.
+	var published, expected, errorsN atomic.Int64
+	pad := strings.Repeat("x", max(0, c.Payload-len(`{"t":0000000000000000000,"p":""}`)))
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var pwg sync.WaitGroup
+	measureStart := time.Now().Add(c.Warmup)
+	measureEnd := measureStart.Add(c.Duration)
+	for p := 0; p < c.Publishers; p++ {
+		ws, err := dialWS(nodes[p%c.Nodes].Addr(), tok)
+		if err != nil {
+			return res, err
+		}
+		conns = append(conns, ws)
+		var pending sync.Map // client id → room index, for acks in the window
+		pwg.Add(2)
+		go func() { // acks
+			defer pwg.Done()
+			for {
+				_, b, err := ws.ReadMessage()
+				if err != nil {
+					return
+				}
+				var f struct{ Type, ID string }
+				_ = json.Unmarshal(b, &f)
+				switch f.Type {
+				case "ack":
+					if v, ok := pending.LoadAndDelete(f.ID); ok {
+						published.Add(1)
+						expected.Add(subsPerRoom[v.(int)])
+					}
+				case "error":
+					errorsN.Add(1)
+				}
+			}
+		}()
+		go func() {
+			defer pwg.Done()
+			interval := time.Duration(float64(time.Second) * float64(c.Publishers) / c.Rate)
+			next := time.Now()
+			for i := 0; ; i++ {
+				if pctx.Err() != nil || time.Now().After(measureEnd) {
+					return
+				}
+				next = next.Add(interval)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d) // pacing the offered load, not synchronisation
+				}
+				room := (p + i*c.Publishers) % c.Rooms
+				now := time.Now()
+				inWindow := now.After(measureStart) && now.Before(measureEnd)
+				id := strconv.Itoa(p) + "-" + strconv.Itoa(i)
+				if inWindow {
+					pending.Store(id, room)
+				}
+				ts := now.UnixNano()
+				if !inWindow {
+					ts = 0
+				}
+				frame := `{"type":"publish","room":"` + roomName(room) + `","id":"` + id + `","data":{"t":` +
+					strconv.FormatInt(ts, 10) + `,"p":"` + pad + `"}}`
+				if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Measure: the window opens after the warmup.
+	if !sleepUntil(ctx, measureStart) {
+		return res, ctx.Err()
+	}
+	measuring.Store(true)
+	if !sleepUntil(ctx, measureEnd) {
+		return res, ctx.Err()
+	}
+	// Let deliveries of the last publishes arrive (bounded).
+	drainEnd := time.Now().Add(5 * time.Second)
+	for time.Now().Before(drainEnd) && delivered.Load() < expected.Load() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	measuring.Store(false)
+	stop()
+	res.Published, res.Expected, res.Delivered, res.Errors = published.Load(), expected.Load(), delivered.Load(), errorsN.Load()
+	res.DeliveredPerSec = float64(res.Delivered) / c.Duration.Seconds()
+	res.P50, res.P99, res.P999, res.Max = lat.quantiles()
+	for _, ws := range conns {
+		ws.Close()
+	}
+	conns = nil
+	wg.Wait()
+	pwg.Wait()
+	return res, nil
+}
+
+func roomName(i int) string { return "bench:" + strconv.Itoa(i) }
+
+func waitReady(ctx context.Context, n *gateway.Server) error {
+	end := time.Now().Add(10 * time.Second)
+	for {
+		if ok, _ := n.Ready(); ok {
+			return nil
+		}
+		if time.Now().After(end) || ctx.Err() != nil {
+			return fmt.Errorf("bench: gateway %s not ready within 10s", n.Addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	select {
+	case <-time.After(time.Until(t)):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func dialWS(addr, tok string) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	ws, _, err := d.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		return nil, err
+	}
+	return ws, readUntil(ws, "welcome")
+}
+
+func readUntil(ws *websocket.Conn, typ string) error {
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer ws.SetReadDeadline(time.Time{})
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		var f struct{ Type string }
+		if json.Unmarshal(b, &f) == nil && f.Type == typ {
+			return nil
+		}
+		if f.Type == "error" {
+			return fmt.Errorf("error frame: %s", b)
+		}
+	}
+}
+
+// sentAt finds the send time in a message frame without decoding all of it.
+func sentAt(b []byte) (int64, bool) {
+	const key = `"data":{"t":`
+	i := strings.Index(string(b), key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := b[i+len(key):]
+	j := 0
+	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return n, err == nil
+}
+
+// latencies keeps every sample of the window (bounded) for exact quantiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func newLatencies(hint int) *latencies {
+	return &latencies{d: make([]time.Duration, 0, min(max(hint, 1024), 20_000_000))}
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	if len(l.d) < 20_000_000 {
+		l.d = append(l.d, d)
+	}
+	l.mu.Unlock()
+}
+
+func (l *latencies) quantiles() (p50, p99, p999, mx time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return
+	}
+	slices.Sort(l.d)
+	q := func(f float64) time.Duration {
+		return l.d[min(len(l.d)-1, int(math.Ceil(f*float64(len(l.d))))-1)]
+	}
+	return q(0.50), q(0.99), q(0.999), l.d[len(l.d)-1]
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: thousands of
+// sockets on each side.
+func raiseFileLimit() {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur < r.Max {
+		r.Cur = r.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
+}
