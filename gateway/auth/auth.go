@@ -2,6 +2,9 @@
 // whose claims name the room patterns a user may read and publish. Every
 // gateway of every region verifies with the same secret; `geolab token`
 // issues with it.
+//
+//	secret (GEOLAB_JWT_SECRET or a file) ─▶ Authority ─▶ Issue ─▶ token
+//	token ─▶ Verify (HS256 only, iss, sub, exp, nbf, patterns) ─▶ Claims.CanRead/CanPublish
 package auth
 
 import (
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -18,17 +22,31 @@ import (
 // SecretEnv is the environment variable that holds the JWT secret.
 const SecretEnv = "GEOLAB_JWT_SECRET"
 
-// MinSecretLen is the shortest secret accepted (HS256 wants 256 bits).
+// MinSecretLen is the shortest secret accepted: HS256 wants 256 bits of key.
 const MinSecretLen = 32
 
-// Errors Verify wraps: exactly one of them, with a message saying what was wrong.
+// Issuer is the iss claim of every geolab token; Verify requires it.
+const Issuer = "geolab"
+
+// MaxSubjectLen is the longest sub claim accepted, in bytes.
+const MaxSubjectLen = 128
+
+// MaxTokenLen is the longest token Verify will parse; longer ones are
+// rejected before any decoding.
+const MaxTokenLen = 8 << 10
+
+// Errors Verify wraps: exactly one of them per failure, in an error whose
+// message says what was wrong. ErrExpired means "get a new token and
+// reconnect"; ErrMissing and ErrInvalid mean the client must be fixed.
 var (
 	ErrMissing = errors.New("no token")
 	ErrExpired = errors.New("token expired")
 	ErrInvalid = errors.New("token invalid")
 )
 
-// Claims are a geolab token's claims.
+// Claims are a geolab token's claims: the registered ones (sub names the
+// user and becomes the sender of its publishes) and the room patterns the
+// user may read (subscribe to) and publish to. No pattern means no room.
 type Claims struct {
 	jwt.RegisteredClaims
 	Read    []string `json:"read,omitempty"`
@@ -36,10 +54,10 @@ type Claims struct {
 }
 
 // CanRead reports whether the token may subscribe to room.
-func (c *Claims) CanRead(room string) bool { return matchAny(c.Read, room) }
+func (c *Claims) CanRead(room string) bool { return c != nil && matchAny(c.Read, room) }
 
 // CanPublish reports whether the token may publish to room.
-func (c *Claims) CanPublish(room string) bool { return matchAny(c.Publish, room) }
+func (c *Claims) CanPublish(room string) bool { return c != nil && matchAny(c.Publish, room) }
 
 func matchAny(patterns []string, room string) bool {
 	for _, p := range patterns {
@@ -50,63 +68,71 @@ func matchAny(patterns []string, room string) bool {
 	return false
 }
 
-// LoadSecret reads the secret from file when file is set, else from the
-// GEOLAB_JWT_SECRET environment variable.
+// LoadSecret returns the JWT secret: the contents of file when file is not
+// empty, else the GEOLAB_JWT_SECRET environment variable. Trailing white
+// space (a newline left by an editor or echo) is dropped in both cases, so
+// that the same secret given either way verifies the same tokens. The
+// secret must be at least MinSecretLen bytes.
 func LoadSecret(file string) ([]byte, error) {
-	var secret []byte
-	switch {
-	case file != "":
+	var secret, from string
+	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("auth: read --jwt-secret-file: %w", err)
+			return nil, fmt.Errorf("auth: read JWT secret file: %w", err)
 		}
-		secret = []byte(strings.TrimRight(string(b), " \t\r\n"))
-	case os.Getenv(SecretEnv) != "":
-		secret = []byte(os.Getenv(SecretEnv))
-	default:
-		return nil, fmt.Errorf("auth: no JWT secret: set %s or pass --jwt-secret-file", SecretEnv)
+		secret, from = string(b), "file "+file
+	} else {
+		secret, from = os.Getenv(SecretEnv), SecretEnv
+		if secret == "" {
+			return nil, fmt.Errorf("auth: no JWT secret: set %s or give a secret file (--jwt-secret-file)", SecretEnv)
+		}
 	}
+	secret = strings.TrimRightFunc(secret, unicode.IsSpace)
 	if len(secret) < MinSecretLen {
-		return nil, fmt.Errorf("auth: the JWT secret is %d bytes; at least %d are needed", len(secret), MinSecretLen)
+		return nil, fmt.Errorf("auth: the JWT secret from %s is %d bytes, at least %d are needed", from, len(secret), MinSecretLen)
 	}
-	return secret, nil
+	return []byte(secret), nil
 }
 
-// Authority issues and verifies tokens with one secret.
+// Authority issues and verifies tokens with one secret. It is safe for
+// concurrent use.
 type Authority struct {
 	secret []byte
 }
 
-// NewAuthority returns an authority for secret (at least 32 bytes).
+// NewAuthority returns an authority for secret (at least MinSecretLen
+// bytes). The secret is copied.
 func NewAuthority(secret []byte) (*Authority, error) {
 	if len(secret) < MinSecretLen {
-		return nil, fmt.Errorf("auth: the JWT secret is %d bytes; at least %d are needed", len(secret), MinSecretLen)
+		return nil, fmt.Errorf("auth: the JWT secret is %d bytes, at least %d are needed", len(secret), MinSecretLen)
 	}
 	return &Authority{secret: append([]byte(nil), secret...)}, nil
 }
 
-// Issue signs a token for sub, valid from now for ttl.
+// Issue signs a token for sub that may read and publish the rooms matching
+// the given patterns, valid from now (iat, nbf) until now+ttl (exp), with
+// iss "geolab". Token times have one-second precision, so ttl must be at
+// least a second.
 func (a *Authority) Issue(sub string, read, publish []string, ttl time.Duration, now time.Time) (string, error) {
 	if err := validSubject(sub); err != nil {
-		return "", err
+		return "", fmt.Errorf("auth: issue: %w", err)
 	}
-	for _, p := range append(append([]string{}, read...), publish...) {
-		if err := ValidPattern(p); err != nil {
-			return "", fmt.Errorf("auth: %w", err)
-		}
+	if err := validPatterns(read, publish); err != nil {
+		return "", fmt.Errorf("auth: issue: %w", err)
 	}
-	if ttl <= 0 {
-		return "", fmt.Errorf("auth: --ttl must be positive, got %s", ttl)
+	if ttl < time.Second {
+		return "", fmt.Errorf("auth: issue: ttl %v is too short: at least 1s (token times have one-second precision)", ttl)
 	}
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    "geolab",
+			Issuer:    Issuer,
 			Subject:   sub,
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 		},
-		Read: read, Publish: publish,
+		Read:    append([]string(nil), read...),
+		Publish: append([]string(nil), publish...),
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.secret)
 	if err != nil {
@@ -115,88 +141,102 @@ func (a *Authority) Issue(sub string, read, publish []string, ttl time.Duration,
 	return s, nil
 }
 
-func validSubject(sub string) error {
-	switch {
-	case sub == "":
-		return fmt.Errorf("auth: --sub is empty")
-	case len(sub) > 128:
-		return fmt.Errorf("auth: --sub is %d characters, more than 128", len(sub))
-	case strings.IndexFunc(sub, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fmt.Errorf("auth: --sub %q has white space or a control character", sub)
-	}
-	return nil
-}
-
-// Verify checks a token's signature (HS256 only), time claims and subject
-// at now.
+// Verify checks token at now and returns its claims. It accepts only HS256
+// tokens signed with the authority's secret (any other alg, "none"
+// included, is refused before the signature is looked at), issued by
+// Issuer, with exp after now, nbf (when present) not after now, a valid sub
+// and valid room patterns. Expiry is exact, with no leeway, like the
+// gateway's close of a connection at exp. On failure the error wraps
+// exactly one of ErrMissing, ErrExpired, ErrInvalid.
 func (a *Authority) Verify(token string, now time.Time) (*Claims, error) {
 	if token == "" {
 		return nil, fmt.Errorf("auth: %w: send Authorization: Bearer <token> or ?token=", ErrMissing)
 	}
-	var c Claims
-	p := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithExpirationRequired())
-	_, err := p.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return a.secret, nil })
-	switch {
-	case err == nil:
-	case errors.Is(err, jwt.ErrTokenExpired):
-		exp := "?"
-		if c.ExpiresAt != nil {
-			exp = c.ExpiresAt.UTC().Format(time.RFC3339)
-		}
-		return nil, fmt.Errorf("auth: %w at %s", ErrExpired, exp)
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return nil, fmt.Errorf("auth: %w: not valid before %s", ErrExpired, c.NotBefore.UTC().Format(time.RFC3339))
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return nil, fmt.Errorf("auth: %w: signature invalid", ErrInvalid)
-	default:
-		return nil, fmt.Errorf("auth: %w: %v", ErrInvalid, err)
+	if len(token) > MaxTokenLen {
+		return nil, invalid("token is %d bytes, more than %d", len(token), MaxTokenLen)
 	}
-	if err := validSubject(c.Subject); err != nil {
-		return nil, fmt.Errorf("auth: %w: no valid sub claim", ErrInvalid)
+	var c Claims
+	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	t, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.secret, nil })
+	if err != nil {
+		if t != nil && t.Header != nil {
+			if alg, _ := t.Header["alg"].(string); alg != jwt.SigningMethodHS256.Alg() {
+				return nil, invalid("alg %q not allowed (only HS256)", alg)
+			}
+		}
+		switch {
+		case errors.Is(err, jwt.ErrTokenMalformed):
+			return nil, invalid("malformed: %v", err)
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+			return nil, invalid("signature invalid")
+		default:
+			return nil, invalid("%v", err)
+		}
+	}
+	if err := c.validate(now); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
 
-// ValidPattern checks a room pattern: 1–128 characters of the room alphabet
-// (A–Z a–z 0–9 _ . - :) and '*', which matches any run of characters.
-func ValidPattern(p string) error {
-	if p == "" {
-		return fmt.Errorf("room pattern is empty")
+// validate checks the claims of a token whose signature is good.
+func (c *Claims) validate(now time.Time) error {
+	if c.Issuer != Issuer {
+		return invalid("iss %q, want %q", c.Issuer, Issuer)
 	}
-	if len(p) > 128 {
-		return fmt.Errorf("room pattern %q is longer than 128 characters", p)
+	if c.Subject == "" {
+		return invalid("no sub claim")
 	}
-	for _, r := range p {
-		ok := r == '*' || r == '_' || r == '.' || r == '-' || r == ':' ||
-			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
-			return fmt.Errorf("room pattern %q has %q: allowed are A-Z a-z 0-9 _ . - : and *", p, r)
-		}
+	if err := validSubject(c.Subject); err != nil {
+		return invalid("%v", err)
+	}
+	if c.ExpiresAt == nil {
+		return invalid("no exp claim")
+	}
+	if exp := c.ExpiresAt.Time; !now.Before(exp) {
+		return fmt.Errorf("auth: %w at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
+	}
+	if c.NotBefore != nil && now.Before(c.NotBefore.Time) {
+		return invalid("not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if err := validPatterns(c.Read, c.Publish); err != nil {
+		return invalid("%v", err)
 	}
 	return nil
 }
 
-// MatchPattern reports whether s matches the glob p, where '*' matches any
-// run of characters (also none) and every other byte matches itself. It runs
-// in linear time: each '*' commits to the earliest match of the literal
-// segment after it.
-func MatchPattern(p, s string) bool {
-	parts := strings.Split(p, "*")
-	if len(parts) == 1 {
-		return p == s
+// invalid is an ErrInvalid error saying what was wrong.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("auth: %w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// validSubject checks a sub: 1–128 bytes of UTF-8 without white space or
+// control characters.
+func validSubject(sub string) error {
+	switch {
+	case sub == "":
+		return errors.New("sub is empty")
+	case len(sub) > MaxSubjectLen:
+		return fmt.Errorf("sub is %d bytes, more than %d", len(sub), MaxSubjectLen)
+	case !utf8.ValidString(sub):
+		return fmt.Errorf("sub %q is not valid UTF-8", sub)
+	case strings.IndexFunc(sub, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("sub %q has white space or a control character", sub)
 	}
-	if !strings.HasPrefix(s, parts[0]) {
-		return false
-	}
-	s = s[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, seg := range parts[1 : len(parts)-1] {
-		i := strings.Index(s, seg)
-		if i < 0 {
-			return false
+	return nil
+}
+
+func validPatterns(read, publish []string) error {
+	for _, p := range read {
+		if err := ValidPattern(p); err != nil {
+			return fmt.Errorf("read: %w", err)
 		}
-		s = s[i+len(seg):]
 	}
-	return len(s) >= len(last) && strings.HasSuffix(s, last)
+	for _, p := range publish {
+		if err := ValidPattern(p); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return nil
 }

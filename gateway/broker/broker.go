@@ -60,8 +60,14 @@ func RoomOfChannel(ch string) string {
 	return ch[len("geolab:ch:{") : len(ch)-1]
 }
 
-// OutboxKey is the federation outbox stream of a region.
+// OutboxKey is the federation outbox stream of a region: every federated
+// event published there, in publish order, with fields r room, n outbox
+// number, o origin, q oseq, e epoch, f frame.
 func OutboxKey(region string) string { return "geolab:outbox:" + region }
+
+// OutboxCounterKey counts the events ever appended to a region's outbox (the
+// n of its newest entry): how far behind a reader is, in events.
+func OutboxCounterKey(region string) string { return "geolab:outbox:" + region + ":n" }
 
 // ErrUnavailable wraps every failure to reach Redis.
 var ErrUnavailable = errors.New("redis unavailable")
@@ -135,13 +141,13 @@ type Result struct {
 // result with Status "dup" and stores nothing.
 func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) {
 	head, tail := frameParts(p.Room, p.EventID, b.region, p.Sender, p.TS, p.Data)
-	outbox := ""
+	outbox, counter := "", ""
 	if p.Federated {
-		outbox = OutboxKey(b.region)
+		outbox, counter = OutboxKey(b.region), OutboxCounterKey(b.region)
 	}
-	keys := []string{seqKey(p.Room), streamKey(p.Room), idemKey(p.Room, p.Sender, p.ClientID), outbox}
+	keys := []string{seqKey(p.Room), streamKey(p.Room), idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
 	args := []any{"publish", Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, ""}
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, ""}
 	return b.run(ctx, keys, args)
 }
 
@@ -152,15 +158,21 @@ type ApplyRequest struct {
 	Oseq   uint64
 	Epoch  string
 	Frame  []byte // the original message frame, byte for byte
+	// Force applies past a gap the caller recorded with MarkGap.
+	Force bool
 }
 
 // Apply stores and publishes a remote event if it is the next of its
 // (room, origin) sequence: "ok"; "dup" if it was applied already (so applying
 // twice is harmless); "gap" if events before it are missing here.
 func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
-	keys := []string{seqKey(a.Room), streamKey(a.Room), "geolab:i:{" + a.Room + "}:-", ""}
+	force := ""
+	if a.Force {
+		force = "1"
+	}
+	keys := []string{seqKey(a.Room), streamKey(a.Room), "geolab:i:{" + a.Room + "}:-", "", ""}
 	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", "",
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame)}
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force}
 	return b.run(ctx, keys, args)
 }
 

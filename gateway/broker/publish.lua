@@ -14,6 +14,7 @@
 --   KEYS[3] idempotency key   publish: geolab:i:{room}:<sender>:<client id>
 --                             apply: unused (the sequence check is the dedup)
 --   KEYS[4] outbox stream     geolab:outbox:<region>, or "" when not federated
+--   KEYS[5] outbox counter    geolab:outbox:<region>:n (events ever appended), or ""
 --
 -- ARGV:
 --   1 mode         "publish" | "apply"
@@ -29,6 +30,9 @@
 --  11 idem ttl ms  dedup window
 --  12 outbox maxlen
 --  13 frame        apply only: the complete original frame, kept byte for byte
+--  14 room         the room (recorded in the outbox entry)
+--  15 force        apply only: "1" accepts an oseq past a gap the caller has
+--                  recorded with a gap marker (the events before it are lost)
 --
 -- Returns {status, event id, oseq, epoch, stream id}; status is "ok", "dup"
 -- (publish retried: the original ack; apply: already applied) or, for apply,
@@ -65,7 +69,7 @@ elseif mode == 'apply' then
     if oseq <= cur then
       return {'dup', '', cur, epoch, ''}
     end
-    if oseq > cur + 1 then
+    if oseq > cur + 1 and ARGV[15] ~= '1' then
       return {'gap', '', cur, epoch, ''}
     end
   else
@@ -90,7 +94,8 @@ local eid = ARGV[8]
 if mode == 'publish' then
   redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid, 'PX', ARGV[11])
   if KEYS[4] ~= '' then
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
+    local n = redis.call('INCR', KEYS[5])
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'r', ARGV[14], 'n', n, 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
   end
 end
 

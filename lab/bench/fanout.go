@@ -9,6 +9,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -210,7 +211,7 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 	fmt.Fprintf(log, "bench: %d clients subscribed; publishing %.0f/s for %s warmup + %s\n", c.Clients, c.Rate, c.Warmup, c.Duration)
 
 	// Publishers: each at Rate/Publishers, on its own connection.
-	var published, expected, errorsN atomic.Int64
+	var published, expected, errorsN, inFlight atomic.Int64
 	pad := strings.Repeat("x", max(0, c.Payload-len(`{"t":0000000000000000000,"p":""}`)))
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -237,10 +238,16 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 				switch f.Type {
 				case "ack":
 					if v, ok := pending.LoadAndDelete(f.ID); ok {
+						inFlight.Add(-1)
 						published.Add(1)
 						expected.Add(subsPerRoom[v.(int)])
 					}
 				case "error":
+					var e struct{ Ref string }
+					_ = json.Unmarshal(b, &e)
+					if _, ok := pending.LoadAndDelete(e.Ref); ok {
+						inFlight.Add(-1)
+					}
 					errorsN.Add(1)
 				}
 			}
@@ -262,6 +269,7 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 				inWindow := now.After(measureStart) && now.Before(measureEnd)
 				id := strconv.Itoa(p) + "-" + strconv.Itoa(i)
 				if inWindow {
+					inFlight.Add(1)
 					pending.Store(id, room)
 				}
 				ts := now.UnixNano()
@@ -284,9 +292,9 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 	if !sleepUntil(ctx, measureEnd) {
 		return res, ctx.Err()
 	}
-	// Let deliveries of the last publishes arrive (bounded).
-	drainEnd := time.Now().Add(5 * time.Second)
-	for time.Now().Before(drainEnd) && delivered.Load() < expected.Load() {
+	// Let the last acks and deliveries arrive (bounded).
+	drainEnd := time.Now().Add(10 * time.Second)
+	for time.Now().Before(drainEnd) && (inFlight.Load() > 0 || delivered.Load() < expected.Load()) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	measuring.Store(false)
@@ -357,7 +365,7 @@ func readUntil(ws *websocket.Conn, typ string) error {
 // sentAt finds the send time in a message frame without decoding all of it.
 func sentAt(b []byte) (int64, bool) {
 	const key = `"data":{"t":`
-	i := strings.Index(string(b), key)
+	i := bytes.Index(b, []byte(key))
 	if i < 0 {
 		return 0, false
 	}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geolab/geolab/federation"
+)
+
+func newFederationCmd(g *globalFlags) *cobra.Command {
+	var region, config, listen string
+	cmd := &cobra.Command{
+		Use:   "federation --region R --config FILE",
+		Short: "Run one region's federation bridge (pulls every remote outbox, applies federated rooms here)",
+		Long: `Run the federation bridge of region R. FILE (YAML, docs/federation.md) names every
+region's Redis as this bridge reaches it and the federated room patterns. The
+bridge reads each remote region's outbox from a checkpoint kept in R's Redis and
+applies each federated event to R's rooms through the same atomic path as a local
+publish: at-least-once transfer, idempotent apply, per-origin order. It serves
+/healthz, /readyz, /metrics and /status on --listen (or the file's listen).
+SIGTERM or SIGINT stops it; the checkpoint makes a restart resume where it was.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := federation.LoadConfig(config, region)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			b, err := federation.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return b.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&region, "region", "", "this bridge's region (required; must be in the config's regions)")
+	f.StringVar(&config, "config", "", "federation config file, YAML (required; see docs/federation.md)")
+	f.StringVar(&listen, "listen", "", "address for /healthz, /readyz, /metrics, /status (overrides the file's listen)")
+	_ = cmd.MarkFlagRequired("region")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

@@ -1,0 +1,209 @@
+// Package federation is geolab's cross-region bridge. Each region runs one
+// bridge; it pulls every other region's outbox and applies the events to its
+// own region's rooms.
+//
+//	origin region                           this region
+//	publish.lua ─► outbox stream ─(WAN)─► bridge ─► publish.lua (apply) ─► room stream + channel ─► gateways
+//	                                        └─► checkpoint (in this region's Redis)
+//
+// Contract:
+//   - Transfer is at-least-once: the checkpoint (the last outbox id applied)
+//     lives in this region's Redis and advances only after the apply, so a
+//     crash or a partition re-reads, never skips.
+//   - Apply is idempotent: an event whose (room, origin, epoch, oseq) this
+//     region has already is a no-op in the atomic script itself, with no
+//     dedup window that a long partition could outrun.
+//   - Per origin, events are applied in the origin's publish order, so oseq
+//     rises by one in every region (G2 across regions, G7).
+//   - Loop prevention: only events published in a region enter its outbox
+//     (applied events never do), and a bridge applies only events whose origin
+//     is the outbox's region: full mesh, no echo, no storm.
+//   - Only rooms matching Federate cross; every other room stays home.
+//   - A gap (the outbox was trimmed past the checkpoint, or this region lost
+//     its checkpoint and the outbox no longer reaches back) is never silent:
+//     it is counted, logged, and recorded as a gap marker so that gateways
+//     answer recovered:false to resumes that needed the lost events.
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geolab/geolab/gateway/broker"
+)
+
+// Bridge is one region's federation bridge.
+type Bridge struct {
+	cfg    *Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	m      *metrics
+	local  *redis.Client
+	broker *broker.Broker
+	links  []*link
+
+	http *http.Server
+	ln   net.Listener
+	mu   sync.Mutex
+}
+
+// New builds a bridge; Run runs it.
+func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "federation", "region", cfg.Region)
+	reg := prometheus.NewRegistry()
+	b := &Bridge{cfg: cfg, log: log, reg: reg, m: newMetrics(reg, cfg.Region)}
+	lan := linkProfile("lan")
+	b.local = redis.NewClient(&redis.Options{Addr: cfg.Regions[cfg.Region].Redis, DialTimeout: lan.dial,
+		ReadTimeout: lan.read, WriteTimeout: lan.write, MaxRetries: 1, DisableIdentity: true,
+		ClientName: "geolab-bridge-" + cfg.Region})
+	hist := broker.DefaultHistory()
+	b.broker = broker.New(b.local, cfg.Region, hist)
+	wan := linkProfile(cfg.Profile)
+	for _, origin := range cfg.Remotes() {
+		remote := redis.NewClient(&redis.Options{Addr: cfg.Regions[origin].Redis, DialTimeout: wan.dial,
+			ReadTimeout: wan.read + cfg.Block, WriteTimeout: wan.write, MaxRetries: 0, DisableIdentity: true,
+			ClientName: "geolab-bridge-" + cfg.Region + "-from-" + origin, PoolSize: 2})
+		b.links = append(b.links, newLink(b, origin, remote))
+	}
+	return b, nil
+}
+
+type profile struct{ dial, read, write time.Duration }
+
+// linkProfile: LAN for this region's Redis (fail fast), WAN for remote
+// outboxes (every round trip pays the RTT; a 300 ms RTT with jitter must not
+// time out).
+func linkProfile(name string) profile {
+	if name == "lan" {
+		return profile{dial: time.Second, read: time.Second, write: time.Second}
+	}
+	return profile{dial: 3 * time.Second, read: 3 * time.Second, write: 3 * time.Second}
+}
+
+// Registry is the bridge's Prometheus registry.
+func (b *Bridge) Registry() *prometheus.Registry { return b.reg }
+
+// Addr is the status listener's address, once Run has started it.
+func (b *Bridge) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+// Run pulls every remote outbox until ctx ends.
+func (b *Bridge) Run(ctx context.Context) error {
+	if b.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", b.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("federation: listen on %s: %w", b.cfg.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "region": b.cfg.Region})
+		})
+		mux.HandleFunc("/readyz", b.readyz)
+		mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Status()) })
+		mux.Handle("/metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{Registry: b.reg}))
+		b.mu.Lock()
+		b.ln = ln
+		b.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		b.mu.Unlock()
+		go func() { _ = b.http.Serve(ln) }()
+		defer b.http.Close()
+	}
+	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr())
+	var wg sync.WaitGroup
+	for _, l := range b.links {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.run(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); b.watchLag(ctx) }()
+	wg.Wait()
+	for _, l := range b.links {
+		_ = l.remote.Close()
+	}
+	return b.local.Close()
+}
+
+// LinkStatus is one link's state, as /status shows it.
+type LinkStatus struct {
+	Origin     string  `json:"origin"`
+	Up         bool    `json:"up"`
+	LagSeconds float64 `json:"lag_seconds"`
+	LagEvents  int64   `json:"lag_events"`
+	State      string  `json:"state"` // ok, warn or alert
+	Applied    int64   `json:"applied"`
+	Duplicates int64   `json:"duplicates"`
+	Gaps       int64   `json:"gaps"`
+	Checkpoint string  `json:"checkpoint"`
+	LastError  string  `json:"last_error,omitempty"`
+}
+
+// Status is the bridge's state.
+type Status struct {
+	Region string       `json:"region"`
+	Links  []LinkStatus `json:"links"`
+}
+
+// Status returns every link's state now.
+func (b *Bridge) Status() Status {
+	s := Status{Region: b.cfg.Region}
+	now := time.Now()
+	for _, l := range b.links {
+		s.Links = append(s.Links, l.status(now))
+	}
+	return s
+}
+
+func (b *Bridge) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := b.local.Ping(ctx).Err(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "local redis: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// watchLag refreshes the lag gauges and logs each change of lag state once.
+func (b *Bridge) watchLag(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, l := range b.links {
+				l.observeLag(now)
+			}
+		}
+	}
+}
+

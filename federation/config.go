@@ -1,0 +1,173 @@
+package federation
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/gateway/protocol"
+)
+
+// Config is one bridge's view of the federation. The bridge of Region reads
+// the outbox of every other region from its Redis (as this bridge reaches it:
+// in the lab, through the WAN link's Toxiproxy proxy) and applies federated
+// events to Region's Redis.
+type Config struct {
+	Region  string                  `yaml:"-"`
+	Regions map[string]RegionConfig `yaml:"regions"`
+	// Federate lists the room patterns that cross regions; every other room
+	// stays in its region even if an outbox holds it.
+	Federate []string `yaml:"federate"`
+	Lag      LagConfig `yaml:"lag"`
+	// Batch is the most events read from a remote outbox in one round trip;
+	// Block is how long one read waits for new events.
+	Batch int           `yaml:"batch"`
+	Block time.Duration `yaml:"block"`
+	// Listen serves /healthz, /readyz, /metrics and /status ("" = off).
+	Listen string `yaml:"listen"`
+	// Profile names the timeouts of the WAN links: "wan" (default) or "lan".
+	Profile string `yaml:"profile"`
+}
+
+// RegionConfig is one region as this bridge reaches it.
+type RegionConfig struct {
+	Redis string `yaml:"redis"`
+}
+
+// LagConfig holds the replication-lag thresholds: investigate at Warn, alert
+// at Alert (the seeds' 1 s and 5 s).
+type LagConfig struct {
+	Warn  time.Duration `yaml:"warn"`
+	Alert time.Duration `yaml:"alert"`
+}
+
+// Defaults fills what a file left out.
+func (c *Config) Defaults() {
+	if c.Lag.Warn == 0 {
+		c.Lag.Warn = time.Second
+	}
+	if c.Lag.Alert == 0 {
+		c.Lag.Alert = 5 * time.Second
+	}
+	if c.Batch == 0 {
+		c.Batch = 256
+	}
+	if c.Block == 0 {
+		c.Block = 500 * time.Millisecond
+	}
+	if c.Profile == "" {
+		c.Profile = "wan"
+	}
+}
+
+// Validate names the first thing wrong.
+func (c *Config) Validate() error {
+	if err := protocol.ValidOrigin(c.Region); err != nil {
+		return fmt.Errorf("--region: %w", err)
+	}
+	if len(c.Regions) < 2 {
+		return fmt.Errorf("regions: need this region and at least one other, got %d", len(c.Regions))
+	}
+	if _, ok := c.Regions[c.Region]; !ok {
+		return fmt.Errorf("regions: --region %s is not in the file (have %s)", c.Region, strings.Join(c.names(), ", "))
+	}
+	for _, name := range c.names() {
+		if err := protocol.ValidOrigin(name); err != nil {
+			return fmt.Errorf("regions.%s: %w", name, err)
+		}
+		if c.Regions[name].Redis == "" {
+			return fmt.Errorf("regions.%s.redis: missing (host:port)", name)
+		}
+	}
+	if len(c.Federate) == 0 {
+		return fmt.Errorf("federate: no room patterns: nothing would cross regions")
+	}
+	for i, p := range c.Federate {
+		if err := auth.ValidPattern(p); err != nil {
+			return fmt.Errorf("federate[%d]: %w", i, err)
+		}
+	}
+	switch {
+	case c.Lag.Warn <= 0:
+		return fmt.Errorf("lag.warn must be positive, got %s", c.Lag.Warn)
+	case c.Lag.Alert < c.Lag.Warn:
+		return fmt.Errorf("lag.alert (%s) must not be below lag.warn (%s)", c.Lag.Alert, c.Lag.Warn)
+	case c.Batch < 1 || c.Batch > 10000:
+		return fmt.Errorf("batch must be 1..10000, got %d", c.Batch)
+	case c.Block < 10*time.Millisecond || c.Block > 10*time.Second:
+		return fmt.Errorf("block must be 10ms..10s, got %s", c.Block)
+	case c.Profile != "wan" && c.Profile != "lan":
+		return fmt.Errorf("profile %q: want wan or lan", c.Profile)
+	}
+	return nil
+}
+
+func (c *Config) names() []string {
+	out := make([]string, 0, len(c.Regions))
+	for n := range c.Regions {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Remotes are the other regions, sorted.
+func (c *Config) Remotes() []string {
+	var out []string
+	for _, n := range c.names() {
+		if n != c.Region {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Federated reports whether room crosses regions.
+func (c *Config) Federated(room string) bool {
+	for _, p := range c.Federate {
+		if auth.MatchPattern(p, room) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseConfig reads a bridge config. Unknown keys and wrong kinds are
+// errors naming the line; region is the bridge's own region.
+func ParseConfig(data []byte, region string) (*Config, error) {
+	c := &Config{Region: region}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("federation config is empty")
+		}
+		return nil, fmt.Errorf("federation config: %w", err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("federation config: %w", err)
+	}
+	return c, nil
+}
+
+// LoadConfig reads a bridge config file.
+func LoadConfig(path, region string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("federation: read --config: %w", err)
+	}
+	c, err := ParseConfig(b, region)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,222 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geolab/geolab/gateway/protocol"
+)
+
+var threeRegions = []string{"us-east", "eu-west", "ap-southeast"}
+
+// publishEverywhere publishes n events into room from every region, one
+// publisher per region, and returns the set of acked event ids.
+func publishEverywhere(t *testing.T, w *world, room string, n int, during func(i int)) map[string]bool {
+	t.Helper()
+	acked := map[string]bool{}
+	var mu sync.Mutex
+	pubs := map[string]*wsClient{}
+	for _, name := range w.names {
+		pubs[name] = dial(t, w.regions[name].gw.Addr(), "pub-"+name)
+	}
+	for i := 0; i < n; i++ {
+		if during != nil {
+			during(i)
+		}
+		var wg sync.WaitGroup
+		for _, name := range w.names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := pubs[name].publish(t, room, fmt.Sprintf("%s-%d", name, i), i)
+				mu.Lock()
+				acked[a.Event] = true
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+	}
+	return acked
+}
+
+// TestFederatedRoomReachesEveryRegionOnceLocalRoomStaysHome: G7's data path.
+func TestFederatedRoomReachesEveryRegionOnceLocalRoomStaysHome(t *testing.T) {
+	w := newWorld(t, threeRegions...)
+	w.startBridges()
+	subs := map[string]*wsClient{}
+	locals := map[string]*wsClient{}
+	for _, name := range w.names {
+		subs[name] = dial(t, w.regions[name].gw.Addr(), "sub-"+name)
+		subs[name].subscribe(t, "tenant:fed", nil, nil)
+		locals[name] = dial(t, w.regions[name].gw.Addr(), "local-"+name)
+		locals[name].subscribe(t, "room:local", nil, nil)
+	}
+	const n = 40
+	acked := publishEverywhere(t, w, "tenant:fed", n, nil)
+	// A local room's message in us-east.
+	lp := dial(t, w.regions["us-east"].gw.Addr(), "local-pub")
+	lp.publish(t, "room:local", "l-1", 1)
+
+	for _, name := range w.names {
+		waitFor(t, 30*time.Second, name+" receives every region's events", func() bool { return subs[name].count() >= len(acked) })
+		checkExactlyOnce(t, name, subs[name].messages(), acked)
+	}
+	waitFor(t, 5*time.Second, "us-east's local subscriber gets the local message", func() bool { return locals["us-east"].count() == 1 })
+	// Wait until every bridge has read past the local message's outbox time.
+	for _, name := range []string{"eu-west", "ap-southeast"} {
+		waitFor(t, 10*time.Second, name+" bridge caught up", func() bool {
+			for _, l := range w.regions[name].bridge.b.Status().Links {
+				if !l.Up || l.LagEvents > 0 {
+					return false
+				}
+			}
+			return true
+		})
+		if c := locals[name].count(); c != 0 {
+			t.Fatalf("a region-local room's message reached %s", name)
+		}
+		n, err := w.regions[name].redis.Client().XLen(context.Background(), "geolab:h:{room:local}").Result()
+		if err != nil || n != 0 {
+			t.Fatalf("%s holds %d events of us-east's local room (%v)", name, n, err)
+		}
+	}
+}
+
+// TestPartitionHealsWithNothingLostAndLagCrossesThresholds: A↔B cut for 10 s
+// while both publish; the lag crosses warn and alert during the cut and falls
+// back after; every event arrives everywhere exactly once, in order.
+func TestPartitionHealsWithNothingLostAndLagCrossesThresholds(t *testing.T) {
+	for _, kind := range []string{"reset", "blackhole"} {
+		t.Run(kind, func(t *testing.T) {
+			w := newWorld(t, threeRegions...)
+			w.startBridges()
+			subs := map[string]*wsClient{}
+			for _, name := range w.names {
+				subs[name] = dial(t, w.regions[name].gw.Addr(), "sub-"+name)
+				subs[name].subscribe(t, "tenant:part", nil, nil)
+			}
+			a, b := "us-east", "eu-west"
+			states := map[string]bool{}
+			var smu sync.Mutex
+			watchCtx, stopWatch := context.WithCancel(context.Background())
+			defer stopWatch()
+			go func() { // record every lag state eu-west's link from us-east goes through
+				for watchCtx.Err() == nil {
+					for _, l := range w.regions[b].bridge.b.Status().Links {
+						if l.Origin == a {
+							smu.Lock()
+							states[l.State] = true
+							smu.Unlock()
+						}
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}()
+			var cutAt time.Time
+			acked := publishEverywhere(t, w, "tenant:part", 10, nil)
+			w.partition(a, b, kind)
+			cutAt = time.Now()
+			// Publish through the partition for 10 s, in every region.
+			more := 0
+			for time.Since(cutAt) < 10*time.Second {
+				for id := range publishEverywhere(t, w, "tenant:part", 1, nil) {
+					acked[id] = true
+				}
+				more++
+			}
+			smu.Lock()
+			sawWarn, sawAlert := states["warn"], states["alert"]
+			smu.Unlock()
+			if !sawWarn || !sawAlert {
+				t.Fatalf("during a 10 s partition the lag states were %v, want warn and alert", states)
+			}
+			w.heal()
+			for _, name := range w.names {
+				waitFor(t, 60*time.Second, name+" catches up after the heal", func() bool { return subs[name].count() >= len(acked) })
+				checkExactlyOnce(t, name, subs[name].messages(), acked)
+			}
+			waitFor(t, 30*time.Second, "lag back to ok on every link", func() bool {
+				for _, name := range w.names {
+					for _, l := range w.regions[name].bridge.b.Status().Links {
+						if l.State != "ok" || !l.Up {
+							return false
+						}
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+// TestBridgeKill9MidStreamLosesAndDuplicatesNothing: a real bridge process
+// killed with SIGKILL while events flow, then restarted from its checkpoint.
+func TestBridgeKill9MidStreamLosesAndDuplicatesNothing(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridge("us-east")
+	pb := w.startProcessBridge("eu-west")
+	sub := dial(t, w.regions["eu-west"].gw.Addr(), "sub")
+	sub.subscribe(t, "tenant:k9", nil, nil)
+	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
+	acked := map[string]bool{}
+	for i := 0; i < 400; i++ {
+		a := pub.publish(t, "tenant:k9", fmt.Sprintf("k-%d", i), i)
+		acked[a.Event] = true
+		if i == 150 {
+			waitFor(t, 20*time.Second, "the bridge carried some events", func() bool { return sub.count() > 20 })
+			pb.kill()
+		}
+		if i == 250 {
+			pb = w.startProcessBridge("eu-west")
+		}
+	}
+	waitFor(t, 60*time.Second, "every event reached eu-west", func() bool { return sub.count() >= len(acked) })
+	checkExactlyOnce(t, "eu-west", sub.messages(), acked)
+}
+
+// TestResumeInAnotherRegion: a client of us-east resumes in eu-west with its
+// since/epochs and gets exactly what it missed of the federated room.
+func TestResumeInAnotherRegion(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridges()
+	room := "tenant:move"
+	c := dial(t, w.regions["us-east"].gw.Addr(), "traveller")
+	c.subscribe(t, room, nil, nil)
+	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
+	for i := 0; i < 5; i++ {
+		pub.publish(t, room, fmt.Sprintf("a-%d", i), i)
+	}
+	waitFor(t, 10*time.Second, "5 messages in us-east", func() bool { return c.count() == 5 })
+	last := c.messages()[4]
+	c.ws.Close()
+	var missed []string
+	for i := 5; i < 12; i++ {
+		missed = append(missed, pub.publish(t, room, fmt.Sprintf("a-%d", i), i).Event)
+	}
+	watcher := dial(t, w.regions["eu-west"].gw.Addr(), "watcher")
+	watcher.subscribe(t, room, protocol.Positions{}, nil)
+	waitFor(t, 20*time.Second, "eu-west has all 12", func() bool { return watcher.count() == 12 })
+
+	c2 := dial(t, w.regions["eu-west"].gw.Addr(), "traveller")
+	s := c2.subscribe(t, room, protocol.Positions{"us-east": last.Oseq}, protocol.Epochs{"us-east": last.Epoch})
+	if !s.Recovered || s.Missed != len(missed) {
+		t.Fatalf("resume in eu-west: %+v, want recovered with %d missed", s, len(missed))
+	}
+	// A live event after the resume marks the end: anything doubled would
+	// arrive before it.
+	live := pub.publish(t, room, "a-live", 99).Event
+	missed = append(missed, live)
+	waitFor(t, 20*time.Second, "the missed messages and the live one", func() bool { return c2.count() >= len(missed) })
+	got := c2.messages()
+	if len(got) != len(missed) {
+		t.Fatalf("got %d messages after the resume, want %d", len(got), len(missed))
+	}
+	for i, m := range got {
+		if m.ID != missed[i] || m.Origin != "us-east" || m.Oseq != last.Oseq+uint64(i)+1 {
+			t.Fatalf("message %d: %s %s/%d, want %s us-east/%d", i, m.ID, m.Origin, m.Oseq, missed[i], last.Oseq+uint64(i)+1)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package federation
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the bridge's collectors, on its own registry, labelled by the
+// bridge's region and the link's origin region (never by room).
+type metrics struct {
+	applied    *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	gaps       *prometheus.CounterVec
+	skipped    *prometheus.CounterVec
+	linkUp     *prometheus.GaugeVec
+	lagSeconds *prometheus.GaugeVec
+	lagEvents  *prometheus.GaugeVec
+	lagState   *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, region string) *metrics {
+	labels := prometheus.Labels{"region": region}
+	o := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "geolab", Subsystem: "federation", Name: name, Help: help, ConstLabels: labels}
+	}
+	m := &metrics{
+		applied:    prometheus.NewCounterVec(prometheus.CounterOpts(o("applied_total", "Remote events applied to this region.")), []string{"origin"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts(o("duplicates_total", "Remote events this region had already (re-reads after a crash or retry): no-ops.")), []string{"origin"}),
+		gaps:       prometheus.NewCounterVec(prometheus.CounterOpts(o("gaps_total", "Times events of an origin were found lost for this region (recorded as gap markers).")), []string{"origin"}),
+		skipped:    prometheus.NewCounterVec(prometheus.CounterOpts(o("skipped_total", "Outbox entries not applied, by reason: not_federated, not_origin (loop prevention), malformed.")), []string{"origin", "reason"}),
+		linkUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts(o("link_up", "1 while the last read of the origin's outbox succeeded.")), []string{"origin"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_seconds", "Replication lag from the origin: age of the oldest event not yet applied (while the link is down: time since the last successful read).")), []string{"origin"}),
+		lagEvents:  prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_events", "Events of the origin's outbox not yet applied here (as of the last read).")), []string{"origin"}),
+		lagState:   prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_state", "0 ok, 1 warn (lag >= lag.warn), 2 alert (lag >= lag.alert).")), []string{"origin"}),
+	}
+	reg.MustRegister(m.applied, m.duplicates, m.gaps, m.skipped, m.linkUp, m.lagSeconds, m.lagEvents, m.lagState)
+	return m
+}
