@@ -206,4 +206,3 @@ func (b *Bridge) watchLag(ctx context.Context) {
 		}
 	}
 }
-

@@ -25,7 +25,7 @@ type Config struct {
 	Regions map[string]RegionConfig `yaml:"regions"`
 	// Federate lists the room patterns that cross regions; every other room
 	// stays in its region even if an outbox holds it.
-	Federate []string `yaml:"federate"`
+	Federate []string  `yaml:"federate"`
 	Lag      LagConfig `yaml:"lag"`
 	// Batch is the most events read from a remote outbox in one round trip;
 	// Block is how long one read waits for new events.

@@ -12,6 +12,7 @@
 package redisproc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -244,11 +246,22 @@ func (s *Server) start(ctx context.Context) error {
 func (s *Server) waitReady(ctx context.Context, p *proc) error {
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
+	// A PING in flight is abandoned as soon as the process exits: something
+	// else may hold the port and accept without ever answering.
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go func() {
+		select {
+		case <-p.done:
+			stopPing()
+		case <-pingCtx.Done():
+		}
+	}()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var last error
 	for {
-		if last = ping(ctx, s.opts.Addr); last == nil {
+		if last = ping(pingCtx, s.opts.Addr); last == nil {
 			return nil
 		}
 		select {
@@ -272,18 +285,16 @@ func ping(ctx context.Context, addr string) error {
 		return err
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
 	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n"); err != nil {
 		return err
 	}
-	buf := make([]byte, 128)
-	n, err := c.Read(buf)
+	line, err := bufio.NewReader(io.LimitReader(c, 512)).ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if line := bytes.TrimSpace(buf[:n]); !bytes.Equal(line, []byte("+PONG")) {
+	if line = strings.TrimSpace(line); line != "+PONG" {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil

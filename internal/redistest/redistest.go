@@ -1,20 +1,26 @@
 // Package redistest starts real redis-server processes for tests, on free
-// loopback ports, and stops them (by pid) when the test ends.
+// loopback ports, and kills them (by pid) when the test ends. It works with
+// *testing.T and with Ginkgo's GinkgoT().
 package redistest
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/geolab/geolab/internal/redisproc"
 )
 
-// TB is what Start needs of a test: *testing.T and ginkgo's GinkgoT() both
-// satisfy it.
+// startTimeout bounds Start: a slow CI machine under -race may need it.
+const startTimeout = 30 * time.Second
+
+// TB is what Start needs of a test: *testing.T, testing.TB and Ginkgo's
+// GinkgoT() all satisfy it.
 type TB interface {
 	Helper()
 	Cleanup(func())
@@ -22,7 +28,7 @@ type TB interface {
 	TempDir() string
 }
 
-// Server is a redis-server started for one test.
+// Server is a redis-server started for one test, with a client for it.
 type Server struct {
 	*redisproc.Server
 	client *redis.Client
@@ -31,42 +37,48 @@ type Server struct {
 // Option changes how the server starts.
 type Option func(*redisproc.Options)
 
-// Persistent makes the server keep everything acked across a restart
-// (appendonly, fsync always).
+// Persistent makes the server keep every acknowledged write across Stop,
+// Kill and Restart (appendonly yes, appendfsync always).
 func Persistent() Option { return func(o *redisproc.Options) { o.Persistent = true } }
 
-// Start runs a redis-server for t; it is killed when t ends.
+// Start runs a redis-server in a temporary directory of t and waits until it
+// answers PING; it fails t if it cannot. When t ends the server is killed
+// by pid (and restarts are refused from then on), the client is closed, and
+// t fails if the process is still there.
 func Start(t TB, opts ...Option) *Server {
 	t.Helper()
 	o := redisproc.Options{Dir: filepath.Join(t.TempDir(), "redis")}
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	rs, err := redisproc.Start(ctx, o)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
+		return nil // for a TB whose Fatalf returns
 	}
-	s := &Server{Server: rs}
+	s := &Server{Server: rs, client: redis.NewClient(&redis.Options{
+		Addr:                     rs.Addr(),
+		DisableIdentity:          true, // no CLIENT SETINFO in MONITOR output
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})}
 	t.Cleanup(func() {
-		if s.client != nil {
-			_ = s.client.Close()
+		_ = s.client.Close()
+		pid := rs.Pid() // the current run: a Restart changes the pid
+		if err := rs.Close(); err != nil {
+			t.Fatalf("redistest: %v", err)
 		}
-		pid := rs.Pid()
-		_ = rs.Resume() // a paused server cannot die
-		_ = rs.Kill()
-		if pid > 0 && syscall.Kill(pid, 0) == nil && rs.Running() {
-			t.Fatalf("redistest: redis-server pid %d still running after kill", pid)
+		if rs.Running() {
+			t.Fatalf("redistest: redis-server %s (pid %d) still running after SIGKILL", rs.Addr(), pid)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("redistest: redis-server %s (pid %d) still exists after SIGKILL (kill -0: %v)", rs.Addr(), pid, err)
 		}
 	})
 	return s
 }
 
-// Client returns a go-redis client for the server, closed when the test ends.
-func (s *Server) Client() *redis.Client {
-	if s.client == nil {
-		s.client = redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
-	}
-	return s.client
-}
+// Client returns the go-redis client for the server; it is closed when the
+// test ends. It reconnects by itself after a Restart.
+func (s *Server) Client() *redis.Client { return s.client }
