@@ -2,10 +2,15 @@ package federation_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/geolab/geolab/gateway/protocol"
 )
@@ -219,4 +224,79 @@ func TestResumeInAnotherRegion(t *testing.T) {
 			t.Fatalf("message %d: %s %s/%d, want %s us-east/%d", i, m.ID, m.Origin, m.Oseq, missed[i], last.Oseq+uint64(i)+1)
 		}
 	}
+}
+
+// TestSessionTakeoverDuringPartition: G11. A session owned by us-east is
+// taken over in eu-west while the two are cut off; after the heal us-east
+// learns the newer epoch and closes its connection of that session with 4003.
+func TestSessionTakeoverDuringPartition(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridges()
+	a := dialSession(t, w.regions["us-east"].gw.Addr(), "s-1")
+	waitFor(t, 20*time.Second, "eu-west learns us-east owns s-1", func() bool {
+		h, _ := w.regions["eu-west"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
+		return h["region"] == "us-east" && h["epoch"] == "1"
+	})
+	w.partition("us-east", "eu-west", "reset")
+	b := dialSession(t, w.regions["eu-west"].gw.Addr(), "s-1")
+	h, _ := w.regions["eu-west"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
+	if h["region"] != "eu-west" || h["epoch"] != "2" {
+		t.Fatalf("eu-west's takeover record: %v, want eu-west epoch 2", h)
+	}
+	// While cut off, us-east still believes it owns the session.
+	a.send(map[string]any{"type": "ping"})
+	w.heal()
+	select {
+	case <-a.closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("us-east kept the session after the heal")
+	}
+	if a.closeCode != protocol.CloseSessionTakenOver || !protocol.Reconnectable(a.closeCode) {
+		t.Fatalf("us-east closed the session with %d, want %d session_taken_over", a.closeCode, protocol.CloseSessionTakenOver)
+	}
+	hA, _ := w.regions["us-east"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
+	if hA["region"] != "eu-west" || hA["epoch"] != "2" {
+		t.Fatalf("us-east's record after the heal: %v", hA)
+	}
+	// The new owner's connection is untouched.
+	select {
+	case <-b.closed:
+		t.Fatalf("eu-west closed the session it owns (code %d)", b.closeCode)
+	default:
+	}
+}
+
+// sessionConn is a connection that names a session and records its close.
+type sessionConn struct {
+	*wsClient
+	closed    chan struct{}
+	closeCode int
+}
+
+func dialSession(t testing.TB, addr, session string) *sessionConn {
+	t.Helper()
+	tok, _ := authority.Issue("owner", []string{"*"}, []string{"*"}, time.Hour, time.Now())
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?session="+session, http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		t.Fatalf("dial %s with session %s: %v", addr, session, err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	sc := &sessionConn{wsClient: &wsClient{ws: ws}, closed: make(chan struct{})}
+	_, b, err := ws.ReadMessage()
+	if err != nil || !strings.Contains(string(b), `"session":"`+session+`"`) {
+		t.Fatalf("welcome %s: %v, want the session echoed", b, err)
+	}
+	go func() {
+		defer close(sc.closed)
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					sc.closeCode = ce.Code
+				}
+				return
+			}
+		}
+	}()
+	return sc
 }

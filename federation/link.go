@@ -85,14 +85,19 @@ func (l *link) run(ctx context.Context) {
 
 // outboxEntry is one event read from an outbox.
 type outboxEntry struct {
-	id     string
-	ms     int64
-	n      int64
-	room   string
-	origin string
-	oseq   uint64
-	epoch  string
-	frame  string
+	kind string // "" an event, "s" a session ownership record
+	id   string
+	// session records only: the session, its owner region and epoch
+	session    string
+	owner      string
+	ownerEpoch int64
+	ms         int64
+	n          int64
+	room       string
+	origin     string
+	oseq       uint64
+	epoch      string
+	frame      string
 }
 
 func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
@@ -118,7 +123,14 @@ func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 			e := outboxEntry{id: m.ID}
 			id, _ := broker.ParseStreamID(m.ID)
 			e.ms = int64(id.Ms)
+			e.kind, _ = m.Values["t"].(string)
 			e.room, _ = m.Values["r"].(string)
+			if e.kind == "s" {
+				e.session, _ = m.Values["s"].(string)
+				e.owner, _ = m.Values["g"].(string)
+				p, _ := m.Values["p"].(string)
+				e.ownerEpoch, _ = strconv.ParseInt(p, 10, 64)
+			}
 			e.origin, _ = m.Values["o"].(string)
 			e.epoch, _ = m.Values["e"].(string)
 			e.frame, _ = m.Values["f"].(string)
@@ -142,6 +154,12 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 		l.b.m.skipped.WithLabelValues(l.origin, "not_origin").Inc()
 		l.log.Error("outbox entry of another origin skipped: loop prevention", "entry", e.id, "entry_origin", e.origin)
 		return true
+	case e.kind == "s" && (e.session == "" || e.owner == "" || e.ownerEpoch < 1):
+		l.b.m.skipped.WithLabelValues(l.origin, "malformed").Inc()
+		l.log.Error("malformed session record skipped", "entry", e.id)
+		return true
+	case e.kind == "s":
+		return l.applySession(ctx, e)
 	case e.room == "" || e.oseq == 0 || e.frame == "":
 		l.b.m.skipped.WithLabelValues(l.origin, "malformed").Inc()
 		l.log.Error("malformed outbox entry skipped", "entry", e.id)
@@ -189,6 +207,34 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 		}
 		attempt++
 		l.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
+		if !sleep(ctx, backoff(attempt)) {
+			return false
+		}
+	}
+}
+
+// applySession carries a remote session ownership record into this region
+// (G11): the higher epoch wins; a region that loses a session it owned
+// tells its gateways, which close that session's connections.
+func (l *link) applySession(ctx context.Context, e outboxEntry) bool {
+	attempt := 0
+	for {
+		own, err := l.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch)
+		if err == nil {
+			l.mu.Lock()
+			l.appliedN = e.n
+			l.mu.Unlock()
+			l.b.m.sessions.WithLabelValues(l.origin, own.Status).Inc()
+			if own.Status == "won" {
+				l.log.Info("session ownership applied", "session", e.session, "owner", e.owner, "epoch", e.ownerEpoch)
+			}
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		attempt++
+		l.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
 		if !sleep(ctx, backoff(attempt)) {
 			return false
 		}

@@ -31,6 +31,9 @@ type hub struct {
 	// is still current: a fill overtaken by a newer loss must not let the
 	// room go live, or what was published since that loss would be skipped.
 	fillGen atomic.Uint64
+
+	// onSessionTaken is called when another region took a session over.
+	onSessionTaken func(session, region string)
 }
 
 // room is one hosted room. lastID is the stream id of the last event
@@ -104,7 +107,16 @@ func (h *hub) release(r *room) {
 }
 
 // deliver handles one message from Redis (the subscriber's goroutine).
-func (h *hub) deliver(roomName, payload string) {
+func (h *hub) deliver(channel, payload string) {
+	if channel == broker.SessionsChannel {
+		if h.onSessionTaken != nil {
+			if session, region, ok := broker.ParseTaken(payload); ok {
+				h.onSessionTaken(session, region)
+			}
+		}
+		return
+	}
+	roomName := broker.RoomOfChannel(channel)
 	h.m.redisDeliveries.Inc()
 	h.mu.RLock()
 	r := h.rooms[roomName]

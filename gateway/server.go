@@ -34,6 +34,7 @@ import (
 
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/gateway/protocol"
 )
 
 // Server is one gateway node.
@@ -53,6 +54,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	sessions map[string]map[*conn]struct{} // connections by the session id their client named
 	draining bool
 	connWG   sync.WaitGroup
 
@@ -72,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	log = log.With("component", "gateway", "region", cfg.Region, "node", cfg.Node)
 	reg := prometheus.NewRegistry()
 	s := &Server{cfg: cfg, log: log, reg: reg, m: newMetrics(reg, cfg.Region, cfg.Node),
-		conns: map[*conn]struct{}{}, done: make(chan struct{})}
+		conns: map[*conn]struct{}{}, sessions: map[string]map[*conn]struct{}{}, done: make(chan struct{})}
 	p := cfg.RedisLink
 	s.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis, DialTimeout: p.DialTimeout,
 		ReadTimeout: p.ReadTimeout, WriteTimeout: p.WriteTimeout, MaxRetries: p.MaxRetries,
@@ -82,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	subCfg.Pattern = cfg.SubscribeMode == SubscribePattern
 	s.sub = broker.NewSubscriber(s.rdb, subCfg, log)
 	s.hub = newHub(&s.cfg, s.broker, s.sub, log, s.m)
+	s.hub.onSessionTaken = s.sessionTaken
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: s.checkOrigin,
 		HandshakeTimeout: 5 * time.Second}
 	return s, nil
@@ -111,6 +114,8 @@ func (s *Server) Start() error {
 		s.sub.Run(ctx)
 		close(s.done)
 	}()
+	// Every node hears when its region loses a session (G11).
+	go func() { _ = s.sub.Subscribe(ctx, broker.SessionsChannel) }()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.HandleFunc("/healthz", s.healthz)
@@ -207,11 +212,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusUnauthorized, code, err.Error())
 		return
 	}
+	session := r.URL.Query().Get("session")
+	if h := r.Header.Get("X-Geolab-Session"); h != "" {
+		session = h
+	}
+	if session != "" {
+		if err := protocol.ValidID(session); err != nil {
+			httpError(w, http.StatusBadRequest, "bad_session", "session: "+err.Error())
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SubscribeTimeout)
+		own, err := s.broker.ClaimSession(ctx, session)
+		cancel()
+		if err != nil {
+			httpError(w, http.StatusServiceUnavailable, "unavailable", "redis unavailable: cannot claim the session, retry")
+			return
+		}
+		if own.Status == "taken" {
+			s.log.Info("session owned by this region now", "session", session, "epoch", own.Epoch)
+		}
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the HTTP error itself
 	}
 	c := newConn(s, ws, claims)
+	if session != "" {
+		c.session = session
+		c.log = c.log.With("session", session)
+	}
 	s.mu.Lock()
 	if s.draining { // the drain started during the handshake
 		s.mu.Unlock()
@@ -220,15 +249,42 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	if session != "" {
+		if s.sessions[session] == nil {
+			s.sessions[session] = map[*conn]struct{}{}
+		}
+		s.sessions[session][c] = struct{}{}
+	}
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
+		if session != "" {
+			delete(s.sessions[session], c)
+			if len(s.sessions[session]) == 0 {
+				delete(s.sessions, session)
+			}
+		}
 		s.mu.Unlock()
 		s.connWG.Done()
 	}()
 	c.run()
+}
+
+// sessionTaken closes this node's connections of a session another region
+// now owns (G11): close code 4003, reconnect through the resolver.
+func (s *Server) sessionTaken(session, region string) {
+	s.mu.Lock()
+	var conns []*conn
+	for c := range s.sessions[session] {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.log.Warn("session taken over by another region: closing", "owner", region)
+		c.closeWith(protocol.CloseSessionTakenOver, "session owned by region "+region+" now")
+	}
 }
 
 func httpError(w http.ResponseWriter, status int, code, msg string) {

@@ -46,9 +46,9 @@ type Subscriber struct {
 	cfg SubscriberConfig
 	log *slog.Logger
 
-	// OnMessage receives every message (room, payload). Called from the
+	// OnMessage receives every message (channel, payload). Called from the
 	// receive goroutine; it must not block.
-	OnMessage func(room, payload string)
+	OnMessage func(channel, payload string)
 	// OnUp is called, from the receive goroutine, when a (re)connection has
 	// every wanted channel subscribed. gen counts connections from 1.
 	OnUp func(gen uint64)
@@ -271,7 +271,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 		switch m := msg.(type) {
 		case *redis.Message:
 			if s.OnMessage != nil {
-				s.OnMessage(RoomOfChannel(m.Channel), m.Payload)
+				s.OnMessage(m.Channel, m.Payload)
 			}
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
