@@ -1,0 +1,126 @@
+# geolab — `make help` lists the targets.
+#
+# `make test` and `make chaos` work on a fresh Debian machine as root with Go
+# installed and nothing else: `deps` installs redis-server and gcc (for -race)
+# with apt-get and the Ginkgo CLI (into ./bin) when missing. No Docker needed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO  ?= go
+BIN := $(CURDIR)/bin
+
+# The Ginkgo CLI always matches the library version in go.mod.
+GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
+GINKGO         := $(BIN)/ginkgo
+
+# staticcheck 2026.2.2 (module v0.8.2): the newest release listed by
+# `go list -m -versions honnef.co/go/tools`; it knows Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(BIN)/staticcheck
+
+# Chaos suite: LABELS is a Ginkgo label filter (empty: every spec), e.g.
+# `make chaos LABELS=smoke`. PROVIDER picks how the lab runs regions
+# (process: real processes, no Docker; docker: testcontainers-go).
+LABELS   ?=
+PROVIDER ?= process
+export PROVIDER
+# Specs run the components as processes of the geolab binary built by `build`.
+export GEOLAB_BIN := $(BIN)/geolab
+
+# Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
+FUZZ_TARGETS := \
+	./gateway/protocol:FuzzDecodeClientFrame \
+	./gateway/auth:FuzzVerify \
+	./gateway/auth:FuzzMatchPattern \
+	./federation:FuzzParseConfig
+FUZZTIME ?= 5s
+
+# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.
+BENCH_ARGS ?=
+
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos bench lint clean
+
+help: ## list the targets
+	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+deps: deps-redis deps-cc deps-ginkgo ## install what is missing: redis-server and a C compiler for -race (apt-get, as root), the Ginkgo CLI at go.mod's version into bin/
+
+# apt_install: $(1) a command that must be on PATH, $(2) the Debian packages
+# that provide it, $(3) what it is for. Quiet when the command is there.
+define apt_install
+	@if ! command -v $(1) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "make deps: $(1) ($(3)) is not on PATH and this is not root: run 'sudo make deps' or 'sudo apt-get install -y $(2)'" >&2; \
+			exit 1; \
+		fi; \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "make deps: $(1) ($(3)) is not on PATH and there is no apt-get: install $(2) yourself" >&2; \
+			exit 1; \
+		fi; \
+		echo "make deps: $(1) not found: installing $(2) with apt-get"; \
+		apt-get update -qq >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+		command -v $(1) >/dev/null || { echo "make deps: apt-get ran but $(1) is still not on PATH" >&2; exit 1; }; \
+	fi
+endef
+
+deps-redis: ## install redis-server with apt-get unless it is on PATH
+	$(call apt_install,redis-server,redis-server,real Redis for the tests and the lab)
+
+deps-cc: ## install gcc with apt-get unless the C compiler go uses is on PATH (-race needs cgo)
+	$(call apt_install,"$$($(GO) env CC)",gcc libc6-dev,the C compiler go test -race needs)
+
+deps-ginkgo: ## install the Ginkgo CLI at go.mod's version into bin/ unless it is there
+	@want='$(GINKGO_VERSION)'; \
+	if [ -z "$$want" ]; then echo "make deps: cannot read the ginkgo version from go.mod" >&2; exit 1; fi; \
+	have=$$($(GINKGO) version 2>/dev/null | awk '{ print "v" $$NF }' || true); \
+	if [ "$$have" != "$$want" ]; then \
+		echo "make deps: installing the Ginkgo CLI $$want into bin/"; \
+		GOBIN='$(BIN)' $(GO) install "github.com/onsi/ginkgo/v2/ginkgo@$$want"; \
+	fi
+
+build: ## build bin/geolab
+	$(GO) build -o $(BIN)/geolab ./cmd/geolab
+
+vet: ## go vet every package
+	$(GO) vet ./...
+
+test: deps ## vet, unit + integration + spec tests with -race, then every fuzz target briefly (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		if ! $(GO) test -list "^$${name}\$$" "$$pkg" | grep -x "$$name" >/dev/null; then \
+			echo "make fuzz: no fuzz target $$name in $$pkg (listed in FUZZ_TARGETS)" >&2; exit 1; \
+		fi; \
+		echo "go test -run '^\$$' -fuzz '^$${name}\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done
+
+chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process); reports in reports/
+	@mkdir -p reports
+	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit.xml --json-report=report.json \
+		--output-dir=reports --keep-going -timeout 20m ./specs
+
+bench: deps ## the fan-out benchmark: go run ./cmd/geolab bench fanout BENCH_ARGS
+	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
+
+lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*')); \
+	if [ -n "$$out" ]; then echo "gofmt: these files are not formatted (run gofmt -w):" >&2; echo "$$out" >&2; exit 1; fi
+	$(GO) vet ./...
+	@have=$$($(STATICCHECK) -version 2>/dev/null || true); \
+	if [[ "$$have" != *"($(STATICCHECK_VERSION:v%=%))"* ]]; then \
+		echo "make lint: installing staticcheck $(STATICCHECK_VERSION) into bin/"; \
+		GOBIN='$(BIN)' $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
+	$(STATICCHECK) ./...
+
+clean: ## remove bin/ and reports/
+	rm -rf $(BIN) reports
