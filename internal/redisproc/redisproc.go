@@ -261,7 +261,7 @@ func (s *Server) waitReady(ctx context.Context, p *proc) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if last = ping(pingCtx, s.opts.Addr); last == nil {
+		if last = ping(pingCtx, s.opts.Addr, p.cmd.Process.Pid); last == nil {
 			return nil
 		}
 		select {
@@ -274,9 +274,10 @@ func (s *Server) waitReady(ctx context.Context, p *proc) error {
 	}
 }
 
-// ping sends one PING on a fresh connection and expects +PONG. A loading
-// server (-LOADING) is not ready.
-func ping(ctx context.Context, addr string) error {
+// ping sends PING on a fresh connection and expects +PONG (a loading server,
+// -LOADING, is not ready), then checks with INFO server that the answer came
+// from process pid and not from another server that holds the port.
+func ping(ctx context.Context, addr string, pid int) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var d net.Dialer
@@ -287,15 +288,31 @@ func ping(ctx context.Context, addr string) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n"); err != nil {
+	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(io.LimitReader(c, 512)).ReadString('\n')
+	r := bufio.NewReader(io.LimitReader(c, 64<<10))
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}
 	if line = strings.TrimSpace(line); line != "+PONG" {
 		return fmt.Errorf("PING answered %q", line)
+	}
+	if line, err = r.ReadString('\n'); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(line), "$"))
+	if err != nil || n < 0 {
+		return fmt.Errorf("INFO server answered %q", strings.TrimSpace(line))
+	}
+	info := make([]byte, n)
+	if _, err := io.ReadFull(r, info); err != nil {
+		return err
+	}
+	want := "process_id:" + strconv.Itoa(pid) + "\r\n"
+	if !bytes.Contains(info, []byte(want)) {
+		return fmt.Errorf("the server on %s is not redis-server pid %d (another process holds the port?)", addr, pid)
 	}
 	return nil
 }
