@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -404,6 +403,3 @@ func gapFrame(d broker.Delivery, reason string) []byte {
 	})
 	return b
 }
-
-// errUnavailable is returned when Redis cannot serve a request.
-var errUnavailable = errors.New("redis unavailable")

@@ -218,7 +218,7 @@ func (c *Client) serve(cn *conn, first bool) connEnd {
 	go c.readLoop(cn)
 	go c.writeLoop(cn)
 	for _, b := range append(subs, pubs...) {
-		if !c.enqueue(nil, cn, b) {
+		if !c.enqueue(c.ctx, cn, b) {
 			break
 		}
 	}
@@ -238,7 +238,7 @@ loop:
 		}
 		due, next := c.dueResubscribes(cn, time.Now())
 		for _, b := range due {
-			c.enqueue(nil, cn, b)
+			c.enqueue(c.ctx, cn, b)
 		}
 		if !next.IsZero() {
 			retry.Reset(time.Until(next))

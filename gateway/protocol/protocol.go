@@ -161,7 +161,7 @@ func ValidID(id string) error {
 		return fmt.Errorf("id is %d characters, more than %d", len(id), MaxIDLen)
 	}
 	if !idRE.MatchString(id) {
-		return fmt.Errorf("id %q has a character outside A-Z a-z 0-9 _ . - :", id)
+		return fmt.Errorf("id %q has a character outside [A-Za-z0-9_.:-]", id)
 	}
 	return nil
 }
