@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/protocol"
 )
 
@@ -299,4 +300,60 @@ func dialSession(t testing.TB, addr, session string) *sessionConn {
 		}
 	}()
 	return sc
+}
+
+// TestTrimmedOutboxIsAGapNeverSilent: us-east's outbox is trimmed past
+// eu-west's checkpoint during a partition. After the heal the bridge counts
+// and marks the gap and goes on; a live subscriber is told (recovered:false
+// before the jump) and a resume that needed the lost events is refused with
+// gap_marked.
+func TestTrimmedOutboxIsAGapNeverSilent(t *testing.T) {
+	w := newWorldWith(t, func(c *gateway.Config) { c.History.OutboxMaxLen = 20 }, "us-east", "eu-west")
+	w.startBridges()
+	room := "tenant:trim"
+	live := dial(t, w.regions["eu-west"].gw.Addr(), "live")
+	live.subscribe(t, room, nil, nil)
+	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
+	for i := 0; i < 5; i++ {
+		pub.publish(t, room, fmt.Sprintf("t-%d", i), i)
+	}
+	waitFor(t, 20*time.Second, "eu-west has the first 5", func() bool { return live.count() == 5 })
+	w.partition("us-east", "eu-west", "reset")
+	for i := 5; i < 600; i++ {
+		pub.publish(t, room, fmt.Sprintf("t-%d", i), i)
+	}
+	outboxLen, _ := w.regions["us-east"].redis.Client().XLen(context.Background(), "geolab:outbox:us-east").Result()
+	if outboxLen >= 595 {
+		t.Fatalf("the outbox was not trimmed (%d entries): the test cannot make a gap", outboxLen)
+	}
+	w.heal()
+	last := uint64(599 + 1)
+	waitFor(t, 30*time.Second, "eu-west applies up to the newest event", func() bool {
+		msgs := live.messages()
+		return len(msgs) > 0 && msgs[len(msgs)-1].Oseq == last
+	})
+	st := w.regions["eu-west"].bridge.b.Status().Links[0]
+	if st.Gaps < 1 {
+		t.Fatalf("the bridge did not count the gap: %+v", st)
+	}
+	g, err := w.regions["eu-west"].redis.Client().HGet(context.Background(), "geolab:s:{"+room+"}", "g:us-east").Uint64()
+	if err != nil || g <= 5 || g >= last {
+		t.Fatalf("gap marker g:us-east = %d (%v), want between 5 and %d", g, err, last)
+	}
+	// The live subscriber was told before the jump.
+	var notice *protocol.ServerFrame
+	select {
+	case notice = <-live.subs:
+	default:
+	}
+	if notice == nil || notice.Recovered || notice.Reason != protocol.ReasonHistoryTrimmed || notice.Position["us-east"] != g {
+		t.Fatalf("live subscriber's gap notice: %+v, want recovered:false history_trimmed at %d", notice, g)
+	}
+	// A resume from before the gap cannot be served in eu-west.
+	c := dial(t, w.regions["eu-west"].gw.Addr(), "late")
+	first := live.messages()[4]
+	s := c.subscribe(t, room, protocol.Positions{"us-east": first.Oseq}, protocol.Epochs{"us-east": first.Epoch})
+	if s.Recovered || s.Reason != protocol.ReasonGapMarked {
+		t.Fatalf("resume across the gap: %+v, want recovered:false gap_marked", s)
+	}
 }

@@ -59,6 +59,12 @@ type world struct {
 
 func newWorld(t *testing.T, names ...string) *world {
 	t.Helper()
+	return newWorldWith(t, nil, names...)
+}
+
+// newWorldWith is newWorld with mod applied to every gateway's config.
+func newWorldWith(t *testing.T, mod func(*gateway.Config), names ...string) *world {
+	t.Helper()
 	w := &world{t: t, regions: map[string]*region{}, names: names,
 		tp:      toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop()),
 		proxies: map[string]*toxiproxy.Proxy{}}
@@ -69,6 +75,9 @@ func newWorld(t *testing.T, names ...string) *world {
 		cfg.Authority, cfg.Federate = authority, federate
 		cfg.PublishRate, cfg.PublishBurst, cfg.FrameRate, cfg.FrameBurst = 1e5, 100000, 1e5, 100000
 		cfg.Logger = quiet()
+		if mod != nil {
+			mod(&cfg)
+		}
 		gw, err := gateway.New(cfg)
 		if err != nil {
 			t.Fatal(err)

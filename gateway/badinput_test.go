@@ -210,3 +210,40 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		t.Fatalf("empty config accepted")
 	}
 }
+
+func TestBrowserOriginsAreChecked(t *testing.T) {
+	rs := startRedis(t)
+	strict := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	open := startGateway(t, rs.Addr(), "us-east", "gw-2", func(c *gateway.Config) {
+		c.AllowedOrigins = []string{"https://*.example.com"}
+	})
+	dialOrigin := func(addr, origin string) (int, error) {
+		h := http.Header{"Authorization": {"Bearer " + token(t, "b", time.Hour)}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", h)
+		if ws != nil {
+			ws.Close()
+		}
+		if resp == nil {
+			return 0, err
+		}
+		return resp.StatusCode, err
+	}
+	cases := []struct {
+		addr, origin string
+		want         int
+	}{
+		{strict.Addr(), "", http.StatusSwitchingProtocols},                        // not a browser
+		{strict.Addr(), "http://" + strict.Addr(), http.StatusSwitchingProtocols}, // same host
+		{strict.Addr(), "https://evil.example.net", http.StatusForbidden},
+		{open.Addr(), "https://app.example.com", http.StatusSwitchingProtocols},
+		{open.Addr(), "https://app.example.org", http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		if code, err := dialOrigin(tc.addr, tc.origin); code != tc.want {
+			t.Errorf("Origin %q: status %d (%v), want %d", tc.origin, code, err, tc.want)
+		}
+	}
+}
