@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/internal/backoff"
 )
 
 // checkpointKey holds, in this region's Redis, the id of the last event of
@@ -61,7 +61,7 @@ func (l *link) run(ctx context.Context) {
 			}
 			l.setDown(err)
 			attempt++
-			if !sleep(ctx, backoff(attempt)) {
+			if !retryPause(ctx, attempt) {
 				return
 			}
 			continue
@@ -207,7 +207,7 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 		}
 		attempt++
 		l.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !retryPause(ctx, attempt) {
 			return false
 		}
 	}
@@ -235,7 +235,7 @@ func (l *link) applySession(ctx context.Context, e outboxEntry) bool {
 		}
 		attempt++
 		l.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !retryPause(ctx, attempt) {
 			return false
 		}
 	}
@@ -257,7 +257,7 @@ func (l *link) loadCheckpoint(ctx context.Context) (string, bool) {
 		}
 		attempt++
 		l.log.Warn("read checkpoint failed; retrying", "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !retryPause(ctx, attempt) {
 			return "", false
 		}
 	}
@@ -278,7 +278,7 @@ func (l *link) saveCheckpoint(ctx context.Context, id string) bool {
 		}
 		attempt++
 		l.log.Warn("save checkpoint failed; retrying", "err", err)
-		if !sleep(ctx, backoff(attempt)) {
+		if !retryPause(ctx, attempt) {
 			return false
 		}
 	}
@@ -363,19 +363,7 @@ func (l *link) status(now time.Time) LinkStatus {
 		Gaps: l.gaps, Checkpoint: l.checkpoint, LastError: l.lastErr}
 }
 
-func backoff(attempt int) time.Duration {
-	d := 50 * time.Millisecond << min(attempt, 6)
-	d = min(d, 2*time.Second)
-	return time.Duration(rand.Int64N(int64(d)) + 1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// retryPause paces the link's retries: 50 ms doubling to 2 s, full jitter.
+func retryPause(ctx context.Context, attempt int) bool {
+	return backoff.Sleep(ctx, backoff.FullJitter(50*time.Millisecond, 2*time.Second, attempt, nil))
 }

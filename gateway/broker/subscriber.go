@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/geolab/geolab/internal/backoff"
 )
 
 // SubscriberConfig tunes the pub/sub connection.
@@ -176,31 +177,12 @@ func (s *Subscriber) Run(ctx context.Context) {
 		}
 		s.setDown(err)
 		attempt++
-		if !sleepCtx(ctx, backoff(s.cfg.MinBackoff, s.cfg.MaxBackoff, attempt)) {
+		if !backoff.Sleep(ctx, backoff.FullJitter(s.cfg.MinBackoff, s.cfg.MaxBackoff, attempt, nil)) {
 			return
 		}
 		if s.Up() {
 			attempt = 0
 		}
-	}
-}
-
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := lo << min(attempt, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

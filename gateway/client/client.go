@@ -225,7 +225,7 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
 func (c *Client) backoff(attempt int) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return backoff(attempt, c.o.MinBackoff, c.o.MaxBackoff, c.rnd)
+	return backoffDraw(attempt, c.o.MinBackoff, c.o.MaxBackoff, c.rnd)
 }
 
 func copyPositions(p protocol.Positions) protocol.Positions {

@@ -236,7 +236,7 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 		seen := map[time.Duration]bool{}
 		var sum time.Duration
 		for range 1000 {
-			d := backoff(n, minD, maxD, rnd)
+			d := backoffDraw(n, minD, maxD, rnd)
 			if d < 0 || d > ceil {
 				t.Fatalf("backoff(%d) = %v, outside [0, %v]", n, d, ceil)
 			}
@@ -249,7 +249,7 @@ func TestBackoffGrowsAndIsBounded(t *testing.T) {
 	}
 	r1, r2 := testOptions(&recorder{}).Rand, testOptions(&recorder{}).Rand
 	for n := range 20 {
-		if a, b := backoff(n, minD, maxD, r1), backoff(n, minD, maxD, r2); a != b {
+		if a, b := backoffDraw(n, minD, maxD, r1), backoffDraw(n, minD, maxD, r2); a != b {
 			t.Fatalf("same seed, attempt %d: %v != %v", n, a, b)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"time"
+
+	"github.com/geolab/geolab/internal/backoff"
 )
 
 // Defaults for the zero values of Options.
@@ -168,22 +170,11 @@ func (o Options) withDefaults() Options {
 // backoffCeiling is the upper bound of the sleep before attempt n (from 0):
 // min·2ⁿ, capped at max.
 func backoffCeiling(attempt int, minD, maxD time.Duration) time.Duration {
-	d := minD
-	for i := 0; i < attempt; i++ {
-		if d >= maxD/2 {
-			return maxD
-		}
-		d *= 2
-	}
-	return min(d, maxD)
+	return backoff.Ceiling(minD, maxD, attempt)
 }
 
 // backoff draws the sleep before attempt n: uniform in [0, ceiling] (full
 // jitter, so that thousands of clients cut at once do not return at once).
-func backoff(attempt int, minD, maxD time.Duration, rnd *rand.Rand) time.Duration {
-	ceil := backoffCeiling(attempt, minD, maxD)
-	if ceil <= 0 {
-		return 0
-	}
-	return time.Duration(rnd.Int64N(int64(ceil) + 1))
+func backoffDraw(attempt int, minD, maxD time.Duration, rnd *rand.Rand) time.Duration {
+	return backoff.FullJitter(minD, maxD, attempt, rnd)
 }

@@ -310,7 +310,7 @@ func (c *Client) roomErrorLocked(cn *conn, r *room, serr *ServerError) *Subscrib
 	ev := &SubscribedEvent{SubscribeResult: SubscribeResult{Room: r.name, Resumed: resumed}, Conn: cn.no, Err: serr}
 	if retryable(serr.Code) {
 		ev.WillRetry = true
-		r.retryAt = time.Now().Add(backoff(r.retries, c.o.MinBackoff, c.o.MaxBackoff, c.rnd))
+		r.retryAt = time.Now().Add(backoffDraw(r.retries, c.o.MinBackoff, c.o.MaxBackoff, c.rnd))
 		r.retries++
 		notify(cn.kick)
 		cn.log.Warn("resubscribe refused, retrying", "room", r.name, "code", serr.Code)
