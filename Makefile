@@ -34,7 +34,8 @@ FUZZ_TARGETS := \
 	./gateway/protocol:FuzzDecodeClientFrame \
 	./gateway/auth:FuzzVerify \
 	./gateway/auth:FuzzMatchPattern \
-	./federation:FuzzParseConfig
+	./federation:FuzzParseConfig \
+	./lab/topology:FuzzParse
 FUZZTIME ?= 5s
 
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.

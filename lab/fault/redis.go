@@ -1,0 +1,127 @@
+package fault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/geolab/geolab/lab/link"
+	"github.com/geolab/geolab/lab/topology"
+)
+
+// redisBlipKind resets every gateway→Redis connection of a region: its LAN
+// links are closed (new connections refused) until healed, or — with no
+// duration — re-opened at once, so that gateways see a blip and reconnect.
+type redisBlipKind struct{}
+
+// redisKillKind kills a region's Redis with SIGKILL; heal restarts it (empty
+// with lose_data, else with whatever its persistence kept).
+type redisKillKind struct{}
+
+// redisRestartKind kills and restarts a region's Redis at once (empty with
+// lose_data); its heal has nothing left to do.
+type redisRestartKind struct{}
+
+func init() {
+	register(redisBlipKind{})
+	register(redisKillKind{})
+	register(redisRestartKind{})
+}
+
+func (redisBlipKind) Name() string { return "redis-blip" }
+func (redisBlipKind) Doc() string {
+	return "reset every gateway→Redis connection of a region (held closed for the fault's duration)"
+}
+func (redisBlipKind) Validate(s Spec, t *topology.Topology) error {
+	if err := only(s, "regions"); err != nil {
+		return err
+	}
+	return needRegions(s, t, 1)
+}
+
+func (redisBlipKind) Inject(ctx context.Context, w World, s Spec, id string) (Heal, error) {
+	r := s.Regions[0]
+	lans := w.Net().Select(func(l link.Link) bool { return l.Kind == link.LAN && l.From == r })
+	heal, err := cut(w, lans, id, "reset")
+	if err != nil || s.For > 0 {
+		return heal, err
+	}
+	if err := heal(ctx); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
+func (redisKillKind) Name() string { return "redis-kill" }
+func (redisKillKind) Doc() string {
+	return "kill -9 a region's Redis; heal restarts it (lose_data: empty)"
+}
+func (redisKillKind) Validate(s Spec, t *topology.Topology) error {
+	if err := only(s, "regions", "lose_data"); err != nil {
+		return err
+	}
+	return needRegions(s, t, 1)
+}
+
+func (redisKillKind) Inject(_ context.Context, w World, s Spec, _ string) (Heal, error) {
+	red, err := w.RedisOf(s.Regions[0])
+	if err != nil {
+		return nil, err
+	}
+	if err := red.Kill(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return restartRedis(ctx, w, s.Regions[0], s.LoseData) }, nil
+}
+
+func (redisRestartKind) Name() string { return "redis-restart" }
+func (redisRestartKind) Doc() string {
+	return "kill -9 and restart a region's Redis at once (lose_data: it comes back empty)"
+}
+func (redisRestartKind) Validate(s Spec, t *topology.Topology) error {
+	if err := only(s, "regions", "lose_data"); err != nil {
+		return err
+	}
+	return needRegions(s, t, 1)
+}
+
+func (redisRestartKind) Inject(ctx context.Context, w World, s Spec, _ string) (Heal, error) {
+	red, err := w.RedisOf(s.Regions[0])
+	if err != nil {
+		return nil, err
+	}
+	if err := red.Kill(); err != nil {
+		return nil, err
+	}
+	if err := restartRedis(ctx, w, s.Regions[0], s.LoseData); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
+// restartRedis starts a region's Redis again unless it runs, wiping its data
+// first when loseData.
+func restartRedis(ctx context.Context, w World, region string, loseData bool) error {
+	red, err := w.RedisOf(region)
+	if err != nil {
+		return err
+	}
+	if red.Running() {
+		if !red.Paused() {
+			return nil
+		}
+		return red.Resume()
+	}
+	if loseData {
+		if err := red.Wipe(); err != nil {
+			return err
+		}
+	}
+	if err := red.Restart(ctx); err != nil {
+		return fmt.Errorf("restart redis of %s: %w", region, err)
+	}
+	return nil
+}
+
+// errJoin joins non-nil errors (nil when all are nil).
+func errJoin(errs ...error) error { return errors.Join(errs...) }

@@ -1,0 +1,347 @@
+// Package lab runs a topology for real and breaks it on purpose.
+//
+//	topology ─▶ provider (Redis, gateways, bridges, Toxiproxy) ─▶ links (proxies)
+//	         ─▶ resolver ─▶ faults ─▶ clients' history ─▶ checker
+//
+// Start brings a topology up: one Redis per region, its gateways and its
+// federation bridge, every client→gateway, gateway→Redis and bridge→remote
+// Redis connection through its own Toxiproxy proxy carrying the topology's
+// latency, and a resolver that plays GeoDNS. The verbs read like the faults
+// they inject — Partition, Isolate, Heal, Region("us-east").Gateway(1).Kill()
+// — and Close tears everything down by pid, healed or not.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/link"
+	"github.com/geolab/geolab/lab/provider"
+	"github.com/geolab/geolab/lab/resolver"
+	"github.com/geolab/geolab/lab/topology"
+)
+
+// Options configure Start. Every field has a default.
+type Options struct {
+	// Provider names where parts run: "process" (default).
+	Provider string
+	// Bin is the geolab binary children run as. Default: $GEOLAB_BIN, else
+	// this executable when it is geolab, else bin/geolab.
+	Bin string
+	// WorkDir holds logs, configs and Redis data. Default: a new temporary
+	// directory, removed by Close unless KeepWorkDir.
+	WorkDir     string
+	KeepWorkDir bool
+	// Secret signs client tokens and is handed to every gateway. Default:
+	// $GEOLAB_JWT_SECRET, else 32 random bytes.
+	Secret []byte
+	// GatewayArgs are extra flags for every gateway (docs/gateway.md), e.g.
+	// {"--send-queue", "64"}.
+	GatewayArgs []string
+	// Lag sets the bridges' replication-lag thresholds (default 1s, 5s).
+	LagWarn, LagAlert time.Duration
+	// ReadyTimeout bounds Start (default 60s).
+	ReadyTimeout time.Duration
+	// Logger receives the lab's own logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Lab is one running topology.
+type Lab struct {
+	topo    *topology.Topology
+	opts    Options
+	prov    provider.Provider
+	net     *link.Net
+	res     *resolver.Resolver
+	auth    *auth.Authority
+	log     *slog.Logger
+	regions map[string]*Region
+	faults  *fault.Book
+	started time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Region is one running region.
+type Region struct {
+	Name     string
+	lab      *Lab
+	redis    provider.Redis
+	gateways []*Gateway
+	bridge   *Bridge
+}
+
+// Gateway is one running gateway node; its Node methods act on the process.
+type Gateway struct {
+	provider.Node
+	Region, ID string // ID is the node name, gw-1 …
+	Listen     string // its own address (not proxied)
+}
+
+// Bridge is a region's running federation bridge.
+type Bridge struct {
+	provider.Node
+	Region string
+	Listen string // its /status address
+}
+
+// Start brings topo up and returns once every gateway and bridge is ready,
+// or tears down what it started and returns the error.
+func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	l = &Lab{topo: topo, opts: opts, log: opts.Logger, regions: map[string]*Region{}, started: time.Now()}
+	if l.auth, err = auth.NewAuthority(opts.Secret); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	switch opts.Provider {
+	case "process":
+		l.prov, err = provider.NewProcess(opts.Bin, opts.WorkDir, []string{"GEOLAB_JWT_SECRET=" + string(opts.Secret)})
+	default:
+		err = fmt.Errorf("lab: unknown provider %q (want process)", opts.Provider)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = l.Close()
+			l = nil
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
+	defer cancel()
+	_, api, err := l.prov.StartToxiproxy(ctx)
+	if err != nil {
+		return l, err
+	}
+	if l.net, err = link.New(api, 10*time.Second); err != nil {
+		return l, err
+	}
+	l.faults = fault.NewBook(l)
+	if err := l.startRegions(ctx); err != nil {
+		return l, err
+	}
+	if err := l.startResolver(); err != nil {
+		return l, err
+	}
+	l.log.Info("lab up", "component", "lab", "topology", topo.Name, "took", time.Since(l.started).Round(time.Millisecond))
+	return l, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Provider == "" {
+		o.Provider = "process"
+	}
+	if o.Bin == "" {
+		o.Bin = DefaultBin()
+	}
+	if o.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "geolab-lab-")
+		if err != nil {
+			return fmt.Errorf("lab: work dir: %w", err)
+		}
+		o.WorkDir = dir
+	} else {
+		o.KeepWorkDir = true
+	}
+	if len(o.Secret) == 0 {
+		if s := os.Getenv("GEOLAB_JWT_SECRET"); s != "" {
+			o.Secret = []byte(s)
+		} else {
+			b := make([]byte, 32)
+			_, _ = rand.Read(b)
+			o.Secret = []byte(base64.RawStdEncoding.EncodeToString(b))
+		}
+	}
+	if o.LagWarn == 0 {
+		o.LagWarn = time.Second
+	}
+	if o.LagAlert == 0 {
+		o.LagAlert = 5 * time.Second
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// DefaultBin finds the geolab binary: $GEOLAB_BIN, this executable when it
+// is named geolab, else bin/geolab under the working directory.
+func DefaultBin() string {
+	if b := os.Getenv("GEOLAB_BIN"); b != "" {
+		return b
+	}
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "geolab" {
+		return exe
+	}
+	abs, _ := filepath.Abs(filepath.Join("bin", "geolab"))
+	return abs
+}
+
+// startRegions starts every Redis, then every gateway behind its LAN links,
+// then every bridge behind its WAN links, each phase in parallel.
+func (l *Lab) startRegions(ctx context.Context) error {
+	for _, r := range l.topo.Regions {
+		l.regions[r.Name] = &Region{Name: r.Name, lab: l}
+	}
+	if err := l.parallel(func(r topology.Region) error {
+		red, err := l.prov.StartRedis(ctx, provider.RedisSpec{Region: r.Name, Persistent: r.Redis.Persistence})
+		l.regions[r.Name].redis = red
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := l.parallel(func(r topology.Region) error { return l.startGateways(ctx, r) }); err != nil {
+		return err
+	}
+	if len(l.topo.Regions) < 2 {
+		return nil
+	}
+	return l.parallel(func(r topology.Region) error { return l.startBridge(ctx, r) })
+}
+
+func (l *Lab) parallel(f func(topology.Region) error) error {
+	errs := make([]error, len(l.topo.Regions))
+	var wg sync.WaitGroup
+	for i, r := range l.topo.Regions {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = f(r) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
+	reg := l.regions[r.Name]
+	reg.gateways = make([]*Gateway, r.Gateways)
+	for i := range r.Gateways {
+		node := fmt.Sprintf("gw-%d", i+1)
+		listen, err := provider.FreeAddr()
+		if err != nil {
+			return err
+		}
+		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
+			From: r.Name, To: r.Name, Node: node, Upstream: reg.redis.Addr(), Base: l.topo.LAN})
+		if err != nil {
+			return err
+		}
+		for _, home := range l.topo.RegionNames() {
+			if _, err := l.net.Create(link.Link{Name: link.Name(link.Client, home, r.Name, node), Kind: link.Client,
+				From: home, To: r.Name, Node: node, Upstream: listen, Base: l.topo.Link(home, r.Name)}); err != nil {
+				return err
+			}
+		}
+		n, err := l.prov.StartGateway(ctx, provider.GatewaySpec{Region: r.Name, Node: node, Listen: listen,
+			Redis: lan.Listen, Federate: r.Federate, Args: l.opts.GatewayArgs})
+		if err != nil {
+			return err
+		}
+		reg.gateways[i] = &Gateway{Node: n, Region: r.Name, ID: node, Listen: listen}
+	}
+	return nil
+}
+
+// bridgeConfig is the YAML a bridge reads (docs/federation.md).
+type bridgeConfig struct {
+	Regions  map[string]map[string]string `yaml:"regions"`
+	Federate []string                     `yaml:"federate"`
+	Lag      map[string]string            `yaml:"lag"`
+}
+
+func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
+	if len(r.Federate) == 0 {
+		return nil // nothing crosses into or out of this region
+	}
+	cfg := bridgeConfig{Regions: map[string]map[string]string{}, Federate: r.Federate,
+		Lag: map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()}}
+	for _, other := range l.topo.Regions {
+		addr := l.regions[other.Name].redis.Addr()
+		if other.Name != r.Name {
+			wan, err := l.net.Create(link.Link{Name: link.Name(link.WAN, r.Name, other.Name, ""), Kind: link.WAN,
+				From: r.Name, To: other.Name, Upstream: addr, Base: l.topo.Link(r.Name, other.Name)})
+			if err != nil {
+				return err
+			}
+			addr = wan.Listen
+		}
+		cfg.Regions[other.Name] = map[string]string{"redis": addr}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("lab: bridge config of %s: %w", r.Name, err)
+	}
+	listen, err := provider.FreeAddr()
+	if err != nil {
+		return err
+	}
+	n, err := l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen})
+	if err != nil {
+		return err
+	}
+	l.regions[r.Name].bridge = &Bridge{Node: n, Region: r.Name, Listen: listen}
+	return nil
+}
+
+func (l *Lab) startResolver() error {
+	var gws []resolver.Gateway
+	for _, r := range l.topo.Regions {
+		for _, g := range l.regions[r.Name].gateways {
+			rg := resolver.Gateway{Region: r.Name, Node: g.ID, Endpoints: map[string]string{}}
+			for _, home := range l.topo.RegionNames() {
+				ln, _ := l.net.Get(link.Name(link.Client, home, r.Name, g.ID))
+				rg.Endpoints[home] = "ws://" + ln.Listen + "/ws"
+				if home == r.Name {
+					rg.Health = "http://" + ln.Listen + "/readyz"
+				}
+			}
+			gws = append(gws, rg)
+		}
+	}
+	l.res = resolver.New(l.topo, gws)
+	return l.res.Start("127.0.0.1:0")
+}
+
+// Close heals every fault it can, then stops every process by pid and
+// removes the work directory (unless kept). Safe to call more than once.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		if l.faults != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := l.faults.HealAll(ctx); err != nil {
+				l.log.Warn("heal at close", "component", "lab", "err", err)
+			}
+			cancel()
+		}
+		if l.res != nil {
+			errs = append(errs, l.res.Close())
+		}
+		if l.prov != nil {
+			errs = append(errs, l.prov.Close())
+		}
+		if !l.opts.KeepWorkDir {
+			_ = os.RemoveAll(l.opts.WorkDir)
+		}
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}

@@ -1,0 +1,103 @@
+// Package provider runs the parts of a lab — Toxiproxy, one Redis per
+// region, gateways and bridges — somewhere real: as local processes
+// (process.go, the default) or, later, as containers. The lab decides what
+// runs and how it is wired; a provider only starts things and hands back
+// handles that kill, pause, drain and restart them for real.
+package provider
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Provider starts a lab's parts. Every handle it returns is stopped by Close.
+type Provider interface {
+	// Name is "process" or "docker".
+	Name() string
+	// StartToxiproxy starts the Toxiproxy server and returns its API URL.
+	StartToxiproxy(ctx context.Context) (Node, string, error)
+	// StartRedis starts a region's Redis.
+	StartRedis(ctx context.Context, s RedisSpec) (Redis, error)
+	// StartGateway starts one gateway node and waits until it is ready.
+	StartGateway(ctx context.Context, s GatewaySpec) (Node, error)
+	// StartBridge starts a region's federation bridge and waits until it is
+	// ready.
+	StartBridge(ctx context.Context, s BridgeSpec) (Node, error)
+	// Close stops everything started, by pid, and waits for it to be gone.
+	Close() error
+}
+
+// Node is one running part. Lifecycle calls act on the real process.
+type Node interface {
+	Name() string
+	Pid() int
+	Running() bool
+	Paused() bool
+	// Kill is kill -9; Pause is SIGSTOP; Resume SIGCONT; Terminate SIGTERM
+	// then SIGKILL after grace; Restart starts it again with the same
+	// arguments and address once it has exited.
+	Kill() error
+	Pause() error
+	Resume() error
+	Terminate(grace time.Duration) error
+	Restart(ctx context.Context) error
+}
+
+// Redis is a region's Redis server.
+type Redis interface {
+	Node
+	// Addr is where the lab's proxies reach it.
+	Addr() string
+	// Wipe deletes its data on disk (it must not be running): the next
+	// Restart comes back empty, as a Redis without persistence does.
+	Wipe() error
+}
+
+// RedisSpec says how to run a region's Redis.
+type RedisSpec struct {
+	Region     string
+	Persistent bool
+}
+
+// GatewaySpec says how to run one gateway node.
+type GatewaySpec struct {
+	Region, Node string
+	// Listen is the node's HTTP address (fixed, so that a restart comes back
+	// where the proxies point).
+	Listen string
+	// Redis is the Redis address as the gateway dials it (its LAN link).
+	Redis    string
+	Federate []string
+	// Args are extra gateway flags (e.g. --send-queue 64).
+	Args []string
+}
+
+// BridgeSpec says how to run a region's bridge.
+type BridgeSpec struct {
+	Region string
+	// Config is the bridge's YAML config (docs/federation.md) as bytes; the
+	// provider writes it where the bridge can read it.
+	Config []byte
+	// Listen is the bridge's status address.
+	Listen string
+}
+
+// Ready waits until check returns nil, polling every 25 ms, for at most bound.
+func Ready(ctx context.Context, bound time.Duration, what string, check func() error) error {
+	end := time.Now().Add(bound)
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(end) {
+			return fmt.Errorf("%s not ready after %s: %w", what, bound, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(25 * time.Millisecond): // readiness polling interval
+		}
+	}
+}
