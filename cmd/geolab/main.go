@@ -39,7 +39,8 @@ client saw. See README.md and docs/.`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json (on stderr)")
 	root.AddCommand(newGatewayCmd(g), newFederationCmd(g), newTokenCmd(), newBenchCmd(), newVersionCmd(),
-		newToxiproxyCmd(), newValidateCmd())
+		newToxiproxyCmd(), newValidateCmd(),
+		newUpCmd(g), newStatusCmd(), newFaultCmd(), newHealCmd(), newDownCmd())
 	return root
 }
 

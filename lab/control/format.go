@@ -1,0 +1,109 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/geolab/geolab/lab"
+)
+
+// PrintStatus writes st for people: every process, every endpoint, the
+// links that are not plain, the active faults and the resolver's view.
+func PrintStatus(w io.Writer, st lab.Status) {
+	fmt.Fprintf(w, "topology %s (provider %s), up %s\n", st.Topology, st.Provider, st.Uptime)
+	fmt.Fprintf(w, "  toxiproxy API  %s\n  resolver       %s/resolve?home=REGION\n  work dir       %s\n", st.Toxiproxy, st.Resolver, st.WorkDir)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, r := range st.Regions {
+		fmt.Fprintf(tw, "\nregion %s\n", r.Name)
+		fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", r.Redis.Name, r.Redis.Addr, r.Redis.Pid, state(r.Redis))
+		for _, g := range r.Gateways {
+			fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", g.Name, g.Addr, g.Pid, state(g))
+		}
+		if r.Bridge != nil {
+			fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", r.Bridge.Name, r.Bridge.Addr, r.Bridge.Pid, state(*r.Bridge))
+		}
+		for _, lag := range r.Lag {
+			fmt.Fprintf(tw, "  lag from %s\t%.3fs, %d events\t%s\t\n", lag.Origin, lag.LagSeconds, lag.LagEvents, lag.State)
+		}
+		for _, home := range sortedKeys(r.Endpoints) {
+			fmt.Fprintf(tw, "  clients of %s reach it at\t%s\t\t\n", home, strings.Join(r.Endpoints[home], " "))
+		}
+	}
+	tw.Flush()
+	var odd []string
+	for _, l := range st.Links {
+		if !l.Enabled {
+			odd = append(odd, l.Name+" (disabled)")
+		}
+	}
+	fmt.Fprintf(w, "\nlinks: %d through Toxiproxy", len(st.Links))
+	if len(odd) > 0 {
+		fmt.Fprintf(w, "; %s", strings.Join(odd, ", "))
+	}
+	fmt.Fprintln(w)
+	if len(st.Faults) == 0 {
+		fmt.Fprintln(w, "faults: none active")
+	}
+	for _, f := range st.Faults {
+		until := "until healed"
+		if !f.Until.IsZero() {
+			until = "heals in " + time.Until(f.Until).Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "fault %s: %s %s (%s)\n", f.ID, f.Spec.Kind, f.Target, until)
+	}
+	var down []string
+	for _, h := range st.Health {
+		if !h.Healthy {
+			down = append(down, h.Region+"/"+h.Node)
+		}
+	}
+	if len(down) > 0 {
+		fmt.Fprintf(w, "resolver: unhealthy %s\n", strings.Join(down, ", "))
+	} else {
+		fmt.Fprintln(w, "resolver: every gateway healthy")
+	}
+}
+
+// PrintRTT writes the RTT self-check: configured beside measured.
+func PrintRTT(w io.Writer, checks []lab.RTTCheck) {
+	if len(checks) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nRTT self-check (client link, median of samples; target within max(2ms, 5%)):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  pair\tconfigured\tmeasured\t")
+	for _, c := range checks {
+		ok := "ok"
+		if !c.OK {
+			ok = "OFF TARGET"
+		}
+		fmt.Fprintf(tw, "  %s↔%s\t%s\t%s\t%s\n", c.A, c.B, c.Configured, c.Measured.Round(100*time.Microsecond), ok)
+	}
+	tw.Flush()
+}
+
+func state(n lab.NodeStatus) string {
+	switch {
+	case n.Paused:
+		return "paused"
+	case n.Running:
+		return "running"
+	}
+	return "down"
+}
+
+func sortedKeys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
