@@ -35,7 +35,10 @@ FUZZ_TARGETS := \
 	./gateway/auth:FuzzVerify \
 	./gateway/auth:FuzzMatchPattern \
 	./federation:FuzzParseConfig \
-	./lab/topology:FuzzParse
+	./lab/topology:FuzzParse \
+	./lab/history:FuzzRead \
+	./lab/expect:FuzzParse \
+	./lab/check:FuzzCheck
 FUZZTIME ?= 5s
 
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.
@@ -101,7 +104,7 @@ fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
 			echo "make fuzz: no fuzz target $$name in $$pkg (listed in FUZZ_TARGETS)" >&2; exit 1; \
 		fi; \
 		echo "go test -run '^\$$' -fuzz '^$${name}\$$' -fuzztime $(FUZZTIME) $$pkg"; \
-		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$$pkg"; \
 	done
 
 chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process); reports in reports/

@@ -1,0 +1,582 @@
+// Package check judges a run's history (lab/history) against geolab's
+// guarantees, the way Jepsen's checkers judge a history of operations: from
+// what the clients saw on the wire, never from what the servers say.
+//
+//	topology → provider → proxies → faults → history → check → report
+//
+// Check walks the history once in time order (after a first pass over
+// publishes and acks) and counts, per finding, with examples in words.
+// docs/checker.md is the reference; in short:
+//
+// Publishes. A publish is a publish frame a client sent (retries reuse its
+// client message id); its ack is the ack frame with that id on the same
+// client. The acked event is keyed by its event id; its origin is the region
+// of the connection that carried the ack (from that connection's welcome
+// frame); its publish time is the first send of the client message id by
+// that client. A publish never acked is counted in unacked: no promise was
+// made, so it is never lost (and being delivered anyway is fine).
+//
+// Visibility. An event of room R from origin O is visible in region X iff
+// X == O, or R matches a federated pattern of O and one of X (meta.federate,
+// '*' matching any run of characters).
+//
+// Coverage. Client S covers room R from the time it received its first
+// subscribed frame for R until it sent an unsubscribe for R; a new
+// subscribed after that starts a new interval. An interval still open at the
+// end lasts to the end of the run if S's last connection is up and received
+// a subscribed frame for R, else to S's last disconnect. S's region for
+// visibility is the region of its last welcome.
+//
+// lost: an acked event E of R is expected at S when its publish time falls
+// strictly inside one of S's coverage intervals of R and E is visible in S's
+// region. Expected and never received is lost, unless S received a
+// subscribed frame with recovered:false for R after E's publish time: then
+// it is unrecoverable_announced.
+//
+// duplicated: every message frame whose event id the client already
+// received (for the same room) counts once.
+//
+// reordered, gaps (G2): per client and (room, origin), walking the received
+// messages in order (duplicates skipped), within one epoch oseq must be the
+// previous + 1: at or below the previous is reordered; above previous + 1 is
+// a gap, or an announced gap when a subscribed with recovered:false for the
+// room arrived between the two messages. A new epoch starts the count over
+// and is an announced or a silent epoch change by the same rule. The answer
+// to a subscribe without since starts the room over (no previous).
+//
+// region_order (G1): per (region, room), the receivers on connections to
+// that region must see their common events in one order. The reference is
+// the order of the receiver with the most messages there; for every other
+// receiver, the count is the number of its common events that are not in
+// the longest run agreeing with the reference (common events − the longest
+// increasing subsequence of their reference positions): the fewest messages
+// that would have to move for the orders to agree. O(n log n) overall.
+//
+// Latency: receive t − publish t of each first delivery of an acked event,
+// intra-region (origin == the receiving connection's region), cross-region,
+// and per ordered region pair. Failover (G8): per client, from a
+// disconnect to the moment it is connected again with a subscribed frame for
+// every room it covered at the disconnect. Replication lag comes from the
+// lag records, faults from the fault records.
+package check
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/geolab/geolab/gateway/client"
+	"github.com/geolab/geolab/lab/history"
+)
+
+// Options tunes Check.
+type Options struct {
+	// Examples is how many examples to keep per finding; 0 means 20.
+	Examples int
+}
+
+// Check judges h. It never fails: what it cannot judge (a message on a
+// connection with no welcome, an ack whose origin is unknown) is left out of
+// the findings it would need, as docs/checker.md says.
+func Check(h *history.History, opts Options) *Result {
+	if opts.Examples <= 0 {
+		opts.Examples = 20
+	}
+	c := newChecker(h, opts)
+	c.publishes()
+	c.walk()
+	c.finish()
+	return c.res
+}
+
+// names interns strings as small ints.
+type names struct {
+	ids  map[string]int32
+	list []string
+}
+
+func (n *names) id(s string) int32 {
+	if i, ok := n.ids[s]; ok {
+		return i
+	}
+	if n.ids == nil {
+		n.ids = map[string]int32{}
+	}
+	i := int32(len(n.list))
+	n.ids[s] = i
+	n.list = append(n.list, s)
+	return i
+}
+
+func (n *names) name(i int32) string {
+	if i < 0 {
+		return "?"
+	}
+	return n.list[i]
+}
+
+// eventInfo is what is known of one event id.
+type eventInfo struct {
+	id        string
+	room      int32
+	origin    int32 // region of the ack's connection; else the origin of a message; -1
+	oseq      uint64
+	pubT      int64
+	ackT      int64
+	publisher int32 // client; -1 when not acked
+	acked     bool
+}
+
+type pubKey struct {
+	client int32
+	id     string
+}
+
+type pub struct {
+	t     int64
+	room  string
+	conn  int64
+	acked bool
+}
+
+type interval struct {
+	from, to int64
+	why      uint8 // how it ended: endRun, endUnsub, endDown
+}
+
+const (
+	endRun = iota
+	endUnsub
+	endDown
+)
+
+// originSeq is G2's position of one (room, origin) at one client.
+type originSeq struct {
+	origin int32
+	epoch  string
+	last   uint64
+	lastI  int // index in h.Events of the previous message
+	lastT  int64
+}
+
+type roomState struct {
+	covering    bool
+	intervals   []interval
+	subConn     int64 // connection of the last subscribed frame
+	pendingLive bool  // a subscribe without since awaits its answer
+	recFalseI   int   // index of the last recovered:false subscribed; -1
+	recFalseT   int64
+	recReason   string
+	origins     []originSeq
+}
+
+type clientState struct {
+	id         int32
+	name, home string
+	conns      map[int64]int32 // connection → region of its welcome
+	conn       int64           // the last connection with a welcome
+	region     int32           // region of the last welcome; -1
+	up         bool
+	lastDown   int64
+	rooms      map[int32]*roomState
+	roomOrder  []int32 // rooms in the order first seen
+	received   bitset
+	deliveries []int32 // events in receive order (first copies), for examples
+	rr         map[[2]int32]*rrSeq
+	fo         failoverState
+	refused    map[string]string // client msg id → error code
+}
+
+type checker struct {
+	h    *history.History
+	opts Options
+	res  *Result
+	end  int64
+
+	regions, rooms names
+	clients        []*clientState
+	byName         map[string]*clientState
+	events         []eventInfo
+	eventIDs       map[string]int32
+	otherRooms     map[otherRoom]int32
+	pubs           map[pubKey]*pub
+	pubOrder       []pubKey
+	visCache       map[[3]int32]bool
+
+	latency   map[[2]int32][]int64
+	failovers []int64
+	foWorst   []Example
+	groups    map[[2]int32]*rrGroup
+	deliv     map[int32][]int // timeline: region → deliveries per second
+}
+
+func newChecker(h *history.History, opts Options) *checker {
+	c := &checker{
+		h: h, opts: opts,
+		res: &Result{
+			Run: h.Meta.Run, Seed: h.Meta.Seed, Examples: map[string][]Example{},
+			Timeline: Timeline{BucketSeconds: 1},
+		},
+		byName:     map[string]*clientState{},
+		eventIDs:   map[string]int32{},
+		otherRooms: map[otherRoom]int32{},
+		pubs:       map[pubKey]*pub{},
+		visCache:   map[[3]int32]bool{},
+		latency:    map[[2]int32][]int64{},
+		groups:     map[[2]int32]*rrGroup{},
+		deliv:      map[int32][]int{},
+	}
+	for _, r := range h.Meta.Regions {
+		c.regions.id(r)
+	}
+	for i := len(h.Events) - 1; i >= 0; i-- {
+		if e := &h.Events[i]; e.Kind == history.KindEnd {
+			c.end, c.res.Ended = e.T, true
+			break
+		}
+	}
+	if !c.res.Ended && len(h.Events) > 0 {
+		c.end = h.Events[len(h.Events)-1].T
+	}
+	c.res.Duration = history.Seconds(c.end)
+	return c
+}
+
+func (c *checker) client(e *history.Event) *clientState {
+	if cs, ok := c.byName[e.Client]; ok {
+		return cs
+	}
+	cs := &clientState{
+		id: int32(len(c.clients)), name: e.Client, home: e.Home, region: -1,
+		conns: map[int64]int32{}, rooms: map[int32]*roomState{}, rr: map[[2]int32]*rrSeq{},
+	}
+	c.clients = append(c.clients, cs)
+	c.byName[e.Client] = cs
+	return cs
+}
+
+func (cs *clientState) room(id int32) *roomState {
+	rs, ok := cs.rooms[id]
+	if !ok {
+		rs = &roomState{recFalseI: -1}
+		cs.rooms[id] = rs
+		cs.roomOrder = append(cs.roomOrder, id)
+	}
+	return rs
+}
+
+func (cs *clientState) connRegion(conn int64) int32 {
+	if r, ok := cs.conns[conn]; ok {
+		return r
+	}
+	return -1
+}
+
+// event returns the index of the event (id, room). Event ids are globally
+// unique, so one map by id serves; the same id seen in another room (which
+// no correct gateway sends) is another event, found in a second map.
+func (c *checker) event(id string, room int32) int32 {
+	i, ok := c.eventIDs[id]
+	if ok && c.events[i].room == room {
+		return i
+	}
+	k := otherRoom{id, room}
+	if ok {
+		if j, found := c.otherRooms[k]; found {
+			return j
+		}
+	}
+	j := int32(len(c.events))
+	c.events = append(c.events, eventInfo{id: id, room: room, origin: -1, publisher: -1})
+	if ok {
+		c.otherRooms[k] = j
+	} else {
+		c.eventIDs[id] = j
+	}
+	return j
+}
+
+type otherRoom struct {
+	id   string
+	room int32
+}
+
+// example keeps an example of finding if there is room for it.
+func (c *checker) example(finding string, ex Example) {
+	if len(c.res.Examples[finding]) < c.opts.Examples {
+		c.res.Examples[finding] = append(c.res.Examples[finding], ex)
+	}
+}
+
+func (c *checker) wantExample(finding string) bool {
+	return len(c.res.Examples[finding]) < c.opts.Examples
+}
+
+// publishes is the first pass: welcome regions, publishes and their acks.
+func (c *checker) publishes() {
+	for i := range c.h.Events {
+		e := &c.h.Events[i]
+		if e.Kind != history.KindFrame {
+			continue
+		}
+		switch {
+		case e.Dir == client.In && e.Type == "welcome":
+			c.client(e).conns[e.Conn] = c.regions.id(e.Region)
+		case e.Dir == client.Out && e.Type == "publish" && e.ID != "":
+			k := pubKey{c.client(e).id, e.ID}
+			if _, ok := c.pubs[k]; !ok {
+				c.pubs[k] = &pub{t: e.T, room: e.Room, conn: e.Conn}
+				c.pubOrder = append(c.pubOrder, k)
+			}
+		case e.Dir == client.In && e.Type == "ack" && e.ID != "" && e.EventID != "":
+			cs := c.client(e)
+			k := pubKey{cs.id, e.ID}
+			p, ok := c.pubs[k]
+			if !ok { // an ack of a publish the history did not record: publish time = ack time
+				p = &pub{t: e.T, room: e.Room, conn: e.Conn}
+				c.pubs[k] = p
+				c.pubOrder = append(c.pubOrder, k)
+			}
+			if p.acked {
+				continue
+			}
+			p.acked = true
+			room := p.room
+			if room == "" {
+				room = e.Room
+			}
+			ev := &c.events[c.event(e.EventID, c.rooms.id(room))]
+			if ev.acked {
+				continue
+			}
+			ev.acked, ev.origin, ev.oseq, ev.pubT, ev.ackT, ev.publisher = true, cs.connRegion(e.Conn), e.Oseq, p.t, e.T, cs.id
+			c.res.Counts.Published++
+		case e.Dir == client.In && e.Type == "error" && e.Ref != "":
+			cs := c.client(e)
+			if cs.refused == nil {
+				cs.refused = map[string]string{}
+			}
+			cs.refused[e.Ref] = e.Code
+		}
+	}
+}
+
+// walk is the second pass, in time order.
+func (c *checker) walk() {
+	for i := range c.h.Events {
+		e := &c.h.Events[i]
+		switch e.Kind {
+		case history.KindState:
+			c.state(c.client(e), e)
+		case history.KindFrame:
+			if e.NotJSON {
+				continue
+			}
+			cs := c.client(e)
+			if e.Dir == client.Out {
+				switch e.Type {
+				case "subscribe":
+					if e.Room != "" {
+						cs.room(c.rooms.id(e.Room)).pendingLive = !e.Since
+					}
+				case "unsubscribe":
+					if e.Room != "" {
+						c.unsubscribe(cs, c.rooms.id(e.Room), e.T)
+					}
+				}
+				continue
+			}
+			switch e.Type {
+			case "welcome":
+				cs.conn, cs.region, cs.up = e.Conn, c.regions.id(e.Region), true
+				c.failoverDone(cs, e.T)
+			case "subscribed":
+				if e.Room != "" {
+					c.subscribed(cs, e, i)
+				}
+			case "message":
+				if e.ID != "" && e.Room != "" {
+					c.message(cs, e, i)
+				}
+			}
+		}
+	}
+}
+
+func (c *checker) state(cs *clientState, e *history.Event) {
+	switch e.State.State {
+	case history.StateConnected:
+		cs.up = true
+	case history.StateDisconnected:
+		c.res.Counts.Disconnects++
+		cs.up, cs.lastDown = false, e.T
+		fo := &cs.fo
+		if !fo.active {
+			*fo = failoverState{active: true, start: e.T, startC: e.Conn}
+		}
+		fo.lostConn = e.Conn
+		fo.pending = map[int32]bool{}
+		for _, r := range cs.roomOrder {
+			if cs.rooms[r].covering {
+				fo.pending[r] = true
+			}
+		}
+		fo.rooms = len(fo.pending)
+	case history.StateClosed:
+		if cs.up {
+			cs.lastDown = e.T
+		}
+		cs.up = false
+		// A client its owner closed ended on purpose: not a failover. One
+		// that gave up or was told not to reconnect stays unfinished.
+		if err := e.State.Err; err == "" || strings.HasPrefix(err, client.ErrClosed.Error()) {
+			cs.fo.active = false
+		}
+	}
+}
+
+func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
+	room := c.rooms.id(e.Room)
+	rs := cs.room(room)
+	if !rs.covering {
+		rs.covering = true
+		rs.intervals = append(rs.intervals, interval{from: e.T})
+	}
+	rs.subConn = e.Conn
+	if rs.pendingLive {
+		rs.pendingLive = false
+		rs.origins = rs.origins[:0]
+	}
+	if !e.Recovered {
+		rs.recFalseI, rs.recFalseT, rs.recReason = i, e.T, e.Reason
+	}
+	if fo := &cs.fo; fo.active && e.Conn > fo.lostConn {
+		delete(fo.pending, room)
+		c.failoverDone(cs, e.T)
+	}
+}
+
+func (c *checker) unsubscribe(cs *clientState, room int32, t int64) {
+	rs := cs.room(room)
+	if rs.covering {
+		rs.covering = false
+		rs.intervals[len(rs.intervals)-1].to = t
+		rs.intervals[len(rs.intervals)-1].why = endUnsub
+	}
+	if cs.fo.active {
+		delete(cs.fo.pending, room)
+		c.failoverDone(cs, t)
+	}
+}
+
+func (c *checker) message(cs *clientState, e *history.Event, i int) {
+	room := c.rooms.id(e.Room)
+	evi := c.event(e.ID, room)
+	ev := &c.events[evi]
+	origin := c.regions.id(e.Origin)
+	if ev.origin < 0 && e.Origin != "" {
+		ev.origin = origin
+	}
+	if cs.received.has(evi) {
+		c.res.Counts.Duplicated++
+		if c.wantExample("duplicated") {
+			c.example("duplicated", Example{Client: cs.name, Room: e.Room, Event: e.ID, T: history.Seconds(e.T),
+				Text: fmt.Sprintf("%s received event %s (%s, origin %s, oseq %d) again at %s on connection %d; %s",
+					cs.name, e.ID, e.Room, e.Origin, e.Oseq, sec(e.T), e.Conn, c.firstCopy(cs, evi))})
+		}
+		return
+	}
+	cs.received.set(evi)
+	cs.deliveries = append(cs.deliveries, int32(i))
+	c.res.Counts.Delivered++
+	recv := cs.connRegion(e.Conn)
+	if ev.acked {
+		o := ev.origin
+		if o < 0 {
+			o = origin
+		}
+		k := [2]int32{o, recv}
+		c.latency[k] = append(c.latency[k], e.T-ev.pubT)
+	}
+	if b := e.T / 1e9; e.T >= 0 && b < 1<<20 {
+		d := c.deliv[recv]
+		for int64(len(d)) <= b {
+			d = append(d, 0)
+		}
+		d[b]++
+		c.deliv[recv] = d
+	}
+	if recv >= 0 {
+		k := [2]int32{recv, room}
+		s, ok := cs.rr[k]
+		if !ok {
+			s = c.group(k).add(cs.id)
+			cs.rr[k] = s
+		}
+		s.events = append(s.events, evi)
+	}
+	c.perOrigin(cs, cs.room(room), e, origin, i)
+}
+
+// firstCopy says where a client first had an event (for a duplicate's
+// example).
+func (c *checker) firstCopy(cs *clientState, evi int32) string {
+	ev := &c.events[evi]
+	for _, i := range cs.deliveries {
+		if f := &c.h.Events[i]; f.ID == ev.id && f.Room == c.rooms.name(ev.room) {
+			return fmt.Sprintf("it first had it at %s on connection %d", sec(f.T), f.Conn)
+		}
+	}
+	return "it had it before"
+}
+
+// finish closes the coverage intervals and computes everything the walk
+// collected.
+func (c *checker) finish() {
+	for _, cs := range c.clients {
+		for _, r := range cs.roomOrder {
+			rs := cs.rooms[r]
+			if !rs.covering {
+				continue
+			}
+			iv := &rs.intervals[len(rs.intervals)-1]
+			if cs.up && rs.subConn == cs.conn {
+				iv.to, iv.why = c.end, endRun
+			} else {
+				iv.to, iv.why = max(cs.lastDown, iv.from), endDown
+			}
+		}
+		if cs.fo.active {
+			c.res.Counts.FailoverUnfinished++
+			c.unfinished(cs)
+		}
+	}
+	c.lost()
+	c.unacked()
+	c.regionOrder()
+	c.latencies()
+	c.failoverStats()
+	c.lagAndFaults()
+	c.timeline()
+}
+
+// sec formats t (ns since the start) as seconds, e.g. "3.511s".
+func sec(t int64) string { return fmt.Sprintf("%.3fs", history.Seconds(t)) }
+
+// dur formats a duration in ns as seconds.
+func dur(d int64) string { return fmt.Sprintf("%.3fs", history.Seconds(d)) }
+
+// bitset is a set of small non-negative ints.
+type bitset []uint64
+
+func (b bitset) has(i int32) bool {
+	w := int(i >> 6)
+	return w < len(b) && b[w]&(1<<(uint(i)&63)) != 0
+}
+
+func (b *bitset) set(i int32) {
+	w := int(i >> 6)
+	for w >= len(*b) {
+		*b = append(*b, 0)
+	}
+	(*b)[w] |= 1 << (uint(i) & 63)
+}

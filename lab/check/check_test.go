@@ -1,0 +1,514 @@
+package check_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/history"
+	"github.com/geolab/geolab/lab/history/historytest"
+)
+
+const ms = time.Millisecond
+
+// world is a small test run: us-east clients a and b, eu-west client c,
+// ap-southeast client d, all in tenant:1 (federated); a and b also in
+// local:1 (us-east only).
+type world struct {
+	b           *historytest.Builder
+	a, bb, c, d *historytest.Client
+}
+
+func newWorld() *world {
+	b := historytest.New(historytest.ThreeRegions("test"))
+	w := &world{b: b,
+		a: b.Client("c-us-east-a", "us-east"), bb: b.Client("c-us-east-b", "us-east"),
+		c: b.Client("c-eu-west-c", "eu-west"), d: b.Client("c-ap-southeast-d", "ap-southeast")}
+	for _, cl := range []*historytest.Client{w.a, w.bb, w.c, w.d} {
+		region := map[*historytest.Client]string{w.a: "us-east", w.bb: "us-east", w.c: "eu-west", w.d: "ap-southeast"}[cl]
+		cl.Connect(10*ms, region, "gw-1")
+		cl.Subscribe(11*ms, "tenant:1")
+		cl.Subscribed(12*ms, "tenant:1", true, "")
+	}
+	for _, cl := range []*historytest.Client{w.a, w.bb} {
+		cl.Subscribe(11*ms, "local:1")
+		cl.Subscribed(13*ms, "local:1", true, "")
+	}
+	return w
+}
+
+// publish has a publish id (client msg id "m-"+id, event "ev-"+id) at t,
+// acked 2 ms later, and delivered to each receiver at t + its delay.
+func (w *world) publish(from *historytest.Client, t time.Duration, room, id, origin string, oseq uint64,
+	to map[*historytest.Client]time.Duration) {
+	from.Publish(t, room, "m-"+id)
+	from.Ack(t+2*ms, "m-"+id, "ev-"+id, oseq)
+	for cl, d := range to {
+		cl.Message(t+d, room, "ev-"+id, origin, oseq, "e1")
+	}
+}
+
+func (w *world) check(t *testing.T, end time.Duration) *check.Result {
+	t.Helper()
+	w.b.End(end)
+	r := check.Check(w.b.History(t), check.Options{})
+	if _, err := json.Marshal(r); err != nil {
+		t.Fatalf("Result does not marshal: %v", err)
+	}
+	return r
+}
+
+// want compares counts exactly; every count not named must be zero.
+func want(t *testing.T, r *check.Result, counts map[string]float64) {
+	t.Helper()
+	for _, name := range []string{"published", "unacked", "delivered", "lost", "unrecoverable_announced", "duplicated",
+		"reordered", "gaps", "announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order",
+		"disconnects", "failovers", "failover_unfinished"} {
+		got, ok := r.Metric(name)
+		if !ok {
+			t.Fatalf("metric %s unknown", name)
+		}
+		if got != counts[name] {
+			t.Errorf("%s = %v, want %v", name, got, counts[name])
+		}
+	}
+	if t.Failed() {
+		b, _ := json.MarshalIndent(r.Examples, "", "  ")
+		t.Logf("examples: %s", b)
+	}
+}
+
+func TestClean(t *testing.T) {
+	w := newWorld()
+	all := map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 2 * ms, w.c: 40 * ms, w.d: 110 * ms}
+	for i := range 5 {
+		id := string(rune('1' + i))
+		w.publish(w.a, time.Duration(100+10*i)*ms, "tenant:1", id, "us-east", uint64(i+1), all)
+	}
+	w.publish(w.c, 200*ms, "tenant:1", "c1", "eu-west", 1,
+		map[*historytest.Client]time.Duration{w.a: 40 * ms, w.bb: 41 * ms, w.c: 1 * ms, w.d: 80 * ms})
+	w.publish(w.bb, 300*ms, "local:1", "l1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms})
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 7, "delivered": 5*4 + 4 + 2})
+	if len(r.Examples) != 0 {
+		t.Errorf("examples in a clean run: %v", r.Examples)
+	}
+	if r.Duration != 1 || !r.Ended {
+		t.Errorf("duration %v ended %v", r.Duration, r.Ended)
+	}
+}
+
+func TestLost(t *testing.T) {
+	w := newWorld()
+	all := map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 2 * ms, w.c: 40 * ms, w.d: 110 * ms}
+	w.publish(w.a, 5*ms, "tenant:1", "early", "us-east", 1, nil) // before anyone subscribed: expected nowhere
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 2, all)
+	// ev-2 never reaches c (lost) nor d (announced by a recovered:false after it).
+	w.publish(w.a, 110*ms, "tenant:1", "2", "us-east", 3, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 2 * ms})
+	w.d.Subscribed(400*ms, "tenant:1", false, "history_trimmed")
+	// a local room never leaves us-east: c and d expect nothing of it.
+	w.publish(w.bb, 120*ms, "local:1", "l1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms})
+	// b unsubscribes from local:1; what comes after is not owed to it.
+	w.bb.Unsubscribe(130*ms, "local:1")
+	w.publish(w.a, 140*ms, "local:1", "l2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms})
+	// and a local event a misses: lost (it stays subscribed to the end).
+	w.publish(w.bb, 150*ms, "local:1", "l3", "us-east", 3, nil)
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 6, "delivered": 4 + 2 + 2 + 1, "lost": 2, "unrecoverable_announced": 1})
+	lost := r.Examples["lost"]
+	if len(lost) != 2 {
+		t.Fatalf("lost examples: %+v", lost)
+	}
+	for _, s := range []string{"c-eu-west-c subscribed to tenant:1 at 0.012s in eu-west and stayed subscribed to the end",
+		"tenant:1 is federated from us-east to eu-west", "event ev-2 (oseq 3) was published by c-us-east-a at 0.110s and acked at 0.112s"} {
+		if !strings.Contains(lost[0].Text, s) {
+			t.Errorf("lost example %q\nlacks %q", lost[0].Text, s)
+		}
+	}
+	if !strings.Contains(lost[1].Text, "published in us-east, the client's own region") || lost[1].Client != "c-us-east-a" {
+		t.Errorf("second lost example: %+v", lost[1])
+	}
+	if u := r.Examples["unrecoverable_announced"]; len(u) != 1 || !strings.Contains(u[0].Text, "recovered:false (history_trimmed)") {
+		t.Errorf("unrecoverable examples: %+v", u)
+	}
+}
+
+func TestCoverageEndsAtLastDisconnect(t *testing.T) {
+	w := newWorld()
+	w.c.Disconnect(200 * ms)
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 100 * ms})
+	w.publish(w.a, 300*ms, "tenant:1", "2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 100 * ms})
+	// c reconnects but never resubscribes tenant:1: its coverage ended at the disconnect.
+	w.c.Connect(400*ms, "eu-west", "gw-2")
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 2, "delivered": 6, "lost": 1, "disconnects": 1, "failover_unfinished": 1})
+	if l := r.Examples["lost"]; len(l) != 1 || l[0].Event != "ev-1" || !strings.Contains(l[0].Text, "until its last disconnect at 0.200s") {
+		t.Errorf("lost: %+v", l)
+	}
+	if u := r.Examples["failover_unfinished"]; len(u) != 1 || !strings.Contains(u[0].Text, "had no subscribed frame for tenant:1") {
+		t.Errorf("unfinished: %+v", u)
+	}
+}
+
+func TestDuplicated(t *testing.T) {
+	w := newWorld()
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 90 * ms})
+	w.c.Message(150*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+	w.c.Message(160*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+	w.a.Message(170*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+	w.c.Message(165*ms, "tenant:2", "ev-1", "us-east", 1, "e1") // another room: another event, not a copy
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 1, "delivered": 5, "duplicated": 3})
+	d := r.Examples["duplicated"]
+	if len(d) != 3 || !strings.Contains(d[0].Text, "c-eu-west-c received event ev-1 (tenant:1, origin us-east, oseq 1) again at 0.150s on connection 1; it first had it at 0.140s") {
+		t.Errorf("duplicated examples: %+v", d)
+	}
+}
+
+func TestPerOriginOrder(t *testing.T) {
+	w := newWorld()
+	msg := func(t time.Duration, oseq uint64, epoch string) {
+		w.c.Message(t, "tenant:1", "ev-"+epoch+"-"+string(rune('a'+oseq)), "us-east", oseq, epoch)
+	}
+	msg(100*ms, 1, "e1")
+	msg(110*ms, 2, "e1")
+	msg(120*ms, 4, "e1") // gap (3 missing)
+	msg(130*ms, 3, "e1") // reordered
+	msg(140*ms, 5, "e1")
+	w.c.Subscribed(150*ms, "tenant:1", false, "history_trimmed")
+	msg(160*ms, 9, "e1") // announced gap
+	msg(170*ms, 1, "e2") // silent epoch change
+	msg(180*ms, 2, "e2")
+	w.c.Subscribed(190*ms, "tenant:1", false, "epoch_changed")
+	msg(200*ms, 1, "e3") // announced epoch change
+	// another origin has its own sequence
+	w.c.Message(210*ms, "tenant:1", "ev-ap-1", "ap-southeast", 7, "x")
+	w.c.Message(220*ms, "tenant:1", "ev-ap-2", "ap-southeast", 8, "x")
+	// a live-only resubscribe starts over: no gap
+	w.c.Unsubscribe(230*ms, "tenant:1")
+	w.c.Subscribe(240*ms, "tenant:1")
+	w.c.Subscribed(250*ms, "tenant:1", true, "")
+	msg(260*ms, 40, "e3")
+	msg(270*ms, 42, "e3") // gap
+	// a resume keeps the position: the jump is a gap
+	w.c.Resume(280*ms, "tenant:1")
+	w.c.Subscribed(290*ms, "tenant:1", true, "")
+	msg(300*ms, 45, "e3") // gap
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"delivered": 14, "gaps": 3, "reordered": 1, "announced_gaps": 1, "silent_epoch_changes": 1,
+		"announced_epoch_changes": 1})
+	g := r.Examples["gaps"]
+	if len(g) != 3 || !strings.Contains(g[0].Text, "c-eu-west-c received tenant:1 from us-east oseq 4 (epoch e1) at 0.120s right after oseq 2 at 0.110s: oseq 3 missing") ||
+		!strings.Contains(g[2].Text, "oseq 43 to 44 missing") {
+		t.Errorf("gap examples: %+v", g)
+	}
+	if s := r.Examples["silent_epoch_changes"]; len(s) != 1 || !strings.Contains(s[0].Text, "after oseq 9 of epoch e1") {
+		t.Errorf("epoch examples: %+v", s)
+	}
+}
+
+func TestRegionOrder(t *testing.T) {
+	b := historytest.New(historytest.ThreeRegions("order"))
+	cls := map[string]*historytest.Client{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		cl := b.Client("c-"+n, "us-east")
+		region := "us-east"
+		if n == "d" {
+			region = "eu-west"
+		}
+		cl.Connect(10*ms, region, "gw-1")
+		cl.Subscribe(11*ms, "tenant:1")
+		cl.Subscribed(12*ms, "tenant:1", true, "")
+		cls[n] = cl
+	}
+	// five events from five origins' worth of (room, origin) pairs so
+	// that per-origin order holds whatever the interleaving.
+	origins := []string{"us-east", "eu-west", "ap-southeast", "r4", "r5"}
+	recv := func(cl *historytest.Client, order ...int) {
+		for k, i := range order {
+			cl.Message(time.Duration(100+k)*ms, "tenant:1", "ev-"+string(rune('0'+i)), origins[i], 1, "e")
+		}
+	}
+	recv(cls["a"], 0, 1, 2, 3, 4)
+	recv(cls["b"], 0, 2, 1, 3, 4) // 1 out of a's order
+	recv(cls["c"], 4, 0, 1, 2, 3) // 1 out of order (4 moved)
+	recv(cls["d"], 4, 3, 2, 1, 0) // eu-west: alone there, nothing to compare
+	r := check.Check(b.History(t), check.Options{})
+	want(t, r, map[string]float64{"delivered": 20, "region_order": 2})
+	ex := r.Examples["region_order"]
+	if len(ex) != 2 || !strings.Contains(ex[0].Text, "in us-east, tenant:1: c-b received ev-2 before ev-1, but c-a (the reference: the most messages there, 5) received ev-1 first; 1 of c-b's 5") {
+		t.Errorf("region order examples: %+v", ex)
+	}
+}
+
+func TestFailover(t *testing.T) {
+	b := historytest.New(historytest.ThreeRegions("failover"))
+	mk := func(name string) *historytest.Client {
+		cl := b.Client(name, "us-east")
+		cl.Connect(10*ms, "us-east", "gw-1")
+		for _, room := range []string{"tenant:1", "tenant:2"} {
+			cl.Subscribe(11*ms, room)
+			cl.Subscribed(12*ms, room, true, "")
+		}
+		return cl
+	}
+	a, bb, c, d, e := mk("c-a"), mk("c-b"), mk("c-c"), mk("c-d"), mk("c-e")
+	// a fails over to eu-west in 1.5 s
+	a.Disconnect(10 * time.Second)
+	a.Connect(11*time.Second, "eu-west", "gw-1")
+	a.Resume(11*time.Second+ms, "tenant:1")
+	a.Resume(11*time.Second+ms, "tenant:2")
+	a.Subscribed(11200*ms, "tenant:1", true, "")
+	a.Subscribed(11500*ms, "tenant:2", true, "")
+	// b never comes back
+	bb.Disconnect(20 * time.Second)
+	// c is closed by its owner
+	c.Disconnect(25 * time.Second)
+	c.Closed(25*time.Second, "client: closed")
+	// d comes back with only one room
+	d.Disconnect(5 * time.Second)
+	d.Connect(6*time.Second, "us-east", "gw-2")
+	d.Subscribed(6100*ms, "tenant:1", true, "")
+	// e drops twice: measured from the first drop to the full resubscribe
+	e.Disconnect(2 * time.Second)
+	e.Connect(2500*ms, "us-east", "gw-2")
+	e.Subscribed(2600*ms, "tenant:1", true, "")
+	e.Disconnect(2700 * ms)
+	e.Connect(3*time.Second, "us-east", "gw-1")
+	e.Subscribed(3100*ms, "tenant:1", true, "")
+	e.Subscribed(3200*ms, "tenant:2", false, "history_trimmed")
+	b.End(30 * time.Second)
+	r := check.Check(b.History(t), check.Options{})
+	want(t, r, map[string]float64{"disconnects": 6, "failovers": 2, "failover_unfinished": 2})
+	for name, v := range map[string]float64{"failover_p50": 1.2, "failover_p99": 1.5, "failover_max": 1.5} {
+		if got, _ := r.Metric(name); math.Abs(got-v) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, v)
+		}
+	}
+	if w := r.Failover.Worst; len(w) != 2 || w[0].Client != "c-a" ||
+		w[0].Text != "c-a lost connection 1 at 10.000s; it was back on connection 2 in eu-west with all 2 room(s) resubscribed at 11.500s: 1.500s" {
+		t.Errorf("worst: %+v", w)
+	}
+	u := r.Examples["failover_unfinished"]
+	if len(u) != 2 || !strings.Contains(u[0].Text, "c-b lost connection 1 at 20.000s and had not failed over by the end (30.000s): it never connected again") {
+		t.Errorf("unfinished: %+v", u)
+	}
+}
+
+func TestUnacked(t *testing.T) {
+	w := newWorld()
+	w.a.Publish(100*ms, "tenant:1", "m-x") // never acked
+	w.a.Publish(110*ms, "tenant:1", "m-y") // refused
+	w.a.Error(111*ms, "m-y", "forbidden")
+	w.a.Publish(120*ms, "tenant:1", "m-z") // retried, then acked: publish time is the first send
+	w.a.Publish(150*ms, "tenant:1", "m-z")
+	w.a.Ack(152*ms, "m-z", "ev-z", 1)
+	w.a.Ack(153*ms, "m-z", "ev-z", 1) // the retry's duplicate ack
+	for _, cl := range []*historytest.Client{w.a, w.bb} {
+		cl.Message(160*ms, "tenant:1", "ev-z", "us-east", 1, "e")
+		cl.Message(170*ms, "tenant:1", "ev-x", "us-east", 2, "e") // an unacked publish delivered: fine
+	}
+	r := w.check(t, time.Second)
+	// c and d lose ev-z; ev-x, never acked, is owed to no one.
+	want(t, r, map[string]float64{"published": 1, "unacked": 2, "delivered": 4, "lost": 2})
+	u := r.Examples["unacked"]
+	if len(u) != 2 || !strings.Contains(u[1].Text, "c-us-east-a published m-y to tenant:1 at 0.110s on connection 1 and the gateway refused it: forbidden") {
+		t.Errorf("unacked examples: %+v", u)
+	}
+	if p, _ := r.Metric("latency_max"); math.Abs(p-0.040) > 1e-9 {
+		t.Errorf("latency from the first send: max %v, want 0.040", p)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	w := newWorld()
+	for i := range 100 {
+		id := "e" + string(rune('A'+i/26)) + string(rune('a'+i%26))
+		w.publish(w.a, time.Duration(100+10*i)*ms, "tenant:1", id, "us-east", uint64(i+1), map[*historytest.Client]time.Duration{
+			w.bb: time.Duration(1+i%10) * ms, w.c: time.Duration(40+i) * ms})
+		w.publish(w.c, time.Duration(100+10*i)*ms, "tenant:1", "c"+id, "eu-west", uint64(i+1), map[*historytest.Client]time.Duration{
+			w.a: time.Duration(300) * ms})
+	}
+	r := w.check(t, 2*time.Second)
+	// Lost: d gets nothing (200), a and c miss their own events (100 each),
+	// b misses c's (100).
+	want(t, r, map[string]float64{"published": 200, "delivered": 300, "lost": 200 + 100 + 100 + 100})
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"intra_region_p50", nil, 0.005}, {"intra_region_max", nil, 0.010}, {"intra_region_p99", []string{"us-east"}, 0.010},
+		{"cross_region_p50", []string{"us-east", "eu-west"}, 0.139}, {"cross_region_p50", []string{"eu-west", "us-east"}, 0.139},
+		{"cross_region_max", nil, 0.300}, {"latency_p50", []string{"us-east", "eu-west"}, 0.089},
+		{"latency_p99", []string{"us-east", "eu-west"}, 0.138}, {"latency_max", []string{"us-east", "eu-west"}, 0.139},
+		{"latency_p50", nil, 0.089}, {"latency_p90", nil, 0.300},
+	} {
+		got, err := r.Value(tc.name, tc.labels...)
+		if err != nil || math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s%v = %v, %v; want %v", tc.name, tc.labels, got, err, tc.want)
+		}
+	}
+	if n := r.Latency.All.Count; n != 300 {
+		t.Errorf("%d latency samples, want 300", n)
+	}
+	if len(r.Latency.All.CDF) != 101 || r.Latency.All.CDF[0] != 0.001 || r.Latency.All.CDF[100] != 0.3 {
+		t.Errorf("cdf = %v", r.Latency.All.CDF)
+	}
+	sum := func(xs []int) (n int) {
+		for _, x := range xs {
+			n += x
+		}
+		return n
+	}
+	if d := r.Timeline.Deliveries; sum(d["us-east"]) != 200 || sum(d["eu-west"]) != 100 || len(d["us-east"]) != 2 {
+		t.Errorf("timeline: %v", d)
+	}
+}
+
+func TestLagAndFaults(t *testing.T) {
+	b := historytest.New(historytest.ThreeRegions("lag"))
+	s := time.Second
+	b.Lag(1*s, "eu-west", "us-east", 0.1, 1, history.LagOK)
+	b.Lag(2*s, "eu-west", "us-east", 1.5, 10, history.LagWarn)
+	b.Lag(2500*ms, "eu-west", "us-east", 2.0, 10, history.LagWarn)
+	b.Lag(3*s, "eu-west", "us-east", 6, 50, history.LagAlert)
+	b.Lag(4*s, "eu-west", "us-east", 0.2, 1, history.LagOK)
+	b.Lag(1*s, "us-east", "eu-west", 0.3, 1, "")        // state from meta's thresholds: ok
+	b.Lag(2*s, "us-east", "eu-west", math.NaN(), 0, "") // down
+	b.Lag(4*s, "us-east", "eu-west", 7, 0, "")          // alert, to the end
+	b.Fault(1*s, "f1", "inject", "partition", "us-east<->eu-west", map[string]string{"mode": "blackhole"})
+	b.Fault(3*s, "f1", "heal", "partition", "us-east<->eu-west", nil)
+	b.Fault(2*s, "f2", "inject", "redis_kill", "eu-west", nil)
+	b.End(5 * s)
+	r := check.Check(b.History(t), check.Options{})
+	ue := r.Lag["us-east->eu-west"]
+	if ue.Samples != 5 || ue.Max != 6 || ue.P99 != 6 || ue.WarnSeconds != 1 || ue.AlertSeconds != 1 || ue.DownSeconds != 0 {
+		t.Errorf("us-east->eu-west: %+v", ue)
+	}
+	eu := r.Lag["eu-west->us-east"]
+	if eu.Samples != 3 || eu.Max != 7 || eu.DownSeconds != 2 || eu.AlertSeconds != 1 || eu.WarnSeconds != 0 {
+		t.Errorf("eu-west->us-east: %+v", eu)
+	}
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"replication_lag_max", nil, 7}, {"replication_lag_max", []string{"eu-west", "us-east"}, 6},
+		{"replication_lag_p99", []string{"us-east", "eu-west"}, 7}, {"lag_alert_seconds", nil, 1},
+		{"lag_warn_seconds", []string{"eu-west", "us-east"}, 1},
+	} {
+		if got, err := r.Value(tc.name, tc.labels...); err != nil || got != tc.want {
+			t.Errorf("%s%v = %v, %v; want %v", tc.name, tc.labels, got, err, tc.want)
+		}
+	}
+	if f := r.Faults; len(f) != 2 || f[0].ID != "f1" || f[0].Inject != 1 || f[0].Heal != 3 || !f[0].Healed || f[0].Args["mode"] != "blackhole" ||
+		f[1].ID != "f2" || f[1].Healed || f[1].Heal != 5 {
+		t.Errorf("faults: %+v", f)
+	}
+	if p := r.Timeline.Lag["us-east->eu-west"]; len(p) != 4 || p[1].Seconds != 2.0 || p[1].T != 2.5 {
+		t.Errorf("lag timeline: %+v", p)
+	}
+}
+
+func TestValueErrors(t *testing.T) {
+	w := newWorld()
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 90 * ms})
+	r := w.check(t, time.Second)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		err    string
+	}{
+		{"bogus", nil, `unknown metric "bogus"`},
+		{"lost", []string{"x"}, "lost takes no labels"},
+		{"cross_region_p99", []string{"us-east", "mars"}, "no deliveries between us-east and mars (known links: ap-southeast<->us-east, eu-west<->us-east)"},
+		{"cross_region_p99", []string{"us-east", "us-east"}, "name two different regions"},
+		{"cross_region_p99", []string{"us-east"}, "cross_region_* takes no labels or {a,b}, not 1 label(s)"},
+		{"failover_p99", nil, "failover_p99 has no samples"},
+		{"replication_lag_max", nil, "the history has no lag samples"},
+		{"latency_p42", nil, `unknown metric "latency_p42"`},
+	} {
+		_, err := r.Value(tc.name, tc.labels...)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s%v: err %v, want %q", tc.name, tc.labels, err, tc.err)
+		}
+		if _, ok := r.Metric(tc.name, tc.labels...); ok {
+			t.Errorf("%s%v: Metric ok", tc.name, tc.labels)
+		}
+	}
+	// a Result read back from report.json answers the same.
+	b, _ := json.Marshal(r)
+	var back check.Result
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range [][]string{{"delivered"}, {"cross_region_p50", "eu-west", "us-east"}, {"latency_max"}} {
+		v1, ok1 := r.Metric(m[0], m[1:]...)
+		v2, ok2 := back.Metric(m[0], m[1:]...)
+		if !ok1 || v1 != v2 || ok1 != ok2 {
+			t.Errorf("%v: %v %v vs %v %v", m, v1, ok1, v2, ok2)
+		}
+	}
+}
+
+func TestExamplesBounded(t *testing.T) {
+	w := newWorld()
+	for i := range 30 {
+		w.c.Message(time.Duration(100+i)*ms, "tenant:1", "ev-dup", "us-east", 1, "e")
+	}
+	w.b.End(time.Second)
+	r := check.Check(w.b.History(t), check.Options{Examples: 5})
+	if r.Counts.Duplicated != 29 || len(r.Examples["duplicated"]) != 5 {
+		t.Errorf("duplicated %d, %d examples", r.Counts.Duplicated, len(r.Examples["duplicated"]))
+	}
+}
+
+// TestGeneratedRunIsClean: the generator's run keeps every guarantee, and
+// the checker says so, counting exactly what was generated.
+func TestGeneratedRunIsClean(t *testing.T) {
+	data, st := historytest.Generate(60_000, 7)
+	h, err := history.Read(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := check.Check(h, check.Options{})
+	want(t, r, map[string]float64{"published": float64(st.Publishes), "delivered": float64(st.Deliveries),
+		"disconnects": float64(st.Disconnects), "failovers": float64(st.Disconnects)})
+	if len(r.Faults) != 1 || len(r.Lag) != 6 || r.Latency.CrossRegion.Count == 0 || r.Failover.Count != st.Disconnects {
+		t.Errorf("faults %v, lag %+v, failover %+v", r.Faults, r.Lag, r.Failover)
+	}
+}
+
+var (
+	bigOnce sync.Once
+	big     *history.History
+	bigSt   historytest.GenStats
+)
+
+func BenchmarkCheck1M(b *testing.B) {
+	bigOnce.Do(func() {
+		var data []byte
+		data, bigSt = historytest.Generate(1_000_000, 42)
+		var err error
+		if big, err = history.Read(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Logf("history: %s", bigSt)
+	b.ResetTimer()
+	var r *check.Result
+	for b.Loop() {
+		r = check.Check(big, check.Options{})
+	}
+	b.StopTimer()
+	if r.Counts.Lost != 0 || r.Counts.Delivered != bigSt.Deliveries {
+		b.Fatalf("lost %d, delivered %d of %d", r.Counts.Lost, r.Counts.Delivered, bigSt.Deliveries)
+	}
+}
