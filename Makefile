@@ -44,7 +44,7 @@ FUZZTIME ?= 5s
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.
 BENCH_ARGS ?=
 
-.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos bench lint clean
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos scenarios bench lint clean report-png
 
 help: ## list the targets
 	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
@@ -112,8 +112,16 @@ chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=pro
 	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit.xml --json-report=report.json \
 		--output-dir=reports --keep-going -timeout 20m ./specs
 
-bench: deps ## the fan-out benchmark: go run ./cmd/geolab bench fanout BENCH_ARGS
+scenarios: deps build ## run every shipped scenario with geolab run (reports in reports/NAME-seedN/); fails naming any that fails
+	@failed=""; for f in scenarios/*.yaml; do \
+		echo "== geolab run $$f"; \
+		$(BIN)/geolab run "$$f" --quiet || failed="$$failed $$f"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make scenarios: failed:$$failed" >&2; exit 1; fi
+
+bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), then the checker's 1M-record benchmarks
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench 1M -benchtime 3x ./lab/check ./lab/history
 
 lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*')); \
@@ -128,3 +136,24 @@ lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed
 
 clean: ## remove bin/ and reports/
 	rm -rf $(BIN) reports
+
+# report-png: REPORT is a report.html that `geolab run` wrote; the PNG goes
+# beside it. REPORT_WINDOW is chromium's window (the screenshot's size).
+REPORT        ?=
+REPORT_WINDOW ?= 1400,3000
+CHROMIUM      := /usr/bin/chromium
+
+report-png: ## render REPORT=reports/<run>/report.html to report.png beside it with headless chromium (apt-get installs it if missing)
+	@if [ -z '$(REPORT)' ]; then echo "usage: make report-png REPORT=reports/<run>/report.html" >&2; exit 1; fi
+	@if [ ! -f '$(REPORT)' ]; then echo "make report-png: no such file: $(REPORT)" >&2; exit 1; fi
+	$(call apt_install,$(CHROMIUM),chromium,headless rendering of report.html to a PNG)
+	@html=$$(realpath '$(REPORT)'); out=$$(dirname "$$html")/report.png; \
+	profile=$$(mktemp -d); log=$$(mktemp); trap 'rm -rf "$$profile" "$$log"' EXIT; \
+	rm -f "$$out"; \
+	if ! $(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir="$$profile" --window-size=$(REPORT_WINDOW) --screenshot="$$out" "file://$$html" >"$$log" 2>&1 \
+		|| [ ! -s "$$out" ]; then \
+		cat "$$log" >&2; echo "make report-png: chromium wrote no $$out" >&2; exit 1; \
+	fi; \
+	echo "make report-png: wrote $$out"

@@ -166,3 +166,9 @@ func (l *Lab) Heal() error {
 	defer cancel()
 	return l.faults.HealAll(ctx)
 }
+
+// ResolveFunc returns, for a client living in home, a resolver lookup with
+// its own TTL cache: the Go client's Options.Resolve.
+func (l *Lab) ResolveFunc(home string) func(ctx context.Context) ([]string, error) {
+	return l.Lookup(home).Resolve
+}

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,6 +16,10 @@ import (
 func main() {
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "geolab:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
 		os.Exit(1)
 	}
 }
@@ -40,7 +45,7 @@ client saw. See README.md and docs/.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json (on stderr)")
 	root.AddCommand(newGatewayCmd(g), newFederationCmd(g), newTokenCmd(), newBenchCmd(), newVersionCmd(),
 		newToxiproxyCmd(), newValidateCmd(),
-		newUpCmd(g), newStatusCmd(), newFaultCmd(), newHealCmd(), newDownCmd())
+		newUpCmd(g), newStatusCmd(), newFaultCmd(), newHealCmd(), newDownCmd(), newRunCmd(g))
 	return root
 }
 

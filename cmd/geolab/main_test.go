@@ -14,7 +14,7 @@ import (
 const cliSecret = "cli-test-secret-0123456789abcdef0123456789"
 
 // run executes the CLI with args and returns stdout and the error.
-func run(t *testing.T, args ...string) (string, error) {
+func runCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root := newRoot()
 	var out, errOut bytes.Buffer
@@ -27,7 +27,7 @@ func run(t *testing.T, args ...string) (string, error) {
 
 func TestTokenPrintsAVerifiableToken(t *testing.T) {
 	t.Setenv(auth.SecretEnv, cliSecret)
-	out, err := run(t, "token", "--sub", "alice", "--read", "tenant:*", "--read", "presence:*", "--publish", "tenant:*", "--ttl", "1h")
+	out, err := runCmd(t, "token", "--sub", "alice", "--read", "tenant:*", "--read", "presence:*", "--publish", "tenant:*", "--ttl", "1h")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestTokenSecretFromFile(t *testing.T) {
 	if err := os.WriteFile(f, []byte(cliSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := run(t, "token", "--sub", "a", "--jwt-secret-file", f); err != nil {
+	if _, err := runCmd(t, "token", "--sub", "a", "--jwt-secret-file", f); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -86,7 +86,7 @@ func TestBadFlagsNameWhatIsWrong(t *testing.T) {
 		default:
 			t.Setenv(auth.SecretEnv, cliSecret)
 		}
-		_, err := run(t, tc.args...)
+		_, err := runCmd(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("geolab %s: %v, want an error containing %q", strings.Join(tc.args, " "), err, tc.want)
 		}
@@ -94,7 +94,7 @@ func TestBadFlagsNameWhatIsWrong(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, err := run(t, "version")
+	out, err := runCmd(t, "version")
 	if err != nil || !strings.Contains(out, "protocol v1") {
 		t.Fatalf("version: %q %v", out, err)
 	}

@@ -2,20 +2,23 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/topology"
 )
 
 func newValidateCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check topology files, naming the line and field of every error",
+		Short: "Check topology and scenario files, naming the line and field of every error",
 		Long: `Parse and check each FILE as the lab would before starting anything. A good
-file prints "FILE: ok (N regions, M gateways)"; a bad one prints each error as
-FILE:LINE: FIELD: what is wrong, and the command exits non-zero. The format is
-described in docs/topology.md.`,
+file prints "FILE: ok (…)"; a bad one prints each error as FILE:LINE: FIELD:
+what is wrong, and the command exits non-zero. A file with a top-level workload,
+timeline or expect key is a scenario (docs/scenarios.md), any other a topology
+(docs/topology.md).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			bad := 0
@@ -36,11 +39,17 @@ described in docs/topology.md.`,
 	}
 }
 
-// validateFile checks one file and summarizes it. Every file is a topology
-// for now. This is where other kinds will be told apart when they come: a
-// scenario file (a topology, a timeline of faults, a workload) will be known
-// by its top-level "topology:" key and checked by its own Load.
+// validateFile checks one file and summarizes it: a scenario (known by a
+// top-level workload, timeline or expect key) or else a topology.
 func validateFile(path string) (summary string, err error) {
+	if b, rerr := os.ReadFile(path); rerr == nil && scenario.IsScenario(b) {
+		sc, err := scenario.Load(path)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("scenario on %s, %s, %s, %s", sc.Topology.Name, plural(sc.Workload.Clients, "client"),
+			plural(len(sc.Timeline), "fault"), plural(len(sc.Expect), "expectation")), nil
+	}
 	t, err := topology.Load(path)
 	if err != nil {
 		return "", err

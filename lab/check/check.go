@@ -177,13 +177,16 @@ type clientState struct {
 	region     int32           // region of the last welcome; -1
 	up         bool
 	lastDown   int64
-	rooms      map[int32]*roomState
-	roomOrder  []int32 // rooms in the order first seen
-	received   bitset
-	deliveries []int32 // events in receive order (first copies), for examples
-	rr         map[[2]int32]*rrSeq
-	fo         failoverState
-	refused    map[string]string // client msg id → error code
+	// normalClose: the last disconnected record was a normal (1000) close,
+	// which the client's own Close causes just before its closed record.
+	normalClose bool
+	rooms       map[int32]*roomState
+	roomOrder   []int32 // rooms in the order first seen
+	received    bitset
+	deliveries  []int32 // events in receive order (first copies), for examples
+	rr          map[[2]int32]*rrSeq
+	fo          failoverState
+	refused     map[string]string // client msg id → error code
 }
 
 type checker struct {
@@ -326,6 +329,8 @@ func (c *checker) publishes() {
 			if _, ok := c.pubs[k]; !ok {
 				c.pubs[k] = &pub{t: e.T, room: e.Room, conn: e.Conn}
 				c.pubOrder = append(c.pubOrder, k)
+			} else {
+				c.res.Counts.Retried++
 			}
 		case e.Dir == client.In && e.Type == "ack" && e.ID != "" && e.EventID != "":
 			cs := c.client(e)
@@ -409,6 +414,7 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 	case history.StateDisconnected:
 		c.res.Counts.Disconnects++
 		cs.up, cs.lastDown = false, e.T
+		cs.normalClose = strings.Contains(e.State.Err, "close 1000")
 		fo := &cs.fo
 		if !fo.active {
 			*fo = failoverState{active: true, start: e.T, startC: e.Conn}
@@ -430,6 +436,12 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 		// that gave up or was told not to reconnect stays unfinished.
 		if err := e.State.Err; err == "" || strings.HasPrefix(err, client.ErrClosed.Error()) {
 			cs.fo.active = false
+			// The disconnect its own Close caused (a normal 1000 close just
+			// before) is the end of the run, not a disconnection.
+			if cs.normalClose {
+				c.res.Counts.Disconnects--
+				cs.normalClose = false
+			}
 		}
 	}
 }

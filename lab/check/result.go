@@ -36,6 +36,7 @@ type Result struct {
 type Counts struct {
 	Published              int `json:"published"`               // acked events
 	Unacked                int `json:"unacked"`                 // publishes (client, client msg id) never acked
+	Retried                int `json:"retried"`                 // publish frames resent with an id the client had sent before (G4's retries)
 	Delivered              int `json:"delivered"`               // first deliveries of an event to a client
 	Lost                   int `json:"lost"`                    // (client, event) expected and never received, not announced
 	UnrecoverableAnnounced int `json:"unrecoverable_announced"` // expected, never received, announced by recovered:false
@@ -147,7 +148,7 @@ func (r *Result) Metric(name string, labels ...string) (float64, bool) {
 
 // Metrics lists the metric names Value knows, with their labels.
 var Metrics = []string{
-	"published", "unacked", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
+	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "duration",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
@@ -201,6 +202,8 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.Published), true
 	case "unacked":
 		return float64(c.Unacked), true
+	case "retried":
+		return float64(c.Retried), true
 	case "delivered":
 		return float64(c.Delivered), true
 	case "lost":

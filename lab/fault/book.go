@@ -82,17 +82,25 @@ func (b *Book) Inject(ctx context.Context, s Spec) (Active, error) {
 	a := &Active{ID: id, Spec: s, Target: s.Target(), Injected: now, heal: heal}
 	if s.For > 0 {
 		a.Until = now.Add(s.For)
-		a.timer = time.AfterFunc(s.For, func() {
+	}
+	b.mu.Lock()
+	b.active = append(b.active, a)
+	out := *a
+	b.mu.Unlock()
+	b.emit(Event{ID: id, Action: "inject", Kind: s.Kind, Target: a.Target, Spec: s, At: now})
+	// The timer starts only once the fault is recorded and announced: a For
+	// shorter than the injection itself must still find it to heal, and the
+	// observer must see the injection before its heal.
+	if s.For > 0 {
+		b.mu.Lock()
+		a.timer = time.AfterFunc(time.Until(a.Until), func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			_ = b.Heal(ctx, id)
 		})
+		b.mu.Unlock()
 	}
-	b.mu.Lock()
-	b.active = append(b.active, a)
-	b.mu.Unlock()
-	b.emit(Event{ID: id, Action: "inject", Kind: s.Kind, Target: a.Target, Spec: s, At: now})
-	return *a, nil
+	return out, nil
 }
 
 // Heal undoes the active fault id. Healing a fault that is no longer active
@@ -100,9 +108,10 @@ func (b *Book) Inject(ctx context.Context, s Spec) (Active, error) {
 func (b *Book) Heal(ctx context.Context, id string) error {
 	b.mu.Lock()
 	var a *Active
+	var timer *time.Timer
 	for i, x := range b.active {
 		if x.ID == id {
-			a = x
+			a, timer = x, x.timer
 			b.active = append(b.active[:i:i], b.active[i+1:]...)
 			break
 		}
@@ -111,8 +120,8 @@ func (b *Book) Heal(ctx context.Context, id string) error {
 	if a == nil {
 		return fmt.Errorf("fault %s is not active", id)
 	}
-	if a.timer != nil {
-		a.timer.Stop()
+	if timer != nil {
+		timer.Stop()
 	}
 	err := a.heal(ctx)
 	if err != nil {

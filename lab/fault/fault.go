@@ -202,7 +202,7 @@ func selectPairOrLink(w World, s Spec) ([]link.Link, error) {
 	if s.Link != "" {
 		l, ok := w.Net().Get(s.Link)
 		if !ok {
-			return nil, fmt.Errorf("no link %q (geolab status lists them)", s.Link)
+			return nil, fmt.Errorf("no link %q (geolab status --json lists them)", s.Link)
 		}
 		return []link.Link{l}, nil
 	}

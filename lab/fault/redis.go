@@ -9,9 +9,11 @@ import (
 	"github.com/geolab/geolab/lab/topology"
 )
 
-// redisBlipKind resets every gateway→Redis connection of a region: its LAN
+// redisBlipKind cuts every gateway→Redis connection of a region: its LAN
 // links are closed (new connections refused) until healed, or — with no
 // duration — re-opened at once, so that gateways see a blip and reconnect.
+// With mode blackhole the links hang instead (nothing passes, nothing
+// answers) until healed: only the gateways' own timeouts notice.
 type redisBlipKind struct{}
 
 // redisKillKind kills a region's Redis with SIGKILL; heal restarts it (empty
@@ -33,7 +35,10 @@ func (redisBlipKind) Doc() string {
 	return "reset every gateway→Redis connection of a region (held closed for the fault's duration)"
 }
 func (redisBlipKind) Validate(s Spec, t *topology.Topology) error {
-	if err := only(s, "regions"); err != nil {
+	if err := only(s, "regions", "mode"); err != nil {
+		return err
+	}
+	if err := checkMode(s.Mode); err != nil {
 		return err
 	}
 	return needRegions(s, t, 1)
@@ -42,8 +47,8 @@ func (redisBlipKind) Validate(s Spec, t *topology.Topology) error {
 func (redisBlipKind) Inject(ctx context.Context, w World, s Spec, id string) (Heal, error) {
 	r := s.Regions[0]
 	lans := w.Net().Select(func(l link.Link) bool { return l.Kind == link.LAN && l.From == r })
-	heal, err := cut(w, lans, id, "reset")
-	if err != nil || s.For > 0 {
+	heal, err := cut(w, lans, id, s.Mode)
+	if err != nil || s.For > 0 || s.Mode == "blackhole" {
 		return heal, err
 	}
 	if err := heal(ctx); err != nil {

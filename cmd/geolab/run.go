@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geolab/geolab/lab/run"
+	"github.com/geolab/geolab/lab/scenario"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	var opts run.Options
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "run SCENARIO",
+		Short: "Run a scenario against a real lab, check it and write its reports",
+		Long: `Run SCENARIO (docs/scenarios.md): bring its topology up, drive its seeded
+workload, inject its timeline of faults, heal, quiesce, then check the history
+against the guarantees and the scenario's expectations. Writes into --out
+(default reports/NAME-seedN/): history.jsonl, report.json, report.html and
+junit.xml. Exits 0 when every expectation holds, 1 when one fails (each failure
+is named), 2 when the run could not be carried out. The same --seed gives the
+same clients, rooms, publish schedule and fault timeline (the plan digest shows
+it).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			sc, err := scenario.Load(args[0])
+			if err != nil {
+				return err
+			}
+			opts.Seeded = cmd.Flags().Changed("seed")
+			opts.Logger, opts.Lab.Logger = log, log
+			opts.Command = "geolab " + strings.Join(os.Args[1:], " ")
+			if !quiet {
+				opts.Progress = cmd.OutOrStdout()
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out, err := run.Scenario(ctx, sc, opts)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "\n%s seed %d (plan %s): reports in %s\n", sc.Name, out.Seed, out.Digest, out.Dir)
+			for _, e := range out.Errors {
+				fmt.Fprintf(w, "  note: %s\n", e)
+			}
+			for _, o := range out.Outcomes {
+				mark := "PASS"
+				if !o.Pass {
+					mark = "FAIL"
+				}
+				fmt.Fprintf(w, "  %s  %s\n", mark, o.Message)
+			}
+			if !out.Passed() {
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d expectation(s) failed: %s", sc.Name, len(out.Failed()), strings.Join(out.Failed(), "; "))}
+			}
+			fmt.Fprintln(w, "PASS")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Int64Var(&opts.Seed, "seed", scenario.DefaultSeed, "seed of the workload (default: the scenario's seed)")
+	f.StringVar(&opts.OutDir, "out", "", "directory for history.jsonl and the reports (default reports/NAME-seedN)")
+	f.StringVar(&opts.Lab.WorkDir, "workdir", "", "directory for the lab's logs and Redis data (default: temporary, removed)")
+	f.StringArrayVar(&opts.Lab.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, added to the scenario's (repeatable)")
+	f.BoolVar(&quiet, "quiet", false, "no live progress lines")
+	return cmd
+}
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }

@@ -1,0 +1,342 @@
+// Package run plays a scenario against a real lab and judges it:
+//
+//	scenario ─▶ lab.Start ─▶ workload (seeded clients) + timeline (faults)
+//	         ─▶ history.jsonl ─▶ check ─▶ expectations ─▶ report.json, report.html, junit.xml
+//
+// The same scenario and seed give the same clients, rooms, publish schedule
+// and fault timeline (Plan.Digest shows it); what the system does with them
+// is what the run measures.
+package run
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/expect"
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/history"
+	"github.com/geolab/geolab/lab/report"
+	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/workload"
+)
+
+// Options configure a run.
+type Options struct {
+	// Seed overrides the scenario's seed when Seeded is true.
+	Seed   int64
+	Seeded bool
+	// OutDir receives history.jsonl and the reports (default
+	// reports/NAME-seedN).
+	OutDir string
+	// Progress receives a live progress line each second (nil: none).
+	Progress io.Writer
+	// Command is the command line, shown in the report.
+	Command string
+	// Lab options (binary, work dir, logger); GatewayArgs are appended to
+	// the scenario's.
+	Lab lab.Options
+	// Inspect, when set, is called after the run quiesced and before the
+	// lab goes down, to look at the lab itself (Redis keys, metrics); its
+	// error is kept in Outcome.Errors and InspectErr.
+	Inspect func(ctx context.Context, l *lab.Lab) error
+	// Logger receives the run's own logs.
+	Logger *slog.Logger
+}
+
+// Outcome is what a run produced.
+type Outcome struct {
+	Dir      string
+	Seed     int64
+	Digest   string // of the plan: the same seed gives the same digest
+	Result   *check.Result
+	Outcomes []expect.Outcome
+	// Errors are faults that could not be injected or healed, and quiesce
+	// failures: the run still judged what it recorded.
+	Errors []string
+	// InspectErr is what Options.Inspect returned.
+	InspectErr error
+}
+
+// Passed reports whether every expectation held.
+func (o *Outcome) Passed() bool {
+	for _, x := range o.Outcomes {
+		if !x.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// Failed lists the failed expectations' messages.
+func (o *Outcome) Failed() []string {
+	var out []string
+	for _, x := range o.Outcomes {
+		if !x.Pass {
+			out = append(out, x.Message)
+		}
+	}
+	return out
+}
+
+// Scenario runs sc and writes its reports. An error means the run could not
+// be carried out (the lab did not start, the history could not be written);
+// failed expectations are in the Outcome, not an error.
+func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcome, error) {
+	seed := sc.Seed
+	if opts.Seeded {
+		seed = opts.Seed
+	}
+	if opts.OutDir == "" {
+		opts.OutDir = filepath.Join("reports", fmt.Sprintf("%s-seed%d", sc.Name, seed))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	plan := workload.NewPlan(sc.Workload, sc.Topology, seed)
+	out := &Outcome{Dir: opts.OutDir, Seed: seed, Digest: Digest(plan, sc)}
+	started := time.Now()
+
+	lopts := opts.Lab
+	lopts.GatewayArgs = append(append([]string{}, sc.GatewayArgs...), lopts.GatewayArgs...)
+	l, err := lab.Start(ctx, sc.Topology, lopts)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+	}
+	defer l.Close()
+
+	histPath := filepath.Join(opts.OutDir, "history.jsonl")
+	hf, err := os.Create(histPath)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	defer hf.Close()
+	meta := history.Meta{Run: filepath.Base(opts.OutDir), Seed: seed, Topology: sc.Topology.Name,
+		Regions: sc.Topology.RegionNames(), Federate: map[string][]string{}, Start: l.Started().UTC(),
+		LagWarn: history.Duration(lopts.LagWarn), LagAlert: history.Duration(lopts.LagAlert)}
+	for _, r := range sc.Topology.Regions {
+		meta.Federate[r.Name] = r.Federate
+	}
+	if meta.LagWarn == 0 {
+		meta.LagWarn = history.Duration(time.Second)
+	}
+	if meta.LagAlert == 0 {
+		meta.LagAlert = history.Duration(5 * time.Second)
+	}
+	hist, err := history.NewWriter(hf, l.Started(), meta)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	var errMu sync.Mutex
+	note := func(format string, args ...any) {
+		errMu.Lock()
+		out.Errors = append(out.Errors, fmt.Sprintf(format, args...))
+		errMu.Unlock()
+	}
+	l.Faults().Observe(func(e fault.Event) {
+		hist.Fault(e.ID, e.Action, e.Kind, e.Target, specArgs(e.Spec), e.At)
+		if e.Err != nil {
+			note("%v", e.Err)
+		}
+	})
+
+	wl, err := workload.Start(ctx, sc.Workload, plan, l, hist, seed)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+	}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() { defer bg.Done(); sampleLag(sampleCtx, l, hist) }()
+	if opts.Progress != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); showProgress(sampleCtx, opts.Progress, wl, l, sc.Workload.Duration) }()
+	}
+
+	start := time.Now()
+	bg.Add(1)
+	go func() { defer bg.Done(); playTimeline(sampleCtx, l, sc.Timeline, start, note) }()
+	wl.Publish(ctx, start)
+	if d := time.Until(start.Add(sc.Workload.Duration)); d > 0 {
+		select {
+		case <-time.After(d): // the end of the scenario's publishing window
+		case <-ctx.Done():
+		}
+	}
+	if err := l.Heal(); err != nil {
+		note("heal at the end of publishing: %v", err)
+	}
+	if err := wl.Quiesce(ctx, time.Second); err != nil {
+		note("%v", err)
+	}
+	if opts.Inspect != nil {
+		if out.InspectErr = opts.Inspect(ctx, l); out.InspectErr != nil {
+			note("inspect: %v", out.InspectErr)
+		}
+	}
+	stopSampling()
+	bg.Wait()
+	wl.Close()
+	hist.End(time.Now())
+	if err := hist.Close(); err != nil {
+		return nil, fmt.Errorf("run: history: %w", err)
+	}
+	if err := hf.Close(); err != nil {
+		return nil, fmt.Errorf("run: history: %w", err)
+	}
+	_ = l.Close()
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "\nchecking %s …\n", histPath)
+	}
+
+	h, err := history.Load(histPath)
+	if err != nil {
+		return nil, fmt.Errorf("run: read back history: %w", err)
+	}
+	out.Result = check.Check(h, check.Options{})
+	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
+		Started: started, Command: opts.Command, Result: out.Result}
+	for _, e := range sc.Expect {
+		o := expect.Evaluate(e, out.Result)
+		out.Outcomes = append(out.Outcomes, o)
+		in.Outcomes = append(in.Outcomes, report.Outcome{Expr: o.Expr, Value: o.Value, Pass: o.Pass, Message: o.Message})
+	}
+	in.Description += "\n\nPlan digest " + out.Digest + " (the same seed gives the same digest)."
+	for _, e := range out.Errors {
+		in.Description += "\nNote: " + e
+	}
+	if err := report.WriteAll(opts.OutDir, in); err != nil {
+		return out, fmt.Errorf("run: reports: %w", err)
+	}
+	return out, nil
+}
+
+// playTimeline injects each step at its offset from start.
+func playTimeline(ctx context.Context, l *lab.Lab, steps []scenario.Step, start time.Time, note func(string, ...any)) {
+	for _, st := range steps {
+		select {
+		case <-time.After(time.Until(start.Add(st.At))): // the timeline's clock
+		case <-ctx.Done():
+			return
+		}
+		if _, err := l.Inject(ctx, st.Fault); err != nil {
+			note("timeline line %d: %v", st.Line, err)
+		}
+	}
+}
+
+// sampleLag records every bridge link's lag every 250 ms; a bridge that does
+// not answer records its links as down.
+func sampleLag(ctx context.Context, l *lab.Lab, hist *history.Writer) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	regions := l.Topology().RegionNames()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range regions {
+			if l.Region(r).Bridge() == nil {
+				continue
+			}
+			st, err := l.BridgeStatus(ctx, r)
+			now := time.Now()
+			if err != nil {
+				for _, from := range regions {
+					if from != r {
+						hist.Lag(r, from, math.NaN(), 0, history.LagDown, now)
+					}
+				}
+				continue
+			}
+			for _, ln := range st.Links {
+				state := ln.State
+				if !ln.Up && state == history.LagOK {
+					state = history.LagDown
+				}
+				hist.Lag(r, ln.Origin, ln.LagSeconds, ln.LagEvents, state, now)
+			}
+		}
+	}
+}
+
+// specArgs flattens a fault spec's set fields for the history.
+func specArgs(s fault.Spec) map[string]string {
+	m := map[string]string{}
+	set := func(k, v string) {
+		if v != "" && v != "0" && v != "0s" && v != "false" {
+			m[k] = v
+		}
+	}
+	set("mode", s.Mode)
+	set("direction", s.Direction)
+	set("node", s.Node)
+	set("link", s.Link)
+	set("latency", s.Latency.String())
+	set("jitter", s.Jitter.String())
+	set("rate_kb", strconv.Itoa(s.RateKB))
+	set("lose_data", strconv.FormatBool(s.LoseData))
+	set("room", s.Room)
+	set("clients", strconv.Itoa(s.Clients))
+	set("for", s.For.String())
+	return m
+}
+
+// Digest fingerprints what a seed decides: clients, rooms, the publish
+// schedule and the fault timeline.
+func Digest(p *workload.Plan, sc *scenario.Scenario) string {
+	h := sha256.New()
+	for _, c := range p.Clients {
+		fmt.Fprintln(h, c.Name, c.Home, c.Rooms)
+	}
+	for _, x := range p.Publishes {
+		fmt.Fprintln(h, x.At, x.Client, x.Room, x.ID)
+	}
+	for _, st := range sc.Timeline {
+		fmt.Fprintf(h, "%s %+v\n", st.At, st.Fault)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// showProgress prints one line a second: time, connections, publishes,
+// deliveries and active faults.
+func showProgress(ctx context.Context, w io.Writer, wl *workload.Runner, l *lab.Lab, total time.Duration) {
+	start := time.Now()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := wl.Progress()
+		faults := ""
+		for _, f := range l.Faults().List() {
+			faults += " [" + f.ID + " " + f.Spec.Kind + " " + f.Target + "]"
+		}
+		phase := "publishing"
+		if p.PublishingDone {
+			phase = "quiescing"
+		}
+		fmt.Fprintf(w, "t=%3.0fs/%s %s: clients %d/%d up, sent %d/%d, acked %d, failed %d, delivered %d, reconnects %d%s\n",
+			time.Since(start).Seconds(), total, phase, p.Connected, p.Clients, p.Sent, p.Scheduled, p.Acked, p.Failed,
+			p.Delivered, p.Reconnects, faults)
+	}
+}
