@@ -77,7 +77,10 @@ func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
 	wan := linkProfile(cfg.Profile)
 	for _, origin := range cfg.Remotes() {
 		remote := redis.NewClient(&redis.Options{Addr: cfg.Regions[origin].Redis, DialTimeout: wan.dial,
-			ReadTimeout: wan.read + cfg.Block, WriteTimeout: wan.write, MaxRetries: 0, DisableIdentity: true,
+			// MaxRetries -1: no retries inside go-redis (0 would mean its
+			// default of 3), so that a read that timed out on a blackholed
+			// link surfaces at once and the link is marked down.
+			ReadTimeout: wan.read + cfg.Block, WriteTimeout: wan.write, MaxRetries: -1, DisableIdentity: true,
 			ClientName: "geolab-bridge-" + cfg.Region + "-from-" + origin, PoolSize: 2})
 		b.links = append(b.links, newLink(b, origin, remote))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/internal/backoff"
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 // checkpointKey holds, in this region's Redis, the id of the last event of
@@ -52,7 +53,7 @@ func (l *link) run(ctx context.Context) {
 	if !ok {
 		return
 	}
-	attempt := 0
+	attempt, unsaved := 0, 0
 	for ctx.Err() == nil {
 		entries, remoteN, err := l.read(ctx, ckpt)
 		if err != nil {
@@ -75,6 +76,18 @@ func (l *link) run(ctx context.Context) {
 		}
 		if len(entries) > 0 {
 			last := entries[len(entries)-1]
+			if faulty.On("noapplydedup") {
+				// MUTANT noapplydedup (with publish.lua's apply made
+				// non-idempotent, gateway/broker/broker.go): the checkpoint
+				// is saved only every 100 events, so a bridge killed and
+				// restarted replays up to 99 applied events, and applies
+				// them again.
+				if unsaved += len(entries); unsaved < 100 {
+					ckpt = last.id
+					continue
+				}
+				unsaved = 0
+			}
 			if !l.saveCheckpoint(ctx, last.id) {
 				return
 			}
@@ -101,6 +114,11 @@ type outboxEntry struct {
 }
 
 func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
+	// One read, connection setup included, never outlives the block time
+	// plus a WAN round trip's timeout: on a blackholed link nothing answers
+	// and only this deadline ends the wait.
+	ctx, cancel := context.WithTimeout(ctx, l.b.cfg.Block+linkProfile(l.b.cfg.Profile).read)
+	defer cancel()
 	pipe := l.remote.Pipeline()
 	counter := pipe.Get(ctx, broker.OutboxCounterKey(l.origin))
 	xr := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{broker.OutboxKey(l.origin), ckpt},
@@ -184,6 +202,20 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 			if err = l.b.broker.MarkGap(ctx, e.room, e.origin, e.oseq-1); err == nil {
 				req.Force = true
 				continue
+			}
+		}
+		if err == nil && res.Status == "ok" && faulty.On("echo") {
+			// MUTANT echo breaks G7's loop prevention: an event applied here
+			// is also appended to this region's outbox with its original
+			// origin, so every other region's bridge reads it back (a second
+			// hop) and must refuse it at the door.
+			n, ierr := l.b.local.Incr(ctx, broker.OutboxCounterKey(l.b.cfg.Region)).Result()
+			if ierr == nil {
+				ierr = l.b.local.XAdd(ctx, &redis.XAddArgs{Stream: broker.OutboxKey(l.b.cfg.Region),
+					Values: []any{"r", e.room, "n", n, "o", e.origin, "q", e.oseq, "e", e.epoch, "f", e.frame}}).Err()
+			}
+			if ierr != nil {
+				l.log.Warn("echo failed", "err", ierr)
 			}
 		}
 		if err == nil {
@@ -314,9 +346,15 @@ func (l *link) setDown(err error) {
 
 // lagLocked: when the link is down nothing is known of what the origin did
 // since the last read, so the lag counts from then (an upper bound).
+//
+// A read that hangs (a blackholed link: connections accepted, nothing
+// answers) counts as down once nothing was read for longer than a read may
+// take: the link cannot know it is cut until its timeout fires, but its lag
+// must not read 0 meanwhile.
 func (l *link) lagLocked(now time.Time) time.Duration {
 	since := l.lagSince
-	if !l.up && (since.IsZero() || l.lastSeen.Before(since)) {
+	silent := now.Sub(l.lastSeen) > l.b.cfg.Block+linkProfile(l.b.cfg.Profile).read
+	if (!l.up || silent) && (since.IsZero() || l.lastSeen.Before(since)) {
 		since = l.lastSeen
 	}
 	if since.IsZero() || now.Before(since) {

@@ -42,6 +42,7 @@ type Config struct {
 	FrameRate        float64       // frames per second per connection before the flood close (4500)
 	FrameBurst       int           // frames allowed at once
 	SendQueue        int           // frames queued per connection before the slow-consumer close (4001)
+	SendBuffer       int           // kernel send buffer per client socket in bytes (0: the kernel's autotuning, up to megabytes)
 	ReplayLimit      int           // most messages one resume replays before answering recovered:false
 	AllowedOrigins   []string      // browser Origin header patterns allowed; empty: no Origin header, or the same host
 	PingInterval     time.Duration // WebSocket ping period
@@ -109,6 +110,7 @@ func DefaultConfig() Config {
 		FrameRate:        500,
 		FrameBurst:       1000,
 		SendQueue:        1024,
+		SendBuffer:       256 << 10,
 		ReplayLimit:      10000,
 		PingInterval:     10 * time.Second,
 		ReadTimeout:      30 * time.Second,
@@ -158,6 +160,7 @@ func (c *Config) Validate() error {
 		{"--frame-rate", c.FrameRate > 0},
 		{"--frame-burst", c.FrameBurst >= 1},
 		{"--send-queue", c.SendQueue >= 16},
+		{"--send-buffer", c.SendBuffer >= 0},
 		{"--replay-limit", c.ReplayLimit >= 1},
 		{"--ping-interval", c.PingInterval > 0},
 		{"--read-timeout", c.ReadTimeout > c.PingInterval},

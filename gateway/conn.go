@@ -16,6 +16,7 @@ import (
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 // conn is one client connection: a reader goroutine that handles the
@@ -272,12 +273,20 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 		c.sendError(f.ID, protocol.CodeRateLimited, "publish rate limit reached: not published, retry later")
 		return
 	}
+	epoch := newEpoch()
+	if faulty.On("noepoch") {
+		// MUTANT noepoch breaks G6's epochs: every life of a (room, origin)
+		// sequence gets the same epoch, so when Redis lost its data oseq
+		// restarts at 1 under the epoch clients already hold: a silent
+		// renumbering instead of recovered:false epoch_changed.
+		epoch = "00000000"
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout)
 	defer cancel()
 	res, err := c.srv.broker.Publish(ctx, broker.PublishRequest{
 		Room: f.Room, Sender: c.claims.Subject, ClientID: f.ID,
-		EventID: newEventID(), Epoch: newEpoch(), TS: time.Now(), Data: data.Bytes(),
+		EventID: newEventID(), Epoch: epoch, TS: time.Now(), Data: data.Bytes(),
 		Federated: c.srv.cfg.federated(f.Room),
 	})
 	if err != nil {
@@ -299,6 +308,16 @@ func (c *conn) sendError(ref, code, msg string) {
 
 // send queues a frame without blocking; a full queue cuts the client.
 func (c *conn) send(b []byte) {
+	if faulty.On("noslowcut") {
+		// MUTANT noslowcut breaks G10: a full queue is waited on instead of
+		// cutting the client, under the room's lock and on the subscriber's
+		// goroutine: one slow client stalls the fan-out for everyone.
+		select {
+		case c.out <- b:
+		case <-c.closed:
+		}
+		return
+	}
 	select {
 	case c.out <- b:
 	case <-c.closed:

@@ -508,3 +508,60 @@ func TestDrainSaysByeThenGoingAway(t *testing.T) {
 		t.Fatalf("a connection during drain was not refused with 503: %v", err)
 	}
 }
+
+// TestResumeOfAnotherRegionsLocalRoom: a client that failed over from
+// eu-west resumes a room that is local to eu-west in us-east. us-east will
+// never hold eu-west's sequence of that room: recovered:false (G8), not a
+// silent "recovered" that skips everything. A federated room is different:
+// us-east may simply be behind, and the stranded events arrive later.
+func TestResumeOfAnotherRegionsLocalRoom(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) { c.Federate = []string{"tenant:*"} })
+	c := newClient(t, gw.Addr(), "c")
+	s := c.subscribe("room:eu-west-local", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
+	if s.Recovered || s.Reason != protocol.ReasonAheadOfHistory {
+		t.Fatalf("resume of eu-west's local room in us-east: %+v, want recovered:false ahead_of_history", s)
+	}
+	s = c.subscribe("tenant:fo", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
+	if !s.Recovered {
+		t.Fatalf("resume of a federated room in a region behind the client: %+v, want recovered:true", s)
+	}
+}
+
+// TestSubscribersJoiningTogetherMissNothing: many clients subscribe to one
+// room on one node at the same moment while it is being published to. Each
+// must receive every event published after its subscribed frame, even when
+// another subscriber's snapshot, taken later, already held that event
+// (a room-level "already dispatched" mark taken from one snapshot once
+// dropped it for the others).
+func TestSubscribersJoiningTogetherMissNothing(t *testing.T) {
+	rs := startRedis(t)
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	pub := newClient(t, gw.Addr(), "p")
+	for round := 0; round < 20; round++ {
+		room := fmt.Sprintf("tenant:join-%d", round)
+		const n = 6
+		subs := make([]*wsClient, n)
+		for i := range subs {
+			subs[i] = newClient(t, gw.Addr(), fmt.Sprintf("s%d", i))
+		}
+		var wg sync.WaitGroup
+		for _, s := range subs {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.send(map[string]any{"type": "subscribe", "room": room}) }()
+		}
+		for i := 0; i < 5; i++ {
+			pub.publish(room, msgID(room, i), i)
+		}
+		wg.Wait()
+		for i, s := range subs {
+			sub := s.expect("subscribed")
+			pos := sub.Position["us-east"]
+			want := 5 - int(pos)
+			got := s.collect(want, 5*time.Second)
+			if len(got) != want {
+				t.Fatalf("round %d: subscriber %d subscribed at oseq %d and got %d of the %d events after it", round, i, pos, len(got), want)
+			}
+		}
+	}
+}

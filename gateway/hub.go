@@ -10,6 +10,7 @@ import (
 
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 // hub is a node's registry of hosted rooms. It holds one Redis subscription
@@ -212,6 +213,14 @@ func (h *hub) fill(fg uint64, r *room) {
 			r.mu.Unlock()
 			return
 		}
+		if faulty.On("nogapfill") {
+			// MUTANT nogapfill breaks G5: the room goes live again without
+			// reading its history after lastID, so what was published while
+			// the pub/sub link was down never reaches this node's clients.
+			h.drainBacklogLocked(r)
+			r.mu.Unlock()
+			return
+		}
 		from := r.lastID
 		r.mu.Unlock()
 
@@ -251,11 +260,15 @@ func (h *hub) drainBacklogLocked(r *room) {
 	r.filling = false
 }
 
-// initRoom makes lastID cover the room's history up to the snapshot tip.
+// initRoom marks the room live and, when the subscription that took snap
+// is the room's only one, lets lastID cover the history up to the snapshot
+// tip. With other subscriptions present it must not: one of them may still
+// be pending on an older snapshot and need, live, an event this snapshot
+// already holds (each subscription filters what its own snapshot covered).
 func (h *hub) initRoom(r *room, snap broker.Snapshot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lastID.Less(snap.Tip) {
+	if len(r.subs) == 1 && r.lastID.Less(snap.Tip) {
 		r.lastID = snap.Tip
 	}
 	r.inited = true
@@ -267,6 +280,15 @@ func (h *hub) initRoom(r *room, snap broker.Snapshot) {
 // subscription starts from (what the client has, by its own word).
 func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, since protocol.Positions, epochs protocol.Epochs) (replay []broker.Entry, reason string, floors map[string]floor, err error) {
 	floors = map[string]floor{}
+	if faulty.On("noresume") {
+		// MUTANT noresume breaks G6: every resume is "recovered" with nothing
+		// replayed, and the floors say the client has everything up to the
+		// snapshot, so not even the jump is announced: a silent gap.
+		for o, q := range snap.Seq {
+			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
+		}
+		return nil, "", floors, nil
+	}
 	need := map[string]uint64{} // origin → oseq the client has; entries after it are missed
 	for o, pos := range since {
 		cur, have := snap.Seq[o]
@@ -275,6 +297,11 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 		switch {
 		case given != "" && ep != "" && given != ep:
 			return nil, protocol.ReasonEpochChanged, nil, nil
+		case pos > cur && o != h.cfg.Region && !h.cfg.federated(name):
+			// A local room's events of another region never come here: a
+			// client that failed over from o cannot get o's sequence in
+			// this region (G8: recovered false for region-local rooms).
+			return nil, protocol.ReasonAheadOfHistory, nil, nil
 		case pos > cur:
 			// The client saw more of o than this region has: either this
 			// region is behind (federation lag after a failover) or o's
@@ -393,7 +420,18 @@ func (s *subscription) offer(d broker.Delivery) {
 		}
 	}
 	s.floors[d.Origin] = floor{epoch: d.Epoch, oseq: d.Oseq}
+	if faulty.On("goroutinepermsg") {
+		// MUTANT goroutinepermsg breaks G1/G2: each message is handed to
+		// the client's queue by a goroutine of its own, so frames overtake
+		// each other in the scheduler and clients see them reordered.
+		go s.conn.send(d.Frame)
+		return
+	}
 	s.conn.send(d.Frame)
+	if faulty.On("dupwire") {
+		// MUTANT dupwire breaks G3: every live message is written twice.
+		s.conn.send(d.Frame)
+	}
 }
 
 func gapFrame(d broker.Delivery, reason string) []byte {

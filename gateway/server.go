@@ -35,6 +35,7 @@ import (
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 // Server is one gateway node.
@@ -66,6 +67,12 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if faulty.On("psubscribe") {
+		// MUTANT psubscribe breaks G9: PSUBSCRIBE of every room channel
+		// whatever --subscribe-mode says, so every node receives every
+		// publish of the region.
+		cfg.SubscribeMode = SubscribePattern
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -106,6 +113,9 @@ func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.SendBuffer > 0 {
+		ln = sendBufferListener{ln, s.cfg.SendBuffer}
 	}
 	s.ln = ln
 	ctx, cancel := context.WithCancel(context.Background())
@@ -275,6 +285,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // sessionTaken closes this node's connections of a session another region
 // now owns (G11): close code 4003, reconnect through the resolver.
 func (s *Server) sessionTaken(session, region string) {
+	if faulty.On("nofence") {
+		// MUTANT nofence breaks G11: the region learns it lost the session
+		// and keeps serving it: two regions own one session.
+		return
+	}
 	s.mu.Lock()
 	var conns []*conn
 	for c := range s.sessions[session] {
@@ -320,4 +335,21 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "reason": why, "region": s.cfg.Region, "node": s.cfg.Node})
+}
+
+// sendBufferListener caps each accepted socket's kernel send buffer, so that
+// what a slow client has not read piles up in the connection's bounded send
+// queue (and trips the slow-consumer close, G10) instead of in megabytes of
+// kernel memory that autotuning would grant it.
+type sendBufferListener struct {
+	net.Listener
+	bytes int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.bytes)
+	}
+	return c, err
 }

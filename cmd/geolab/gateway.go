@@ -75,6 +75,7 @@ client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`
 	f.Float64Var(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second per connection; over it (past the burst): close 4500 flood")
 	f.IntVar(&cfg.FrameBurst, "frame-burst", cfg.FrameBurst, "frames allowed at once above the frame rate")
 	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued per client before the slow-consumer close 4001")
+	f.IntVar(&cfg.SendBuffer, "send-buffer", cfg.SendBuffer, "kernel send buffer per client socket, bytes (0: kernel autotuning, which lets a slow client hold megabytes before --send-queue fills)")
 	f.IntVar(&cfg.ReplayLimit, "replay-limit", cfg.ReplayLimit, "most messages one resume replays; more answers recovered:false")
 	f.StringSliceVar(&cfg.AllowedOrigins, "allowed-origin", nil, "browser Origin allowed, * wildcards (repeatable; default: no Origin header, or the same host)")
 	f.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "WebSocket ping period")

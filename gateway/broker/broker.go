@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 //go:embed publish.lua
@@ -36,6 +38,20 @@ var (
 	publishScript  = redis.NewScript(publishLua)
 	snapshotScript = redis.NewScript(snapshotLua)
 )
+
+func init() {
+	if faulty.On("noapplydedup") {
+		// MUTANT noapplydedup breaks G3/G7 (with the bridge's lagging
+		// checkpoint, federation/link.go): apply no longer answers dup for
+		// an oseq this region has, so a replayed event is stored and
+		// published again, under a new stream id.
+		const check = "if oseq <= cur then"
+		if strings.Count(publishLua, check) != 1 {
+			panic("faulty: noapplydedup: publish.lua no longer has " + check)
+		}
+		publishScript = redis.NewScript(strings.Replace(publishLua, check, "if false then", 1))
+	}
+}
 
 // Key names. Every key of a room carries the room in a {hash tag} so that a
 // Redis Cluster keeps a room on one slot.
@@ -146,6 +162,12 @@ func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) 
 		outbox, counter = OutboxKey(b.region), OutboxCounterKey(b.region)
 	}
 	keys := []string{seqKey(p.Room), streamKey(p.Room), idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
+	if faulty.On("nopubdedup") {
+		// MUTANT nopubdedup breaks G4: the idempotency key is the fresh
+		// event id, never the client's, so a retry finds no record and
+		// becomes a second event.
+		keys[2] = idemKey(p.Room, p.Sender, p.EventID)
+	}
 	args := []any{"publish", Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, ""}
 	return b.run(ctx, keys, args)

@@ -1,0 +1,48 @@
+package chaos_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/run"
+	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/workload"
+	"github.com/geolab/geolab/specs/speclab"
+)
+
+const ms = time.Millisecond
+
+// play builds and runs a scenario, records its counts for the summary and
+// returns them.
+func play(name, topo string, wl workload.Spec, seed int64, gatewayArgs []string, inspect func(context.Context, *lab.Lab) error, steps ...scenario.Step) (*run.Outcome, check.Counts) {
+	GinkgoHelper()
+	sc, err := speclab.Scenario(name, topo, wl, seed, steps...)
+	Expect(err).NotTo(HaveOccurred())
+	out, err := speclab.Play(sc, gatewayArgs, inspect)
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("counts", speclab.Summary(out))
+	AddReportEntry("report", out.Dir+"/report.html")
+	GinkgoWriter.Printf("%s: %s\n", name, speclab.Summary(out))
+	for _, e := range out.Errors {
+		GinkgoWriter.Printf("%s: note: %s\n", name, e)
+	}
+	return out, out.Result.Counts
+}
+
+// expectClean asserts the counts every healthy run must show: nothing lost,
+// doubled, reordered or skipped, in region order, with real traffic.
+func expectClean(c check.Counts, minDelivered int) {
+	GinkgoHelper()
+	Expect(c.Delivered).To(BeNumerically(">=", minDelivered), "too little traffic for the spec to mean anything")
+	Expect(c.Lost).To(BeZero(), "lost")
+	Expect(c.Duplicated).To(BeZero(), "duplicated on the wire (G3)")
+	Expect(c.Reordered).To(BeZero(), "reordered per origin (G2)")
+	Expect(c.Gaps).To(BeZero(), "unannounced gaps (G2)")
+	Expect(c.RegionOrder).To(BeZero(), "region order disagreements (G1)")
+	Expect(c.SilentEpochChanges).To(BeZero(), "silent epoch changes (G6)")
+}

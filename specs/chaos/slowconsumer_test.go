@@ -1,0 +1,41 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/workload"
+	"github.com/geolab/geolab/specs/speclab"
+)
+
+var _ = Describe("G10 slow consumers", Label("slow-consumer"), func() {
+	It("cuts clients that stop reading while everyone else keeps receiving, in order", func() {
+		wl := speclab.Workload(14 * time.Second)
+		wl.FederatedRooms, wl.RoomsPerClient, wl.PayloadBytes = 2, 1, 2048
+		wl.Bursts = []workload.Burst{{At: 5 * time.Second, Count: 1500, Within: 3 * time.Second}}
+		var cut float64
+		slowCut := func(ctx context.Context, l *lab.Lab) error {
+			v, err := speclab.Metric(l.Region("us-east").Gateway(1).Listen, "geolab_gateway_slow_consumer_disconnects_total")
+			cut = v
+			if err == nil && v < 5 {
+				return fmt.Errorf("slow-consumer disconnects %v, want 5", v)
+			}
+			return err
+		}
+		out, c := play("slow-consumer", "three-region", wl, 71, []string{"--send-queue", "64"}, slowCut,
+			speclab.At(2*time.Second, fault.Spec{Kind: "slow-client", Regions: []string{"us-east"}, Node: "gw-1", Room: "tenant:1", Clients: 5}))
+		Expect(out.InspectErr).NotTo(HaveOccurred())
+		Expect(cut).To(BeNumerically(">=", 5))
+		expectClean(c, 5000)
+		Expect(c.Disconnects).To(BeZero(), "a client that kept reading was disconnected")
+		p99, err := out.Result.Value("intra_region_p99")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(p99).To(BeNumerically("<", 2.0), "the others' latency moved")
+	})
+})
