@@ -44,7 +44,7 @@ FUZZTIME ?= 5s
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.
 BENCH_ARGS ?=
 
-.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos scenarios bench lint clean report-png
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios bench lint clean report-png images deps-docker chaos-docker
 
 help: ## list the targets
 	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
@@ -108,7 +108,7 @@ fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
 		if ! $(GO) test -list "^$${name}\$$" "$$pkg" | grep -x "$$name" >/dev/null; then \
 			echo "make fuzz: no fuzz target $$name in $$pkg (listed in FUZZ_TARGETS)" >&2; exit 1; \
 		fi; \
-		echo "go test -run '^\$$' -fuzz '^$${name}\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		echo "go test -run '^\$$' -fuzz '^$${name}\$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg"; \
 		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$$pkg"; \
 	done
 
@@ -116,6 +116,29 @@ chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=pro
 	@mkdir -p reports
 	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit.xml --json-report=report.json \
 		--output-dir=reports --keep-going -timeout 20m ./specs
+
+# Each deliberate breakage (internal/faulty, docs/mutants.md) and the chaos
+# group that must catch it: make chaos-mutants passes only if every one fails.
+MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:failover \
+	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
+	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer
+
+chaos-mutants: deps ## run the chaos group of each mutant (MUTANTS) against a -tags faulty build; passes only when every breakage is caught
+	$(GO) build -tags faulty -o $(BIN)/geolab-faulty ./cmd/geolab
+	@mkdir -p reports/mutants
+	@survived=""; \
+	for m in $(MUTANTS); do \
+		name=$${m%%:*}; label=$${m##*:}; \
+		echo "== mutant $$name: chaos group $$label must fail"; \
+		if GEOLAB_BIN='$(BIN)/geolab-faulty' GEOLAB_FAULTY=$$name $(GINKGO) --label-filter="$$label" --fail-fast \
+			--timeout 15m ./specs/chaos > reports/mutants/$$name.log 2>&1; then \
+			echo "   SURVIVED: the $$label specs passed against $$name (reports/mutants/$$name.log)"; survived="$$survived $$name"; \
+		else \
+			echo "   caught: $$(grep -m1 -o '\[FAIL\].*' reports/mutants/$$name.log | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-160)"; \
+		fi; \
+	done; \
+	if [ -n "$$survived" ]; then echo "make chaos-mutants: survived:$$survived" >&2; exit 1; fi; \
+	echo "make chaos-mutants: every mutant was caught"
 
 scenarios: deps build ## run every shipped scenario with geolab run (reports in reports/NAME-seedN/); fails naming any that fails
 	@failed=""; for f in scenarios/*.yaml; do \
@@ -162,3 +185,66 @@ report-png: ## render REPORT=reports/<run>/report.html to report.png beside it w
 		cat "$$log" >&2; echo "make report-png: chromium wrote no $$out" >&2; exit 1; \
 	fi; \
 	echo "make report-png: wrote $$out"
+
+# --- Docker (docs/docker.md) ------------------------------------------------
+# The images the docker provider and docker-compose.yml run. An image named
+# outside geolab/ is an official one: 'make images' does not build it, and
+# docker pulls it on first use (e.g. REDIS_IMAGE=redis:7.2,
+# TOXIPROXY_IMAGE=ghcr.io/shopify/toxiproxy:2.5.0).
+GEOLAB_IMAGE    ?= geolab/geolab:dev
+TOXIPROXY_IMAGE ?= geolab/toxiproxy:dev
+REDIS_IMAGE     ?= geolab/redis:dev
+export GEOLAB_IMAGE TOXIPROXY_IMAGE REDIS_IMAGE
+
+# The engine deps-docker starts when none answers (as root): its flags, and
+# where it logs and records its pid (chaos-docker stops the engine it started
+# unless KEEP_ENGINE=1).
+DOCKERD_FLAGS ?= --iptables=false --storage-driver=vfs
+DOCKERD_LOG   := $(BIN)/dockerd.log
+DOCKERD_PID   := $(BIN)/dockerd.pid
+KEEP_ENGINE   ?=
+
+# What chaos-docker runs: the Go docker tests (the provider's, the compose
+# stack's), then the chaos specs of DOCKER_LABELS on the docker provider
+# (DOCKER_LABELS= runs them all).
+DOCKER_TESTS  := ./lab/provider ./docker
+DOCKER_LABELS ?= resubscribe || failover
+
+deps-docker: ## install docker.io and docker-compose (apt-get, as root) and start an engine (dockerd --iptables=false --storage-driver=vfs) unless one answers
+	$(call apt_install,dockerd,docker.io,the Docker engine for the docker provider)
+	$(call apt_install,docker-compose,docker-compose,Compose for docker-compose.yml)
+	@if docker info >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make deps-docker: no Docker engine answers and this is not root: start one ('sudo dockerd $(DOCKERD_FLAGS) &' or your system's service)" >&2; exit 1; \
+	fi; \
+	mkdir -p '$(BIN)'; \
+	echo "make deps-docker: no Docker engine answers: starting dockerd $(DOCKERD_FLAGS) (log $(DOCKERD_LOG))"; \
+	nohup nice -n 10 dockerd $(DOCKERD_FLAGS) >'$(DOCKERD_LOG)' 2>&1 & echo $$! >'$(DOCKERD_PID)'; \
+	for i in $$(seq 120); do docker info >/dev/null 2>&1 && exit 0; sleep 0.5; done; \
+	tail -20 '$(DOCKERD_LOG)' >&2; echo "make deps-docker: dockerd did not answer within 60s (log above)" >&2; exit 1
+
+images: deps-docker deps-redis ## build the geolab, Toxiproxy and Redis images (GEOLAB_IMAGE, TOXIPROXY_IMAGE, REDIS_IMAGE) from local binaries, FROM scratch: no registry
+	GO='$(GO)' ./docker/build-images.sh
+
+chaos-docker: deps-ginkgo build ## start an engine if needed (deps-docker), build the images, run the docker tests and the DOCKER_LABELS chaos specs on containers; stops the engine it started
+	@had=0; [ -f '$(DOCKERD_PID)' ] && had=1; \
+	stop() { \
+		if [ "$$had" = 0 ] && [ -f '$(DOCKERD_PID)' ] && [ -z '$(KEEP_ENGINE)' ]; then \
+			pid=$$(cat '$(DOCKERD_PID)'); echo "make chaos-docker: stopping the engine it started (pid $$pid)"; \
+			kill "$$pid" 2>/dev/null || true; \
+			for i in $$(seq 60); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.5; done; \
+			rm -f '$(DOCKERD_PID)'; \
+		fi; \
+	}; \
+	trap stop EXIT; \
+	$(MAKE) --no-print-directory images; \
+	left=$$(docker ps -aq --filter label=io.geolab.lab); \
+	if [ -n "$$left" ]; then echo "make chaos-docker: removing containers earlier labs left"; docker rm -f $$left >/dev/null; fi; \
+	left=$$(docker network ls -q --filter label=io.geolab.lab); \
+	if [ -n "$$left" ]; then docker network rm $$left >/dev/null; fi; \
+	mkdir -p reports; \
+	t0=$$(date +%s); \
+	PROVIDER=docker $(GO) test -count=1 -timeout 15m -v $(DOCKER_TESTS) 2>&1 | tee reports/docker-tests.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|#)|\.go:[0-9]+:'; \
+	PROVIDER=docker $(GINKGO) --label-filter='$(DOCKER_LABELS)' --junit-report=junit-docker.xml \
+		--output-dir=reports --keep-going --timeout 20m ./specs/chaos; \
+	echo "make chaos-docker: passed in $$(( $$(date +%s) - t0 ))s"

@@ -36,7 +36,8 @@ import (
 
 // Options configure Start. Every field has a default.
 type Options struct {
-	// Provider names where parts run: "process" (default).
+	// Provider names where parts run: "process" (default: local processes)
+	// or "docker" (containers, docs/docker.md).
 	Provider string
 	// Bin is the geolab binary children run as. Default: $GEOLAB_BIN, else
 	// this executable when it is geolab, else bin/geolab.
@@ -109,11 +110,14 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	if l.auth, err = auth.NewAuthority(opts.Secret); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	env := []string{"GEOLAB_JWT_SECRET=" + string(opts.Secret)}
 	switch opts.Provider {
 	case "process":
-		l.prov, err = provider.NewProcess(opts.Bin, opts.WorkDir, []string{"GEOLAB_JWT_SECRET=" + string(opts.Secret)})
+		l.prov, err = provider.NewProcess(opts.Bin, opts.WorkDir, env)
+	case "docker":
+		l.prov, err = provider.NewDocker(ctx, provider.DockerOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger})
 	default:
-		err = fmt.Errorf("lab: unknown provider %q (want process)", opts.Provider)
+		err = fmt.Errorf("lab: unknown provider %q (want process or docker)", opts.Provider)
 	}
 	if err != nil {
 		return nil, err
@@ -235,18 +239,18 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	reg.gateways = make([]*Gateway, r.Gateways)
 	for i := range r.Gateways {
 		node := fmt.Sprintf("gw-%d", i+1)
-		listen, err := provider.FreeAddr()
+		listen, err := l.prov.ListenAddr(r.Name, node)
 		if err != nil {
 			return err
 		}
 		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
-			From: r.Name, To: r.Name, Node: node, Upstream: reg.redis.Addr(), Base: l.topo.LAN})
+			From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
 		if err != nil {
 			return err
 		}
 		for _, home := range l.topo.RegionNames() {
 			if _, err := l.net.Create(link.Link{Name: link.Name(link.Client, home, r.Name, node), Kind: link.Client,
-				From: home, To: r.Name, Node: node, Upstream: listen, Base: l.topo.Link(home, r.Name)}); err != nil {
+				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Upstream: listen, Base: l.topo.Link(home, r.Name)}); err != nil {
 				return err
 			}
 		}
@@ -277,7 +281,7 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		addr := l.regions[other.Name].redis.Addr()
 		if other.Name != r.Name {
 			wan, err := l.net.Create(link.Link{Name: link.Name(link.WAN, r.Name, other.Name, ""), Kind: link.WAN,
-				From: r.Name, To: other.Name, Upstream: addr, Base: l.topo.Link(r.Name, other.Name)})
+				From: r.Name, To: other.Name, Listen: l.prov.ProxyListen(r.Name), Upstream: addr, Base: l.topo.Link(r.Name, other.Name)})
 			if err != nil {
 				return err
 			}
@@ -289,7 +293,7 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 	if err != nil {
 		return fmt.Errorf("lab: bridge config of %s: %w", r.Name, err)
 	}
-	listen, err := provider.FreeAddr()
+	listen, err := l.prov.ListenAddr(r.Name, "bridge")
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,12 @@ func (p *Process) StartToxiproxy(ctx context.Context) (Node, string, error) {
 	return n, "http://" + addr, nil
 }
 
+// ProxyListen is "": every proxy on a free loopback port.
+func (p *Process) ProxyListen(string) string { return "" }
+
+// ListenAddr is a free loopback address.
+func (p *Process) ListenAddr(string, string) (string, error) { return freeAddr() }
+
 // StartRedis runs redis-server with its data under Dir/redis-REGION.
 func (p *Process) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {
 	srv, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(p.Dir, "redis-"+s.Region), Persistent: s.Persistent})

@@ -17,6 +17,16 @@ type Provider interface {
 	Name() string
 	// StartToxiproxy starts the Toxiproxy server and returns its API URL.
 	StartToxiproxy(ctx context.Context) (Node, string, error)
+	// ProxyListen is where a new proxy of the Toxiproxy server listens, for
+	// a link dialled by the parts of region from ("" for the lab's own
+	// clients): an address that they and the lab can both dial. "" means
+	// Toxiproxy's loopback with a free port.
+	ProxyListen(from string) string
+	// ListenAddr picks the address a gateway node of region (or, with node
+	// "bridge", the region's bridge) serves on: one that the lab and the
+	// Toxiproxy server can both dial, fixed for the part's life so that a
+	// restart comes back where its links point.
+	ListenAddr(region, node string) (string, error)
 	// StartRedis starts a region's Redis.
 	StartRedis(ctx context.Context, s RedisSpec) (Redis, error)
 	// StartGateway starts one gateway node and waits until it is ready.
@@ -47,7 +57,8 @@ type Node interface {
 // Redis is a region's Redis server.
 type Redis interface {
 	Node
-	// Addr is where the lab's proxies reach it.
+	// Addr is where the lab's proxies (and the region's own bridge) reach
+	// it.
 	Addr() string
 	// Wipe deletes its data on disk (it must not be running): the next
 	// Restart comes back empty, as a Redis without persistence does.

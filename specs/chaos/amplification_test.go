@@ -37,7 +37,7 @@ resolver: {ttl: 2s}
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := lab.Start(ctx, topo, lab.Options{GatewayArgs: []string{"--subscribe-mode", mode}})
+		l, err := lab.Start(ctx, topo, speclab.LabOptions("--subscribe-mode", mode))
 		Expect(err).NotTo(HaveOccurred())
 		defer l.Close()
 		tok, err := l.Token("amp", []string{"*"}, []string{"*"}, time.Hour)

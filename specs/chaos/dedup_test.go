@@ -17,20 +17,28 @@ import (
 var _ = Describe("G3 no duplicates on the wire and G4 idempotent publish", Label("dedup"), func() {
 	It("turns publish retries across dropped connections into one event each", func() {
 		wl := speclab.Workload(16 * time.Second)
-		_, c := play("dedup-retries", "three-region", wl, 31, nil, nil,
+		var own int
+		once := func(ctx context.Context, l *lab.Lab) (err error) { own, err = speclab.HistoryOnce(ctx, l); return err }
+		out, c := play("dedup-retries", "three-region", wl, 31, nil, once,
 			speclab.At(4*time.Second, fault.Spec{Kind: "gateway-kill", Regions: []string{"us-east"}, Node: "gw-1", For: 2 * time.Second}),
 			speclab.At(9*time.Second, fault.Spec{Kind: "redis-blip", Regions: []string{"eu-west"}, For: 1500 * ms}))
 		expectClean(c, 3000)
 		Expect(c.Retried).To(BeNumerically(">", 0), "no publish was retried: the spec proved nothing about G4")
 		Expect(c.Unacked).To(BeZero(), "unacked publishes")
+		Expect(out.InspectErr).NotTo(HaveOccurred())
+		Expect(own).To(Equal(c.Published), "the regions' histories hold a different number of events than were acked: a retry became a second event")
 	})
 
 	It("delivers nothing twice when a bridge replays after kill -9", func() {
 		wl := speclab.Workload(16 * time.Second)
-		_, c := play("dedup-bridge-kill", "three-region", wl, 32, nil, nil,
+		var own int
+		once := func(ctx context.Context, l *lab.Lab) (err error) { own, err = speclab.HistoryOnce(ctx, l); return err }
+		out, c := play("dedup-bridge-kill", "three-region", wl, 32, nil, once,
 			speclab.At(4*time.Second, fault.Spec{Kind: "bridge-kill", Regions: []string{"eu-west"}, For: 3 * time.Second}),
 			speclab.At(9*time.Second, fault.Spec{Kind: "bridge-kill", Regions: []string{"ap-southeast"}, For: 2 * time.Second}))
 		expectClean(c, 3000)
+		Expect(out.InspectErr).NotTo(HaveOccurred(), "a replayed event was applied twice into a region's history")
+		Expect(own).To(Equal(c.Published))
 	})
 
 	It("keeps a full mesh from echoing: every outbox holds only its own region's events", func() {

@@ -18,7 +18,7 @@ var _ = Describe("G6 resume and G8 region failover", Label("failover"), func() {
 		wl := speclab.Workload(30 * time.Second)
 		out, c := play("failover-region-down", "three-region", wl, 51, nil, nil,
 			speclab.At(6*time.Second, fault.Spec{Kind: "region-down", Regions: []string{"eu-west"}, For: 14 * time.Second}))
-		expectClean(c, 3000)
+		expectNothingSilent(c, 3000)
 		Expect(c.Failovers).To(BeNumerically(">", 0), "no client failed over")
 		Expect(c.FailoverUnfinished).To(BeZero(), "clients never resubscribed")
 		Expect(out.Result.Failover.P99).To(BeNumerically("<=", failoverBound), "failover p99 past TTL + 2 s")
@@ -29,7 +29,7 @@ var _ = Describe("G6 resume and G8 region failover", Label("failover"), func() {
 		wl := speclab.Workload(30 * time.Second)
 		out, c := play("failover-isolate-blackhole", "three-region", wl, 52, nil, nil,
 			speclab.At(6*time.Second, fault.Spec{Kind: "isolate", Regions: []string{"ap-southeast"}, Mode: "blackhole", For: 14 * time.Second}))
-		expectClean(c, 3000)
+		expectNothingSilent(c, 3000)
 		Expect(c.Failovers).To(BeNumerically(">", 0), "no client failed over")
 		Expect(c.FailoverUnfinished).To(BeZero(), "clients never resubscribed")
 		Expect(out.Result.Failover.P99).To(BeNumerically("<=", failoverBound+3), "failover p99 past TTL + 2 s + the heartbeat timeout a blackhole needs")

@@ -35,8 +35,20 @@ func play(name, topo string, wl workload.Spec, seed int64, gatewayArgs []string,
 }
 
 // expectClean asserts the counts every healthy run must show: nothing lost,
-// doubled, reordered or skipped, in region order, with real traffic.
+// doubled, reordered or skipped, in region order, with real traffic — and
+// nothing announced as unrecoverable either: with history kept, every gap
+// must be filled, not merely told.
 func expectClean(c check.Counts, minDelivered int) {
+	GinkgoHelper()
+	expectNothingSilent(c, minDelivered)
+	Expect(c.UnrecoverableAnnounced).To(BeZero(), "events announced unrecoverable though history held them")
+	Expect(c.AnnouncedGaps).To(BeZero(), "gaps announced though history held them")
+}
+
+// expectNothingSilent is expectClean for runs where losing history is the
+// point (a region down, Redis losing its data): gaps may be announced, never
+// silent.
+func expectNothingSilent(c check.Counts, minDelivered int) {
 	GinkgoHelper()
 	Expect(c.Delivered).To(BeNumerically(">=", minDelivered), "too little traffic for the spec to mean anything")
 	Expect(c.Lost).To(BeZero(), "lost")

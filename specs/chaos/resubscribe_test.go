@@ -33,4 +33,12 @@ var _ = Describe("G5 resubscribe-on-reconnect", Label("resubscribe"), func() {
 			speclab.At(4*time.Second, fault.Spec{Kind: "redis-blip", Regions: []string{"eu-west"}, Mode: "blackhole", For: 12 * time.Second}))
 		expectClean(c, 4000)
 	})
+
+	It("announces a Redis that lost its data: a new epoch, never a silent renumbering", func() {
+		wl := speclab.Workload(14 * time.Second)
+		_, c := play("resubscribe-lost-data", "three-region", wl, 44, nil, nil,
+			speclab.At(5*time.Second, fault.Spec{Kind: "redis-restart", Regions: []string{"us-east"}, LoseData: true}))
+		expectNothingSilent(c, 2500)
+		Expect(c.AnnouncedEpochChanges).To(BeNumerically(">", 0), "us-east's sequences restarted without a new epoch being announced")
+	})
 })

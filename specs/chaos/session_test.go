@@ -22,7 +22,7 @@ var _ = Describe("G11 session ownership", Label("failover"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := lab.Start(ctx, topo, lab.Options{})
+		l, err := lab.Start(ctx, topo, speclab.LabOptions())
 		Expect(err).NotTo(HaveOccurred())
 		defer l.Close()
 		tok, err := l.Token("owner", []string{"*"}, []string{"*"}, time.Hour)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/expect"
 	"github.com/geolab/geolab/lab/fault"
@@ -73,7 +75,7 @@ func Play(sc *scenario.Scenario, gatewayArgs []string, inspect func(context.Cont
 	defer cancel()
 	return run.Scenario(ctx, sc, run.Options{
 		OutDir:  filepath.Join(Root(), "reports", "specs", sc.Name),
-		Lab:     lab.Options{GatewayArgs: gatewayArgs},
+		Lab:     LabOptions(gatewayArgs...),
 		Inspect: inspect,
 		Command: "make chaos (spec " + sc.Name + ")",
 	})
@@ -138,3 +140,48 @@ func Summary(o *run.Outcome) string {
 // Faulty is the breakage the lab's binaries run with (GEOLAB_FAULTY, read
 // only by a binary built with -tags faulty), "" normally.
 func Faulty() string { return os.Getenv("GEOLAB_FAULTY") }
+
+// HistoryOnce reads every room's history stream in every region of the lab
+// and fails if any holds an event twice (the same origin, epoch and oseq:
+// an apply that was not idempotent, G3/G7). It returns how many events each
+// region holds of its own origin: the events its gateways created, which a
+// spec compares with the acked publishes (a retry that became a second
+// event, G4, makes more).
+func HistoryOnce(ctx context.Context, l *lab.Lab) (own int, err error) {
+	for _, region := range l.Topology().RegionNames() {
+		rc := redis.NewClient(&redis.Options{Addr: l.Region(region).Redis().Addr()})
+		keys, err := rc.Keys(ctx, "geolab:h:{*}").Result()
+		if err != nil {
+			rc.Close()
+			return 0, fmt.Errorf("history of %s: %w", region, err)
+		}
+		for _, k := range keys {
+			entries, err := rc.XRange(ctx, k, "-", "+").Result()
+			if err != nil {
+				rc.Close()
+				return 0, fmt.Errorf("history of %s %s: %w", region, k, err)
+			}
+			seen := map[string]bool{}
+			for _, e := range entries {
+				id := fmt.Sprint(e.Values["o"], "/", e.Values["e"], "/", e.Values["q"])
+				if seen[id] {
+					rc.Close()
+					return 0, fmt.Errorf("region %s holds event %s of %s twice (stream entry %s)", region, id, k, e.ID)
+				}
+				seen[id] = true
+				if fmt.Sprint(e.Values["o"]) == region {
+					own++
+				}
+			}
+		}
+		rc.Close()
+	}
+	return own, nil
+}
+
+// LabOptions are the lab options every spec uses: the provider from
+// $PROVIDER (process when unset; docker with PROVIDER=docker) and extra
+// gateway flags.
+func LabOptions(gatewayArgs ...string) lab.Options {
+	return lab.Options{Provider: os.Getenv("PROVIDER"), GatewayArgs: gatewayArgs}
+}
