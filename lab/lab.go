@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,12 +240,21 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	reg.gateways = make([]*Gateway, r.Gateways)
 	for i := range r.Gateways {
 		node := fmt.Sprintf("gw-%d", i+1)
-		listen, err := l.prov.ListenAddr(r.Name, node)
+		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
+			From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
 		if err != nil {
 			return err
 		}
-		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
-			From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
+		var listen string
+		var n provider.Node
+		err = retryPortRace(func() (err error) {
+			if listen, err = l.prov.ListenAddr(r.Name, node); err != nil {
+				return err
+			}
+			n, err = l.prov.StartGateway(ctx, provider.GatewaySpec{Region: r.Name, Node: node, Listen: listen,
+				Redis: lan.Listen, Federate: r.Federate, Args: l.opts.GatewayArgs})
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -253,11 +263,6 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Upstream: listen, Base: l.topo.Link(home, r.Name)}); err != nil {
 				return err
 			}
-		}
-		n, err := l.prov.StartGateway(ctx, provider.GatewaySpec{Region: r.Name, Node: node, Listen: listen,
-			Redis: lan.Listen, Federate: r.Federate, Args: l.opts.GatewayArgs})
-		if err != nil {
-			return err
 		}
 		reg.gateways[i] = &Gateway{Node: n, Region: r.Name, ID: node, Listen: listen}
 	}
@@ -293,11 +298,15 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 	if err != nil {
 		return fmt.Errorf("lab: bridge config of %s: %w", r.Name, err)
 	}
-	listen, err := l.prov.ListenAddr(r.Name, "bridge")
-	if err != nil {
+	var listen string
+	var n provider.Node
+	err = retryPortRace(func() (err error) {
+		if listen, err = l.prov.ListenAddr(r.Name, "bridge"); err != nil {
+			return err
+		}
+		n, err = l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen})
 		return err
-	}
-	n, err := l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen})
+	})
 	if err != nil {
 		return err
 	}
@@ -348,4 +357,17 @@ func (l *Lab) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+// retryPortRace runs start up to three times while it fails because the
+// address it picked was taken between being found free and being bound
+// (another test or process got there first).
+func retryPortRace(start func() error) error {
+	var err error
+	for range 3 {
+		if err = start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+	}
+	return err
 }
