@@ -117,7 +117,7 @@ func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 	// One read, connection setup included, never outlives the block time
 	// plus a WAN round trip's timeout: on a blackholed link nothing answers
 	// and only this deadline ends the wait.
-	ctx, cancel := context.WithTimeout(ctx, l.b.cfg.Block+linkProfile(l.b.cfg.Profile).read)
+	ctx, cancel := context.WithTimeout(ctx, l.readBound())
 	defer cancel()
 	pipe := l.remote.Pipeline()
 	counter := pipe.Get(ctx, broker.OutboxCounterKey(l.origin))
@@ -353,7 +353,7 @@ func (l *link) setDown(err error) {
 // must not read 0 meanwhile.
 func (l *link) lagLocked(now time.Time) time.Duration {
 	since := l.lagSince
-	silent := now.Sub(l.lastSeen) > l.b.cfg.Block+linkProfile(l.b.cfg.Profile).read
+	silent := now.Sub(l.lastSeen) > l.readBound()
 	if (!l.up || silent) && (since.IsZero() || l.lastSeen.Before(since)) {
 		since = l.lastSeen
 	}
@@ -404,4 +404,10 @@ func (l *link) status(now time.Time) LinkStatus {
 // retryPause paces the link's retries: 50 ms doubling to 2 s, full jitter.
 func retryPause(ctx context.Context, attempt int) bool {
 	return backoff.Sleep(ctx, backoff.FullJitter(50*time.Millisecond, 2*time.Second, attempt, nil))
+}
+
+// readBound is the longest one outbox read may take: the block time plus a
+// WAN round trip's read timeout.
+func (l *link) readBound() time.Duration {
+	return l.b.cfg.Block + linkProfile(l.b.cfg.Profile).read
 }

@@ -3,6 +3,8 @@ package control
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,7 +30,7 @@ func PrintStatus(w io.Writer, st lab.Status) {
 		for _, lag := range r.Lag {
 			fmt.Fprintf(tw, "  lag from %s\t%.3fs, %d events\t%s\t\n", lag.Origin, lag.LagSeconds, lag.LagEvents, lag.State)
 		}
-		for _, home := range sortedKeys(r.Endpoints) {
+		for _, home := range slices.Sorted(maps.Keys(r.Endpoints)) {
 			fmt.Fprintf(tw, "  clients of %s reach it at\t%s\t\t\n", home, strings.Join(r.Endpoints[home], " "))
 		}
 	}
@@ -93,17 +95,4 @@ func state(n lab.NodeStatus) string {
 		return "running"
 	}
 	return "down"
-}
-
-func sortedKeys(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }

@@ -2,7 +2,6 @@ package fault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/geolab/geolab/lab/link"
@@ -127,6 +126,3 @@ func restartRedis(ctx context.Context, w World, region string, loseData bool) er
 	}
 	return nil
 }
-
-// errJoin joins non-nil errors (nil when all are nil).
-func errJoin(errs ...error) error { return errors.Join(errs...) }

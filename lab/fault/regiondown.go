@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/geolab/geolab/lab/provider"
@@ -67,6 +68,6 @@ func (regionDownKind) Inject(_ context.Context, w World, s Spec, _ string) (Heal
 		if bridge != nil {
 			errs = append(errs, restartIfDown(ctx, bridge))
 		}
-		return errJoin(errs...)
+		return errors.Join(errs...)
 	}, nil
 }

@@ -5,40 +5,22 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/geolab/geolab/internal/redisproc"
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/testbin"
 )
 
-var (
-	buildOnce sync.Once
-	bin       string
-	buildErr  error
-)
-
+// geolab is the binary the tests run as a child (internal/testbin).
 func geolab(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "geolab-proc-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bin = filepath.Join(dir, "geolab")
-		out, err := exec.Command("go", "build", "-o", bin, "../../cmd/geolab").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build geolab: %v", buildErr)
+	bin, err := testbin.Path()
+	if err != nil {
+		t.Fatalf("build geolab: %v", err)
 	}
 	return bin
 }

@@ -157,9 +157,6 @@ func freeAddr() (string, error) {
 	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
-// FreeAddr returns a 127.0.0.1 address whose port was free a moment ago.
-func FreeAddr() (string, error) { return freeAddr() }
-
 // procNode adapts a proc.Process to Node.
 type procNode struct{ *proc.Process }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/gateway/client"
-	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/link"
 	"github.com/geolab/geolab/specs/speclab"
 )
@@ -28,11 +27,7 @@ var _ = Describe("G4 idempotent publish when the ack is lost", Label("dedup"), f
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := lab.Start(ctx, topo, speclab.LabOptions())
-		Expect(err).NotTo(HaveOccurred())
-		defer l.Close()
-		tok, err := l.Token("acker", []string{"*"}, []string{"*"}, time.Hour)
-		Expect(err).NotTo(HaveOccurred())
+		l, tok := startLab(topo, "acker")
 		eps := l.Endpoints("us-east", "us-east")
 		const room, n = "tenant:ack", 5
 

@@ -11,7 +11,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/geolab/geolab/gateway/client"
-	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/topology"
 	"github.com/geolab/geolab/specs/speclab"
 )
@@ -37,11 +36,8 @@ resolver: {ttl: 2s}
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := lab.Start(ctx, topo, speclab.LabOptions("--subscribe-mode", mode))
-		Expect(err).NotTo(HaveOccurred())
-		defer l.Close()
-		tok, err := l.Token("amp", []string{"*"}, []string{"*"}, time.Hour)
-		Expect(err).NotTo(HaveOccurred())
+		l, tok := startLab(topo, "amp", "--subscribe-mode", mode)
+		defer l.Close() // before the other mode's lab starts
 		eps := l.Endpoints("us-east", "us-east")
 		dial := func(ep string, got *atomic.Int64) *client.Client {
 			c, err := client.Dial(ctx, client.Options{Endpoints: []string{ep},

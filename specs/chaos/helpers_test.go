@@ -11,6 +11,7 @@ import (
 	"github.com/geolab/geolab/lab/check"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/topology"
 	"github.com/geolab/geolab/lab/workload"
 	"github.com/geolab/geolab/specs/speclab"
 )
@@ -57,4 +58,19 @@ func expectNothingSilent(c check.Counts, minDelivered int) {
 	Expect(c.Gaps).To(BeZero(), "unannounced gaps (G2)")
 	Expect(c.RegionOrder).To(BeZero(), "region order disagreements (G1)")
 	Expect(c.SilentEpochChanges).To(BeZero(), "silent epoch changes (G6)")
+}
+
+// startLab brings topo up for one spec (stopped when the spec ends; Close may
+// also be called earlier) and mints a token for sub that may read and
+// publish every room.
+func startLab(topo *topology.Topology, sub string, gatewayArgs ...string) (*lab.Lab, string) {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, topo, speclab.LabOptions(gatewayArgs...))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(l.Close)
+	tok, err := l.Token(sub, []string{"*"}, []string{"*"}, time.Hour)
+	Expect(err).NotTo(HaveOccurred())
+	return l, tok
 }

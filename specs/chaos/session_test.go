@@ -12,7 +12,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/geolab/geolab/gateway/protocol"
-	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/specs/speclab"
 )
 
@@ -22,11 +21,7 @@ var _ = Describe("G11 session ownership", Label("failover"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, err := lab.Start(ctx, topo, speclab.LabOptions())
-		Expect(err).NotTo(HaveOccurred())
-		defer l.Close()
-		tok, err := l.Token("owner", []string{"*"}, []string{"*"}, time.Hour)
-		Expect(err).NotTo(HaveOccurred())
+		l, tok := startLab(topo, "owner")
 		dial := func(region string) *websocket.Conn {
 			url := l.Endpoints(region, region)[0] + "?session=s-g11"
 			ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, http.Header{"Authorization": {"Bearer " + tok}})
