@@ -104,13 +104,19 @@ func runUp(ctx context.Context, cmd *cobra.Command, topo *topology.Topology, opt
 }
 
 func newStatusCmd() *cobra.Command {
-	var state string
+	var state, toxi string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running lab: processes, endpoints, links, faults, lag",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := stackOrState(cmd); err != nil {
+				return err
+			}
+			if toxi != "" {
+				return stackStatus(cmd, toxi, asJSON)
+			}
 			c, err := control.Open(state)
 			if err != nil {
 				return err
@@ -130,11 +136,12 @@ func newStatusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", control.DefaultStatePath(), "state file written by 'geolab up'")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	cmd.Flags().StringVar(&toxi, "toxiproxy", "", toxiproxyFlagDoc)
 	return cmd
 }
 
 func newFaultCmd() *cobra.Command {
-	var state string
+	var state, toxi string
 	var s fault.Spec
 	var kinds []string
 	for _, k := range fault.Kinds() {
@@ -145,12 +152,18 @@ func newFaultCmd() *cobra.Command {
 		Short: "Inject a fault into the running lab (docs/faults.md)",
 		Long: "Inject a fault into the lab 'geolab up' runs and print its id. Without --for it\n" +
 			"stays until 'geolab heal ID' (or 'geolab heal'); every fault is healed when the lab\n" +
-			"goes down. Kinds:\n" + strings.Join(kinds, "\n"),
+			"goes down.\n\n" +
+			"With --toxiproxy HOST:PORT it acts on a stack geolab did not start (the\n" +
+			"docker-compose.yml stack) through that Toxiproxy API alone: the network kinds\n" +
+			"only (" + strings.Join(fault.NetworkKinds(), ", ") + "). Without --for the fault stays until\n" +
+			"'geolab heal --toxiproxy HOST:PORT [ID]'; with --for the command waits and heals it.\n\n" +
+			"Kinds:\n" + strings.Join(kinds, "\n"),
 		Example: `  geolab fault partition us-east eu-west --mode blackhole --for 30s
   geolab fault latency us-east eu-west --latency 100ms --jitter 10ms
   geolab fault gateway-kill us-east/gw-1
   geolab fault isolate ap-southeast
-  geolab fault redis-restart eu-west --lose-data`,
+  geolab fault redis-restart eu-west --lose-data
+  geolab fault partition us-east eu-west --toxiproxy 127.0.0.1:8474   # the compose stack`,
 		Args: cobra.RangeArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.Kind = args[0]
@@ -160,6 +173,12 @@ func newFaultCmd() *cobra.Command {
 				if node != "" {
 					s.Node = node
 				}
+			}
+			if err := stackOrState(cmd); err != nil {
+				return err
+			}
+			if toxi != "" {
+				return stackFault(cmd, toxi, s)
 			}
 			c, err := control.Open(state)
 			if err != nil {
@@ -188,24 +207,31 @@ func newFaultCmd() *cobra.Command {
 	f.BoolVar(&s.LoseData, "lose-data", false, "redis-kill/redis-restart/region-down: Redis comes back empty")
 	f.StringVar(&s.Room, "room", "", "slow-client: the room the slow clients subscribe to")
 	f.IntVar(&s.Clients, "clients", 0, "slow-client: how many (default 1)")
-	f.DurationVar(&s.For, "for", 0, "heal by itself after this long (default: until healed)")
+	f.DurationVar(&s.For, "for", 0, "heal by itself after this long (default: until healed); with --toxiproxy the command waits that long")
+	f.StringVar(&toxi, "toxiproxy", "", toxiproxyFlagDoc)
 	return cmd
 }
 
 func newHealCmd() *cobra.Command {
-	var state string
+	var state, toxi string
 	cmd := &cobra.Command{
 		Use:   "heal [ID]",
 		Short: "Heal one fault by id, or every active fault",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := control.Open(state)
-			if err != nil {
-				return err
-			}
 			id := ""
 			if len(args) == 1 {
 				id = args[0]
+			}
+			if err := stackOrState(cmd); err != nil {
+				return err
+			}
+			if toxi != "" {
+				return stackHeal(cmd, toxi, id)
+			}
+			c, err := control.Open(state)
+			if err != nil {
+				return err
 			}
 			healed, err := c.Heal(cmd.Context(), id)
 			if len(healed) == 0 && err == nil {
@@ -217,6 +243,7 @@ func newHealCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", control.DefaultStatePath(), "state file written by 'geolab up'")
+	cmd.Flags().StringVar(&toxi, "toxiproxy", "", toxiproxyFlagDoc)
 	return cmd
 }
 

@@ -44,6 +44,15 @@ type Book struct {
 // NewBook returns an empty book over w.
 func NewBook(w World) *Book { return &Book{w: w} }
 
+// NumberAfter makes the book number its next fault n+1 (f<n+1>), so that
+// its ids do not clash with faults already on the network (an attached
+// stack's). It never goes back.
+func (b *Book) NumberAfter(n int) {
+	b.mu.Lock()
+	b.next = max(b.next, n)
+	b.mu.Unlock()
+}
+
 // Observe sets f to receive every inject and heal (called synchronously,
 // never under the book's lock).
 func (b *Book) Observe(f func(Event)) {

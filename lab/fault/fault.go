@@ -9,6 +9,7 @@ package fault
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -238,3 +239,14 @@ func addToxics(w World, links []link.Link, id, typ string, streams []string, att
 	}
 	return heal, nil
 }
+
+// networkKinds act on links alone, through the Toxiproxy API: they need no
+// process of the lab, so they work on a stack geolab did not start.
+var networkKinds = []string{"bandwidth", "isolate", "latency", "partition", "redis-blip"}
+
+// NetworkKinds lists the kinds that act on the network alone, by name.
+func NetworkKinds() []string { return slices.Clone(networkKinds) }
+
+// OnNetworkOnly reports whether kind acts on the network alone (see
+// NetworkKinds).
+func OnNetworkOnly(kind string) bool { return slices.Contains(networkKinds, kind) }

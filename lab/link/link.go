@@ -75,6 +75,10 @@ type Net struct {
 	api *toxiproxy.Client
 	url string
 
+	// recordHolds keeps each hold on the server too, as a marker toxic
+	// (Attach): the next geolab command that attaches must know them.
+	recordHolds bool
+
 	mu       sync.Mutex
 	links    map[string]*entry
 	disabled map[string]map[string]bool // link → owners holding it disabled
@@ -127,7 +131,7 @@ func (n *Net) Create(l Link) (Link, error) {
 	for _, t := range []struct {
 		name, stream string
 		lat, jit     int
-	}{{"base_latency_up", "upstream", lat[0], jit[0]}, {"base_latency_down", "downstream", lat[1], jit[1]}} {
+	}{{BaseToxics[0], "upstream", lat[0], jit[0]}, {BaseToxics[1], "downstream", lat[1], jit[1]}} {
 		if t.lat == 0 && t.jit == 0 {
 			continue
 		}
@@ -189,9 +193,25 @@ func (n *Net) Disable(name, owner string) error {
 	if n.disabled[name] == nil {
 		n.disabled[name] = map[string]bool{}
 	}
+	if n.disabled[name][owner] {
+		return nil
+	}
 	first := len(n.disabled[name]) == 0
+	if n.recordHolds {
+		// A link disabled by hand gets its marker too, before ours: the
+		// next Attach must not take our hold for the only one.
+		holds := []string{owner}
+		if n.disabled[name][ByHand] {
+			holds = []string{ByHand, owner}
+		}
+		for _, h := range holds {
+			if err := recordHold(e.proxy, h); err != nil {
+				return fmt.Errorf("link: %s: record hold %s: %w", name, h, err)
+			}
+		}
+	}
 	n.disabled[name][owner] = true
-	if first {
+	if first || e.proxy.Enabled {
 		if err := e.proxy.Disable(); err != nil {
 			return fmt.Errorf("link: disable %s: %w", name, err)
 		}
@@ -211,6 +231,11 @@ func (n *Net) Enable(name, owner string) error {
 		return nil
 	}
 	delete(n.disabled[name], owner)
+	if n.recordHolds {
+		if err := e.proxy.RemoveToxic(HoldPrefix + owner); err != nil && !strings.Contains(err.Error(), "404") {
+			return fmt.Errorf("link: %s: remove hold %s: %w", name, owner, err)
+		}
+	}
 	if len(n.disabled[name]) == 0 {
 		if err := e.proxy.Enable(); err != nil {
 			return fmt.Errorf("link: enable %s: %w", name, err)
@@ -243,6 +268,32 @@ func (n *Net) RemoveToxic(name, toxic string) error {
 		return fmt.Errorf("link: %s: remove toxic %s: %w", name, toxic, err)
 	}
 	return nil
+}
+
+// Toxic is one toxic on a link, as Toxiproxy reports it.
+type Toxic struct {
+	Name       string         `json:"name"`
+	Type       string         `json:"type"`
+	Stream     string         `json:"stream"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+}
+
+// ToxicsOn lists the toxics now on a link with their settings, by name.
+func (n *Net) ToxicsOn(name string) ([]Toxic, error) {
+	e, err := n.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := e.proxy.Toxics()
+	if err != nil {
+		return nil, fmt.Errorf("link: %s: list toxics: %w", name, err)
+	}
+	out := make([]Toxic, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, Toxic{Name: t.Name, Type: t.Type, Stream: t.Stream, Attributes: t.Attributes})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // Toxics lists the toxics now on a link, by name.

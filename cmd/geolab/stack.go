@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/link"
+	"github.com/geolab/geolab/lab/stack"
+)
+
+// toxiproxyFlagDoc is the --toxiproxy flag's help on fault, heal and status.
+const toxiproxyFlagDoc = "drive the stack behind this Toxiproxy API (host:port) instead of the lab 'geolab up' runs, e.g. the docker-compose.yml stack at 127.0.0.1:8474: network faults only (docs/docker.md)"
+
+// stackOrState rejects --toxiproxy together with an explicit --state.
+func stackOrState(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("toxiproxy") && cmd.Flags().Changed("state") {
+		return fmt.Errorf("--toxiproxy and --state: give one (--toxiproxy drives a stack's Toxiproxy, --state a lab 'geolab up' runs)")
+	}
+	return nil
+}
+
+// stackFault injects s into the stack behind url. Without s.For the fault
+// stays until 'geolab heal --toxiproxy'; with it, the command waits, heals
+// it when the time is up or at Ctrl-C, and returns.
+func stackFault(cmd *cobra.Command, url string, s fault.Spec) error {
+	st, err := stack.Attach(url)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	healed := make(chan fault.Event, 1)
+	st.Observe(func(e fault.Event) {
+		if e.Action == "heal" {
+			select {
+			case healed <- e:
+			default:
+			}
+		}
+	})
+	a, err := st.Inject(cmd.Context(), s)
+	if err != nil {
+		return err
+	}
+	if s.For == 0 {
+		traces, err := st.Faults()
+		if err != nil {
+			return err
+		}
+		for _, t := range traces {
+			if t.ID == a.ID {
+				fmt.Fprintf(out, "%s: %s %s injected, until 'geolab heal --toxiproxy %s %s'\n", a.ID, s.Kind, a.Target, url, a.ID)
+				return nil
+			}
+		}
+		fmt.Fprintf(out, "%s: %s %s injected and already over (it leaves nothing to heal)\n", a.ID, s.Kind, a.Target)
+		return nil
+	}
+	fmt.Fprintf(out, "%s: %s %s injected for %s; this command heals it then (Ctrl-C heals it now)\n", a.ID, s.Kind, a.Target, s.For)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case e := <-healed:
+		if e.Err != nil {
+			return e.Err
+		}
+	case <-ctx.Done():
+		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := st.Heal(hctx, a.ID); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "healed %s\n", a.ID)
+	return nil
+}
+
+// stackHeal heals fault id (every fault with id "") on the stack behind url.
+func stackHeal(cmd *cobra.Command, url, id string) error {
+	st, err := stack.Attach(url)
+	if err != nil {
+		return err
+	}
+	healed, err := st.Heal(cmd.Context(), id)
+	if len(healed) == 0 && err == nil {
+		fmt.Fprintln(cmd.OutOrStdout(), "no active faults")
+	} else if len(healed) > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "healed %s\n", strings.Join(healed, ", "))
+	}
+	return err
+}
+
+// stackStatusJSON is what 'geolab status --toxiproxy URL --json' prints.
+type stackStatusJSON struct {
+	Toxiproxy string            `json:"toxiproxy"`
+	Regions   []string          `json:"regions"`
+	Links     []stack.LinkState `json:"links"`
+	Faults    []stack.Trace     `json:"faults"`
+	Ignored   []string          `json:"ignored_proxies,omitempty"`
+}
+
+// stackStatus prints the stack behind url: its links and the faults on them.
+func stackStatus(cmd *cobra.Command, url string, asJSON bool) error {
+	st, err := stack.Attach(url)
+	if err != nil {
+		return err
+	}
+	links, err := st.Links()
+	if err != nil {
+		return err
+	}
+	faults, err := st.Faults()
+	if err != nil {
+		return err
+	}
+	v := stackStatusJSON{Toxiproxy: st.URL(), Regions: st.Topology().RegionNames(), Links: links, Faults: faults, Ignored: st.Ignored}
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	printStackStatus(cmd.OutOrStdout(), v)
+	return nil
+}
+
+func printStackStatus(w io.Writer, v stackStatusJSON) {
+	fmt.Fprintf(w, "stack behind toxiproxy %s: regions %s\n\n", v.Toxiproxy, strings.Join(v.Regions, ", "))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINK\tLISTEN\tUPSTREAM\tSTATE\tTOXICS")
+	for _, l := range v.Links {
+		state := "enabled"
+		if len(l.Holders) > 0 {
+			state = "disabled by " + strings.Join(l.Holders, ", ")
+		}
+		var ts []string
+		for _, t := range l.Toxics {
+			if strings.HasPrefix(t.Name, link.HoldPrefix) {
+				continue
+			}
+			ts = append(ts, fmt.Sprintf("%s(%s %s%s)", t.Name, t.Type, t.Stream, attrs(t.Attributes)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Name, l.Listen, l.Upstream, state, strings.Join(ts, " "))
+	}
+	tw.Flush()
+	if len(v.Faults) == 0 {
+		fmt.Fprintln(w, "\nfaults: none active")
+	}
+	for _, f := range v.Faults {
+		var on []string
+		for l, ts := range f.Toxics {
+			on = append(on, fmt.Sprintf("%s %s", ts[0].Type, l))
+		}
+		for _, l := range f.Holds {
+			on = append(on, "disables "+l)
+		}
+		sort.Strings(on)
+		fmt.Fprintf(w, "fault %s: %s\n", f.ID, strings.Join(on, "; "))
+	}
+	if len(v.Ignored) > 0 {
+		fmt.Fprintf(w, "other proxies (not geolab links, left alone): %s\n", strings.Join(v.Ignored, ", "))
+	}
+}
+
+// attrs formats a toxic's attributes as " k=v k=v", sorted.
+func attrs(a map[string]any) string {
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%v", k, a[k])
+	}
+	return b.String()
+}
