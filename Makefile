@@ -2,7 +2,9 @@
 #
 # `make test` and `make chaos` work on a fresh Debian machine as root with Go
 # installed and nothing else: `deps` installs redis-server and gcc (for -race)
-# with apt-get and the Ginkgo CLI (into ./bin) when missing. No Docker needed.
+# with apt-get and the Ginkgo CLI (into ./bin) when missing. `make test` ends
+# with the docker smoke subset (chaos-docker), which installs docker.io and
+# starts an engine when none answers, and stops it; `make chaos` needs none.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c

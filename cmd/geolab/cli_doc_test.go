@@ -18,8 +18,7 @@ func TestEveryFlagIsInDocsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
+	eachCommand(newRoot(), func(c *cobra.Command) {
 		if !strings.Contains(doc, "## "+c.CommandPath()) {
 			t.Errorf("docs/cli.md has no section for %q", c.CommandPath())
 		}
@@ -28,13 +27,17 @@ func TestEveryFlagIsInDocsCLI(t *testing.T) {
 				t.Errorf("docs/cli.md does not document %s --%s", c.CommandPath(), f.Name)
 			}
 		})
-		for _, sub := range c.Commands() {
-			if sub.Name() != "help" && sub.Name() != "completion" && !sub.Hidden {
-				walk(sub)
-			}
+	})
+}
+
+// eachCommand calls f for c and every command below it that a user sees.
+func eachCommand(c *cobra.Command, f func(*cobra.Command)) {
+	f(c)
+	for _, sub := range c.Commands() {
+		if sub.Name() != "help" && sub.Name() != "completion" && !sub.Hidden {
+			eachCommand(sub, f)
 		}
 	}
-	walk(newRoot())
 }
 
 // Each section of docs/cli.md is exactly its command's --help, so that the
@@ -48,8 +51,7 @@ func TestDocsCLIIsTheHelpOfEveryCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(b)
-	var walk func(c *cobra.Command)
-	walk = func(c *cobra.Command) {
+	eachCommand(newRoot(), func(c *cobra.Command) {
 		if c.HasParent() {
 			var help bytes.Buffer
 			c.InitDefaultHelpFlag()
@@ -61,11 +63,5 @@ func TestDocsCLIIsTheHelpOfEveryCommand(t *testing.T) {
 				t.Errorf("docs/cli.md: the section of %q is not its --help; it should read:\n%s", c.CommandPath(), want)
 			}
 		}
-		for _, sub := range c.Commands() {
-			if sub.Name() != "help" && sub.Name() != "completion" && !sub.Hidden {
-				walk(sub)
-			}
-		}
-	}
-	walk(newRoot())
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -234,17 +235,23 @@ func newHealCmd() *cobra.Command {
 				return err
 			}
 			healed, err := c.Heal(cmd.Context(), id)
-			if len(healed) == 0 && err == nil {
-				fmt.Fprintln(cmd.OutOrStdout(), "no active faults")
-			} else if len(healed) > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "healed %s\n", strings.Join(healed, ", "))
-			}
-			return err
+			return reportHealed(cmd.OutOrStdout(), healed, err)
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", control.DefaultStatePath(), "state file written by 'geolab up'")
 	cmd.Flags().StringVar(&toxi, "toxiproxy", "", toxiproxyFlagDoc)
 	return cmd
+}
+
+// reportHealed prints what a heal healed ("no active faults" when nothing
+// was and nothing failed) and returns its error.
+func reportHealed(w io.Writer, healed []string, err error) error {
+	if len(healed) == 0 && err == nil {
+		fmt.Fprintln(w, "no active faults")
+	} else if len(healed) > 0 {
+		fmt.Fprintf(w, "healed %s\n", strings.Join(healed, ", "))
+	}
+	return err
 }
 
 func newDownCmd() *cobra.Command {

@@ -93,12 +93,7 @@ func stackHeal(cmd *cobra.Command, url, id string) error {
 		return err
 	}
 	healed, err := st.Heal(cmd.Context(), id)
-	if len(healed) == 0 && err == nil {
-		fmt.Fprintln(cmd.OutOrStdout(), "no active faults")
-	} else if len(healed) > 0 {
-		fmt.Fprintf(cmd.OutOrStdout(), "healed %s\n", strings.Join(healed, ", "))
-	}
-	return err
+	return reportHealed(cmd.OutOrStdout(), healed, err)
 }
 
 // stackStatusJSON is what 'geolab status --toxiproxy URL --json' prints.
@@ -153,8 +148,9 @@ func printStackStatus(w io.Writer, v stackStatusJSON) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Name, l.Listen, l.Upstream, state, strings.Join(ts, " "))
 	}
 	tw.Flush()
+	fmt.Fprintln(w)
 	if len(v.Faults) == 0 {
-		fmt.Fprintln(w, "\nfaults: none active")
+		fmt.Fprintln(w, "faults: none active")
 	}
 	for _, f := range v.Faults {
 		var on []string

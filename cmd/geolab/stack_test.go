@@ -1,42 +1,21 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 
-	"github.com/geolab/geolab/internal/testbin"
-	"github.com/geolab/geolab/lab/provider"
+	"github.com/geolab/geolab/internal/toxitest"
 )
 
-// stackToxiproxy starts a real Toxiproxy (stopped by pid when t ends) with
+// stackToxiproxy starts a real Toxiproxy (toxitest) with
 // the proxies of a two-region stack named as the lab names its links, and
 // returns its host:port.
 func stackToxiproxy(t *testing.T) string {
 	t.Helper()
-	bin, err := testbin.Path()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := provider.NewProcess(bin, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, url, err := p.StartToxiproxy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := toxitest.Start(t)
 	api := toxiproxy.NewClient(url)
 	for _, name := range []string{"client.us-east.us-east.gw-1", "client.eu-west.eu-west.gw-1",
 		"lan.us-east.gw-1", "lan.eu-west.gw-1", "wan.us-east.eu-west", "wan.eu-west.us-east"} {

@@ -296,21 +296,16 @@ func (n *Net) ToxicsOn(name string) ([]Toxic, error) {
 	return out, nil
 }
 
-// Toxics lists the toxics now on a link, by name.
+// Toxics lists the names of the toxics now on a link, sorted.
 func (n *Net) Toxics(name string) ([]string, error) {
-	e, err := n.entry(name)
+	ts, err := n.ToxicsOn(name)
 	if err != nil {
 		return nil, err
 	}
-	ts, err := e.proxy.Toxics()
-	if err != nil {
-		return nil, fmt.Errorf("link: %s: list toxics: %w", name, err)
-	}
-	var out []string
+	out := make([]string, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.Name)
 	}
-	sort.Strings(out)
 	return out, nil
 }
 

@@ -11,10 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/internal/redistest"
-	"github.com/geolab/geolab/internal/testbin"
+	"github.com/geolab/geolab/internal/toxitest"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/link"
-	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/stack"
 )
 
@@ -29,31 +28,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// composeLike starts a real Toxiproxy (geolab toxiproxy, by pid) and, on
+// composeLike starts a real Toxiproxy (toxitest) and, on
 // it, the proxies docker-compose.yml has, named as the lab names links,
 // with real Redis servers behind the lan and wan ones, plus one proxy that
 // is not a link. It returns the API URL and the wan.us-east.eu-west proxy.
 func composeLike(t *testing.T) (string, *toxiproxy.Proxy) {
 	t.Helper()
-	bin, err := testbin.Path()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := provider.NewProcess(bin, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, url, err := p.StartToxiproxy(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := toxitest.Start(t)
 	usEast, euWest := redistest.Start(t), redistest.Start(t)
 	api := toxiproxy.NewClient(url)
 	var wan *toxiproxy.Proxy
@@ -266,23 +247,11 @@ func TestProcessFaultsAndBadSpecsAreRefusedByName(t *testing.T) {
 
 // TestAttachWithoutLinksSaysWhatItWants: a Toxiproxy with no geolab links.
 func TestAttachWithoutLinksSaysWhatItWants(t *testing.T) {
-	bin, err := testbin.Path()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := provider.NewProcess(bin, t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	_, url, err := p.StartToxiproxy(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := toxitest.Start(t)
 	if _, err := toxiproxy.NewClient(url).CreateProxy("postgres", "127.0.0.1:0", "127.0.0.1:5432"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = stack.Attach(url)
+	_, err := stack.Attach(url)
 	if err == nil || !strings.Contains(err.Error(), "no geolab links (its proxies: postgres)") || !strings.Contains(err.Error(), "wan.FROM.TO") {
 		t.Fatalf("err = %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
@@ -66,7 +67,28 @@ var _ = ReportAfterSuite("summary per guarantee", func(r Report) {
 		rows = append(rows, row{guarantees[label], label, s.LeafNodeText, s.State.String(), counts, s.RunTime.Round(1e8).String()})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].g < rows[j].g })
+	passed := 0
+	for _, x := range rows {
+		if x.state == types.SpecStatePassed.String() {
+			passed++
+		}
+	}
+	// Each provider, and each mutant, gets a summary of its own: one run
+	// never overwrites another's.
+	provider, file := os.Getenv("PROVIDER"), "chaos-summary.txt"
+	if provider == "" {
+		provider = "process"
+	}
+	if provider != "process" {
+		file = "chaos-summary-" + provider + ".txt"
+	}
+	on := "provider " + provider
+	if m := os.Getenv("GEOLAB_FAULTY"); m != "" {
+		on += ", mutant " + m
+		file = filepath.Join("mutants", m+"-summary.txt")
+	}
 	var b strings.Builder
+	fmt.Fprintf(&b, "chaos suite on %s: %d of %d specs passed in %s\n\n", on, passed, len(rows), r.RunTime.Round(time.Second))
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GUARANTEE\tGROUP\tSPEC\tRESULT\tTOOK\tCOUNTS")
 	for _, x := range rows {
@@ -74,6 +96,9 @@ var _ = ReportAfterSuite("summary per guarantee", func(r Report) {
 	}
 	tw.Flush()
 	fmt.Println("\n" + b.String())
-	_ = os.MkdirAll(filepath.Join(speclab.Root(), "reports"), 0o755)
-	_ = os.WriteFile(filepath.Join(speclab.Root(), "reports", "chaos-summary.txt"), []byte(b.String()), 0o644)
+	path := filepath.Join(speclab.Root(), "reports", file)
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(os.Stderr, "chaos summary: %v\n", err)
+	}
 })
