@@ -124,8 +124,12 @@ fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
 		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$$pkg"; \
 	done
 
-chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process); reports in reports/
+chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process|docker); reports in reports/
 	@mkdir -p reports
+	@if [ '$(PROVIDER)' = docker ]; then \
+		$(MAKE) --no-print-directory images; \
+		if [ -f '$(DOCKERD_PID)' ]; then echo "make chaos: the Docker engine stays up for the next run (stop it: kill \$$(cat $(DOCKERD_PID)); make chaos-docker stops the engine it starts)"; fi; \
+	fi
 	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit.xml --json-report=report.json \
 		--output-dir=reports --keep-going -timeout 20m ./specs
 
