@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 
+	"github.com/geolab/geolab/internal/testbin"
 	"github.com/geolab/geolab/internal/toxitest"
 )
 
@@ -108,5 +113,49 @@ func TestToxiproxyFlagErrorsNameWhatIsWrong(t *testing.T) {
 		if _, err := runCmd(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// Ctrl-C during 'geolab fault --for' heals the fault before the command
+// exits: nothing is left on the stack.
+func TestCtrlCDuringAStackFaultHealsIt(t *testing.T) {
+	api := stackToxiproxy(t)
+	bin, err := testbin.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "fault", "partition", "us-east", "eu-west", "--for", "1h", "--toxiproxy", api)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "f1: partition us-east<->eu-west injected for 1h0m0s") {
+		t.Fatalf("first line %q (stderr %s)", lines.Text(), stderr.String())
+	}
+	if out, _ := runCmd(t, "status", "--toxiproxy", api); !strings.Contains(out, "disabled by f1") {
+		t.Fatalf("the partition is not on the stack:\n%s", out)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	var rest strings.Builder
+	for lines.Scan() {
+		rest.WriteString(lines.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("geolab fault exited with %v after Ctrl-C (stderr %s)", err, stderr.String())
+	}
+	if rest.String() != "healed f1\n" {
+		t.Fatalf("after Ctrl-C it printed %q", rest.String())
+	}
+	if out, _ := runCmd(t, "status", "--toxiproxy", api); !strings.Contains(out, "faults: none active") || strings.Contains(out, "disabled") {
+		t.Fatalf("after Ctrl-C:\n%s", out)
 	}
 }

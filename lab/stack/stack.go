@@ -57,9 +57,13 @@ func Attach(url string) (*Stack, error) {
 	}
 	s := &Stack{url: n.URL(), net: n, topo: deriveTopology(n.URL(), links), Ignored: ignored}
 	s.book = fault.NewBook(s)
+	traces, err := s.Faults()
+	if err != nil {
+		return nil, err
+	}
 	last := 0
-	for _, id := range s.faultIDs() {
-		num, _ := strconv.Atoi(strings.TrimPrefix(id, "f"))
+	for _, t := range traces {
+		num, _ := strconv.Atoi(strings.TrimPrefix(t.ID, "f"))
 		last = max(last, num)
 	}
 	s.book.NumberAfter(last)
@@ -195,26 +199,6 @@ func (s *Stack) Faults() ([]Trace, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return idLess(out[i].ID, out[j].ID) })
 	return out, nil
-}
-
-func (s *Stack) faultIDs() []string {
-	var ids []string
-	for _, l := range s.net.Select(nil) {
-		names, err := s.net.Toxics(l.Name)
-		if err == nil {
-			for _, n := range names {
-				if m := faultToxic.FindStringSubmatch(n); m != nil {
-					ids = append(ids, m[1])
-				}
-			}
-		}
-		for _, h := range s.net.Holders(l.Name) {
-			if h != link.ByHand {
-				ids = append(ids, h)
-			}
-		}
-	}
-	return ids
 }
 
 // idLess orders f2 before f10.
