@@ -124,14 +124,18 @@ fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
 		$(GO) test -run '^$$' -fuzz "^$${name}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s "$$pkg"; \
 	done
 
+# A run on containers keeps its own JUnit and JSON reports, as it keeps its own
+# summary (chaos-summary-docker.txt): no run overwrites another's.
+CHAOS_REPORT_SUFFIX = $(if $(filter docker,$(PROVIDER)),-docker)
+
 chaos: deps build ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process|docker); reports in reports/
 	@mkdir -p reports
 	@if [ '$(PROVIDER)' = docker ]; then \
 		$(MAKE) --no-print-directory images; \
 		if [ -f '$(DOCKERD_PID)' ]; then echo "make chaos: the Docker engine stays up for the next run (stop it: kill \$$(cat $(DOCKERD_PID)); make chaos-docker stops the engine it starts)"; fi; \
 	fi
-	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit.xml --json-report=report.json \
-		--output-dir=reports --keep-going -timeout 20m ./specs
+	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit$(CHAOS_REPORT_SUFFIX).xml \
+		--json-report=report$(CHAOS_REPORT_SUFFIX).json --output-dir=reports --keep-going -timeout 20m ./specs
 
 # Each deliberate breakage (internal/faulty, docs/mutants.md) and the chaos
 # group that must catch it: make chaos-mutants passes only if every one fails.
