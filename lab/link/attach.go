@@ -2,6 +2,7 @@ package link
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ func Attach(url string, bound time.Duration) (n *Net, ignored []string, err erro
 			}
 			if owner == ByHand && p.Enabled {
 				// Enabled by hand since: that hold is gone.
-				if err := p.RemoveToxic(t.Name); err != nil && !strings.Contains(err.Error(), "404") {
+				if err := p.RemoveToxic(t.Name); err != nil && !apiStatus(err, http.StatusNotFound) {
 					return nil, nil, fmt.Errorf("link: %s: remove stale hold %s: %w", name, owner, err)
 				}
 				continue
@@ -97,10 +98,17 @@ func Attach(url string, bound time.Duration) (n *Net, ignored []string, err erro
 // is kept.
 func recordHold(p *toxiproxy.Proxy, owner string) error {
 	_, err := p.AddToxic(HoldPrefix+owner, "latency", "upstream", 0, toxiproxy.Attributes{"latency": 0})
-	if err != nil && strings.Contains(err.Error(), "409") {
+	if err != nil && apiStatus(err, http.StatusConflict) {
 		return nil
 	}
 	return err
+}
+
+// apiStatus reports whether err is the Toxiproxy API's answer with HTTP
+// status code. The client formats that answer into its error ("Caller:
+// HTTP 404: …") instead of wrapping it, so the text is all there is.
+func apiStatus(err error, code int) bool {
+	return strings.Contains(err.Error(), fmt.Sprintf("HTTP %d:", code))
 }
 
 // Holders lists the owners holding the link disabled, sorted.

@@ -232,7 +232,7 @@ func (n *Net) Enable(name, owner string) error {
 	}
 	delete(n.disabled[name], owner)
 	if n.recordHolds {
-		if err := e.proxy.RemoveToxic(HoldPrefix + owner); err != nil && !strings.Contains(err.Error(), "404") {
+		if err := e.proxy.RemoveToxic(HoldPrefix + owner); err != nil && !apiStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("link: %s: remove hold %s: %w", name, owner, err)
 		}
 	}
@@ -264,7 +264,7 @@ func (n *Net) RemoveToxic(name, toxic string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.proxy.RemoveToxic(toxic); err != nil && !strings.Contains(err.Error(), "404") {
+	if err := e.proxy.RemoveToxic(toxic); err != nil && !apiStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("link: %s: remove toxic %s: %w", name, toxic, err)
 	}
 	return nil

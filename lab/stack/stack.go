@@ -156,10 +156,6 @@ type Trace struct {
 	Holds []string `json:"holds,omitempty"`
 }
 
-// Empty reports whether the fault left nothing on the network (a
-// redis-blip without --for is over as soon as it is injected).
-func (t Trace) Empty() bool { return len(t.Toxics) == 0 && len(t.Holds) == 0 }
-
 // faultToxic matches the names of the toxics a fault adds: ID_STREAM.
 var faultToxic = regexp.MustCompile(`^(f[0-9]+)_(upstream|downstream)$`)
 
@@ -240,7 +236,10 @@ func (s *Stack) Heal(ctx context.Context, id string) ([]string, error) {
 	var errs []error
 	for _, t := range todo {
 		if s.activeInBook(t.ID) {
-			errs = append(errs, s.book.Heal(ctx, t.ID))
+			if err := s.book.Heal(ctx, t.ID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			healed = append(healed, t.ID)
 			continue
 		}
@@ -261,8 +260,11 @@ func (s *Stack) Heal(ctx context.Context, id string) ([]string, error) {
 	}
 	if id != "" && len(todo) == 0 {
 		// Active in this process's book but with nothing on the network.
-		errs = append(errs, s.book.Heal(ctx, id))
-		healed = append(healed, id)
+		if err := s.book.Heal(ctx, id); err != nil {
+			errs = append(errs, err)
+		} else {
+			healed = append(healed, id)
+		}
 	}
 	return healed, errors.Join(errs...)
 }

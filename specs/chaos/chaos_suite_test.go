@@ -75,10 +75,7 @@ var _ = ReportAfterSuite("summary per guarantee", func(r Report) {
 	}
 	// Each provider, and each mutant, gets a summary of its own: one run
 	// never overwrites another's.
-	provider, file := os.Getenv("PROVIDER"), "chaos-summary.txt"
-	if provider == "" {
-		provider = "process"
-	}
+	provider, file := speclab.Provider(), "chaos-summary.txt"
 	if provider != "process" {
 		file = "chaos-summary-" + provider + ".txt"
 	}

@@ -179,9 +179,17 @@ func HistoryOnce(ctx context.Context, l *lab.Lab) (own int, err error) {
 	return own, nil
 }
 
-// LabOptions are the lab options every spec uses: the provider from
-// $PROVIDER (process when unset; docker with PROVIDER=docker) and extra
-// gateway flags.
+// Provider is the provider the specs run on: $PROVIDER, or process when it
+// is unset.
+func Provider() string {
+	if p := os.Getenv("PROVIDER"); p != "" {
+		return p
+	}
+	return "process"
+}
+
+// LabOptions are the lab options every spec uses: the provider (Provider)
+// and extra gateway flags.
 func LabOptions(gatewayArgs ...string) lab.Options {
-	return lab.Options{Provider: os.Getenv("PROVIDER"), GatewayArgs: gatewayArgs}
+	return lab.Options{Provider: Provider(), GatewayArgs: gatewayArgs}
 }
