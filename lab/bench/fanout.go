@@ -46,7 +46,7 @@ type FanoutConfig struct {
 	RedisDir   string        // where redis-server keeps its files (a temp dir if empty)
 }
 
-// DefaultFanout is the yardstick DESIGN.md compares peers on: 2,000 clients,
+// DefaultFanout is the yardstick docs/design.md compares peers on: 2,000 clients,
 // 100 rooms, 240-byte payloads.
 func DefaultFanout() FanoutConfig {
 	return FanoutConfig{Clients: 2000, Rooms: 100, Nodes: 2, Publishers: 20, Rate: 2000, Payload: 240,

@@ -135,7 +135,7 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 }
 
 // TestEveryKindIsDocumented: the kinds registered are the fourteen of
-// DESIGN.md, each with a one-line Doc and a section in docs/faults.md.
+// docs/design.md, each with a one-line Doc and a section in docs/faults.md.
 func TestEveryKindIsDocumented(t *testing.T) {
 	want := []string{"bandwidth", "bridge-kill", "bridge-pause", "gateway-drain", "gateway-kill", "gateway-pause",
 		"isolate", "latency", "partition", "redis-blip", "redis-kill", "redis-restart", "region-down", "slow-client"}

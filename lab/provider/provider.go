@@ -1,6 +1,7 @@
 // Package provider runs the parts of a lab — Toxiproxy, one Redis per
 // region, gateways and bridges — somewhere real: as local processes
-// (process.go, the default) or, later, as containers. The lab decides what
+// (process.go, the default) or as containers (docker.go, one Docker network
+// per region, --provider docker). The lab decides what
 // runs and how it is wired; a provider only starts things and hands back
 // handles that kill, pause, drain and restart them for real.
 package provider

@@ -9,7 +9,7 @@ import (
 // maxExamples is how many examples of one finding a report shows.
 const maxExamples = 10
 
-// guarantee is the checker's counts that bear on one guarantee (DESIGN.md
+// guarantee is the checker's counts that bear on one guarantee (docs/design.md
 // G1–G11), with the examples of its findings.
 type guarantee struct {
 	ID, Title string

@@ -1,4 +1,4 @@
-// The chaos suite: every guarantee of DESIGN.md (G1–G11) proven against a
+// The chaos suite: every guarantee of docs/design.md (G1–G11) proven against a
 // real lab — real redis-server, Toxiproxy, gateway and bridge processes,
 // WebSockets — by playing a scenario and asserting on the checker's counts.
 // Labels pick groups: ordering, dedup, resubscribe, failover, partition,
