@@ -27,7 +27,7 @@ var _ = Describe("G4 idempotent publish when the ack is lost", Label("dedup"), f
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, tok := startLab(topo, "acker")
+		l, tok := speclab.StartLab(topo, "acker")
 		eps := l.Endpoints("us-east", "us-east")
 		const room, n = "tenant:ack", 5
 

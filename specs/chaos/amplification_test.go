@@ -36,7 +36,7 @@ resolver: {ttl: 2s}
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, tok := startLab(topo, "amp", "--subscribe-mode", mode)
+		l, tok := speclab.StartLab(topo, "amp", "--subscribe-mode", mode)
 		defer l.Close() // before the other mode's lab starts
 		eps := l.Endpoints("us-east", "us-east")
 		dial := func(ep string, got *atomic.Int64) *client.Client {

@@ -21,7 +21,7 @@ var _ = Describe("G11 session ownership", Label("failover"), func() {
 		Expect(err).NotTo(HaveOccurred())
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		l, tok := startLab(topo, "owner")
+		l, tok := speclab.StartLab(topo, "owner")
 		dial := func(region string) *websocket.Conn {
 			url := l.Endpoints(region, region)[0] + "?session=s-g11"
 			ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, http.Header{"Authorization": {"Bearer " + tok}})

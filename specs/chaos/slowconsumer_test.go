@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/geolab/geolab/lab"
-	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/workload"
 	"github.com/geolab/geolab/specs/speclab"
 )
@@ -28,11 +27,15 @@ var _ = Describe("G10 slow consumers", Label("slow-consumer"), func() {
 			}
 			return err
 		}
-		out, c := play("slow-consumer", "three-region", wl, 71, []string{"--send-queue", "64"}, slowCut,
-			speclab.At(2*time.Second, fault.Spec{Kind: "slow-client", Regions: []string{"us-east"}, Node: "gw-1", Room: "tenant:1", Clients: 5}))
+		out, c := speclab.Play(speclab.Spec{
+			Name: "slow-consumer", Topology: "three-region", Seed: 71, Workload: wl,
+			GatewayArgs: []string{"--send-queue", "64"},
+			Inspect:     slowCut,
+			Steps:       []speclab.Step{speclab.At(2*time.Second, speclab.SlowClients("us-east", "gw-1", "tenant:1", 5))},
+		})
 		Expect(out.InspectErr).NotTo(HaveOccurred())
 		Expect(cut).To(BeNumerically(">=", 5))
-		expectClean(c, 5000)
+		speclab.ExpectClean(c, 5000)
 		Expect(c.Disconnects).To(BeZero(), "a client that kept reading was disconnected")
 		p99, err := out.Result.Value("intra_region_p99")
 		Expect(err).NotTo(HaveOccurred())

@@ -1,8 +1,23 @@
-// Package speclab is the chaos suite's vocabulary: scenarios built in Go
-// from the shipped topologies, played against a real lab by lab/run, and
-// read back as checker counts; plus small probes of the lab itself (gateway
-// metrics, Redis keys). Specs under specs/ assert on what it returns, never
-// on sleeps.
+// Package speclab is the chaos suite's vocabulary, so that a spec reads
+// like the guarantee it proves (docs/guarantees.md#writing-a-spec):
+//
+//   - a Spec is a scenario written in Go — a shipped topology, a seeded
+//     Workload, a timeline of Steps (At and the fault constructors:
+//     Partition, RedisBlip, GatewayKill, …) — and Play runs it against a
+//     real lab (lab/run) and returns the checker's counts;
+//   - ExpectClean and ExpectNothingSilent assert the counts every run must
+//     show;
+//   - StartLab brings a lab up for a spec that drives it itself;
+//   - probes look at the lab itself: gateway metrics (Metric,
+//     GatewayMetric), Redis keys (HistoryOnce, HistoriesOnce,
+//     OutboxesHoldOnlyOwn).
+//
+// Play, StartLab and the Expect functions are for Ginkgo specs: they fail
+// the running spec through Gomega (the suite's RegisterFailHandler), and
+// Play records report entries, so call them only from inside a spec.
+// Spec.Run and the probes return errors instead. The package imports Ginkgo,
+// which registers its flags when imported: only test packages import it.
+// Specs assert on what it returns, never on sleeps.
 package speclab
 
 import (
@@ -20,10 +35,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/lab"
-	"github.com/geolab/geolab/lab/expect"
-	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/run"
-	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/topology"
 	"github.com/geolab/geolab/lab/workload"
 )
@@ -44,41 +56,6 @@ func Topology(name string) (*topology.Topology, error) {
 func Workload(d time.Duration) workload.Spec {
 	return workload.Spec{Clients: 24, FederatedRooms: 6, LocalRooms: 1, PublishRate: 40, PayloadBytes: 240, Duration: d,
 		Quiesce: 45 * time.Second}
-}
-
-// At is a timeline step: spec injected at offset at.
-func At(at time.Duration, spec fault.Spec) scenario.Step { return scenario.Step{At: at, Fault: spec} }
-
-// Scenario builds a scenario over topologies/TOPO.yaml.
-func Scenario(name, topo string, wl workload.Spec, seed int64, steps ...scenario.Step) (*scenario.Scenario, error) {
-	t, err := Topology(topo)
-	if err != nil {
-		return nil, err
-	}
-	wl.Defaults()
-	if err := wl.Validate(); err != nil {
-		return nil, err
-	}
-	for _, st := range steps {
-		if err := fault.Validate(st.Fault, t); err != nil {
-			return nil, err
-		}
-	}
-	lost, _ := expect.Parse("lost == 0")
-	return &scenario.Scenario{Name: name, TopologyPath: topo, Topology: t, Seed: seed, Workload: wl,
-		Timeline: steps, Expect: []expect.Expectation{lost}}, nil
-}
-
-// Play runs sc, writing its history and reports under reports/specs/NAME.
-func Play(sc *scenario.Scenario, gatewayArgs []string, inspect func(context.Context, *lab.Lab) error) (*run.Outcome, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	return run.Scenario(ctx, sc, run.Options{
-		OutDir:  filepath.Join(Root(), "reports", "specs", sc.Name),
-		Lab:     LabOptions(gatewayArgs...),
-		Inspect: inspect,
-		Command: "make chaos (spec " + sc.Name + ")",
-	})
 }
 
 // Metric sums a Prometheus counter or gauge named name over every series a
@@ -177,6 +154,39 @@ func HistoryOnce(ctx context.Context, l *lab.Lab) (own int, err error) {
 		rc.Close()
 	}
 	return own, nil
+}
+
+// HistoriesOnce is an Inspect that runs HistoryOnce and stores in *own how
+// many events the regions created, for the spec to compare with the acked
+// publishes (check.Counts.Published).
+func HistoriesOnce(own *int) func(context.Context, *lab.Lab) error {
+	return func(ctx context.Context, l *lab.Lab) (err error) {
+		*own, err = HistoryOnce(ctx, l)
+		return err
+	}
+}
+
+// OutboxesHoldOnlyOwn reads every region's outbox and fails if one is empty
+// (nothing was federated) or holds an event of another origin: a bridge
+// that echoed what it applied (G7's loop prevention). It is an Inspect.
+func OutboxesHoldOnlyOwn(ctx context.Context, l *lab.Lab) error {
+	for _, r := range l.Topology().RegionNames() {
+		rc := redis.NewClient(&redis.Options{Addr: l.Region(r).Redis().Addr()})
+		entries, err := rc.XRange(ctx, "geolab:outbox:"+r, "-", "+").Result()
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return fmt.Errorf("outbox of %s is empty: nothing was federated", r)
+		}
+		for _, e := range entries {
+			if o := fmt.Sprint(e.Values["o"]); o != r {
+				return fmt.Errorf("outbox of %s holds an event of origin %s (entry %s): a bridge echoed", r, o, e.ID)
+			}
+		}
+	}
+	return nil
 }
 
 // Provider is the provider the specs run on: $PROVIDER, or process when it

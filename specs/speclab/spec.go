@@ -1,0 +1,147 @@
+package speclab
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
+
+	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/expect"
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/run"
+	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/topology"
+	"github.com/geolab/geolab/lab/workload"
+)
+
+// Spec is one scenario a chaos spec plays: what a scenario file says
+// (docs/scenarios.md), written in Go.
+//
+//	_, c := speclab.Play(speclab.Spec{
+//		Name: "resubscribe-blip", Topology: "three-region", Seed: 41,
+//		Workload: speclab.Workload(12 * time.Second),
+//		Steps:    []speclab.Step{speclab.At(4*time.Second, speclab.RedisBlip("us-east").For(2*time.Second))},
+//	})
+//	speclab.ExpectClean(c, 2500)
+type Spec struct {
+	// Name names the scenario and its reports, reports/specs/NAME.
+	Name string
+	// Topology is a shipped topology: topologies/TOPOLOGY.yaml.
+	Topology string
+	// Workload is what the clients do (Workload gives the suite's default).
+	Workload workload.Spec
+	// Seed draws the workload's plan: the same seed, the same run.
+	Seed int64
+	// GatewayArgs are extra flags for every gateway (docs/gateway.md).
+	GatewayArgs []string
+	// Inspect, when set, looks at the lab itself after the run quiesced
+	// and before it goes down (Redis keys, metrics: HistoriesOnce,
+	// OutboxesHoldOnlyOwn); what it returns is the outcome's InspectErr.
+	Inspect func(ctx context.Context, l *lab.Lab) error
+	// Steps are the faults of the timeline (At).
+	Steps []Step
+}
+
+// Scenario builds and validates the scenario s stands for. Its one
+// expectation is lost == 0; specs assert on the counts themselves.
+func (s Spec) Scenario() (*scenario.Scenario, error) {
+	t, err := Topology(s.Topology)
+	if err != nil {
+		return nil, err
+	}
+	wl := s.Workload
+	wl.Defaults()
+	if err := wl.Validate(); err != nil {
+		return nil, err
+	}
+	for _, st := range s.Steps {
+		if err := fault.Validate(st.Fault, t); err != nil {
+			return nil, err
+		}
+	}
+	lost, _ := expect.Parse("lost == 0")
+	return &scenario.Scenario{Name: s.Name, TopologyPath: s.Topology, Topology: t, Seed: s.Seed, Workload: wl,
+		Timeline: s.Steps, Expect: []expect.Expectation{lost}}, nil
+}
+
+// Run plays s against a real lab on the suite's provider (LabOptions),
+// writing its history and reports under reports/specs/NAME. It is Play
+// without Ginkgo: it returns what went wrong instead of failing a spec.
+func (s Spec) Run(ctx context.Context) (*run.Outcome, error) {
+	sc, err := s.Scenario()
+	if err != nil {
+		return nil, err
+	}
+	return run.Scenario(ctx, sc, run.Options{
+		OutDir:  filepath.Join(Root(), "reports", "specs", sc.Name),
+		Lab:     LabOptions(s.GatewayArgs...),
+		Inspect: s.Inspect,
+		Command: "make chaos (spec " + sc.Name + ")",
+	})
+}
+
+// Play runs s (Spec.Run, within 5 minutes) from inside a Ginkgo spec and
+// returns the outcome and the checker's counts. A scenario that does not
+// build or a run that could not be carried out fails the spec. The counts
+// (Summary) become the spec's "counts" report entry, which the suite's
+// summary table shows, and the HTML report's path its "report" entry;
+// faults that could not be injected or healed are printed as notes.
+func Play(s Spec) (*run.Outcome, check.Counts) {
+	ginkgo.GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := s.Run(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	ginkgo.AddReportEntry("counts", Summary(out))
+	ginkgo.AddReportEntry("report", out.Dir+"/report.html")
+	ginkgo.GinkgoWriter.Printf("%s: %s\n", s.Name, Summary(out))
+	for _, e := range out.Errors {
+		ginkgo.GinkgoWriter.Printf("%s: note: %s\n", s.Name, e)
+	}
+	return out, out.Result.Counts
+}
+
+// ExpectClean asserts the counts every healthy run must show: nothing lost,
+// doubled, reordered or skipped, in region order, with at least
+// minDelivered deliveries — and nothing announced as unrecoverable either:
+// with history kept, every gap must be filled, not merely told.
+func ExpectClean(c check.Counts, minDelivered int) {
+	ginkgo.GinkgoHelper()
+	ExpectNothingSilent(c, minDelivered)
+	gomega.Expect(c.UnrecoverableAnnounced).To(gomega.BeZero(), "events announced unrecoverable though history held them")
+	gomega.Expect(c.AnnouncedGaps).To(gomega.BeZero(), "gaps announced though history held them")
+}
+
+// ExpectNothingSilent is ExpectClean for runs where losing history is the
+// point (a region down, Redis losing its data): gaps may be announced, never
+// silent.
+func ExpectNothingSilent(c check.Counts, minDelivered int) {
+	ginkgo.GinkgoHelper()
+	gomega.Expect(c.Delivered).To(gomega.BeNumerically(">=", minDelivered), "too little traffic for the spec to mean anything")
+	gomega.Expect(c.Lost).To(gomega.BeZero(), "lost")
+	gomega.Expect(c.Duplicated).To(gomega.BeZero(), "duplicated on the wire (G3)")
+	gomega.Expect(c.Reordered).To(gomega.BeZero(), "reordered per origin (G2)")
+	gomega.Expect(c.Gaps).To(gomega.BeZero(), "unannounced gaps (G2)")
+	gomega.Expect(c.RegionOrder).To(gomega.BeZero(), "region order disagreements (G1)")
+	gomega.Expect(c.SilentEpochChanges).To(gomega.BeZero(), "silent epoch changes (G6)")
+}
+
+// StartLab brings topo up for a spec that drives the lab itself instead of
+// playing a scenario, and mints a token for sub that may read and publish
+// every room. The lab is closed when the spec ends (DeferCleanup); Close
+// may also be called earlier. A lab that does not start fails the spec.
+func StartLab(topo *topology.Topology, sub string, gatewayArgs ...string) (*lab.Lab, string) {
+	ginkgo.GinkgoHelper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, topo, LabOptions(gatewayArgs...))
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	ginkgo.DeferCleanup(l.Close)
+	tok, err := l.Token(sub, []string{"*"}, []string{"*"}, time.Hour)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	return l, tok
+}
