@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# chaos-docker.sh: the docker tests. It asks whether a Docker engine answers,
+# runs 'make images' (which starts an engine when none answers, and builds
+# the images), removes the containers and networks earlier labs left
+# (label io.geolab.lab), runs the Go docker tests of DOCKER_TESTS with
+# PROVIDER=docker (log in REPORTS/docker-tests.log), then the chaos specs of
+# DOCKER_LABELS on the docker provider (REPORTS/junit-docker.xml). At exit it
+# stops the engine when none answered before it began (an engine that was
+# already up is left running), unless KEEP_ENGINE is set. Run by
+# 'make chaos-docker' and, at the smoke labels, by 'make test'.
+#
+# usage: scripts/chaos-docker.sh
+#
+# environment:
+#   DOCKER_TESTS   Go packages of the docker tests, space-separated (required)
+#   DOCKER_LABELS  Ginkgo label filter of the chaos specs (empty: all of them)
+#   KEEP_ENGINE    non-empty and not 0: leave the engine it started running
+#   GO             the go command (default go); GINKGO the Ginkgo CLI (default bin/ginkgo)
+#   MAKE           the make that builds the images (default make)
+#   DOCKER         the docker CLI (default docker)
+#   REPORTS        where the reports go (default reports)
+#   and what scripts/docker-engine.sh and docker/build-images.sh read
+#   (DOCKERD_FLAGS, DOCKERD_PID, GEOLAB_IMAGE, TOXIPROXY_IMAGE, REDIS_IMAGE, ...)
+#
+# exit codes: 0 every test and spec passed; non-zero: the first step that
+# failed (make images, go test, ginkgo), whose output is shown; 2 usage error.
+set -euo pipefail
+
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+if [[ $# -ne 0 ]]; then
+	echo "chaos-docker.sh: takes no arguments (set DOCKER_TESTS, DOCKER_LABELS), got: $*" >&2
+	echo "usage: DOCKER_TESTS='./lab/provider ./docker' scripts/chaos-docker.sh (--help for more)" >&2
+	exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+GO=${GO:-go}
+GINKGO=${GINKGO:-$root/bin/ginkgo}
+MAKE=${MAKE:-make}
+DOCKER=${DOCKER:-docker}
+REPORTS=${REPORTS:-$root/reports}
+DOCKER_LABELS=${DOCKER_LABELS:-}
+KEEP_ENGINE=${KEEP_ENGINE:-}
+read -r -a tests <<<"${DOCKER_TESTS:-}"
+if [[ ${#tests[@]} -eq 0 ]]; then
+	echo "make chaos-docker: DOCKER_TESTS is empty: list the Go packages of the docker tests" >&2
+	exit 2
+fi
+cd "$root"
+
+had=0
+if "$DOCKER" info >/dev/null 2>&1; then had=1; fi
+stop() {
+	if [[ $had == 1 ]]; then return; fi
+	if [[ -n $KEEP_ENGINE && $KEEP_ENGINE != 0 ]]; then
+		echo "make chaos-docker: KEEP_ENGINE=$KEEP_ENGINE: the engine it started stays up (stop it: scripts/docker-engine.sh stop)"
+		return
+	fi
+	"$here/docker-engine.sh" stop
+}
+trap stop EXIT
+
+"$MAKE" --no-print-directory images
+left=$("$DOCKER" ps -aq --filter label=io.geolab.lab)
+if [[ -n $left ]]; then
+	echo "make chaos-docker: removing containers earlier labs left"
+	# shellcheck disable=SC2086 # a list of ids
+	"$DOCKER" rm -f $left >/dev/null
+fi
+left=$("$DOCKER" network ls -q --filter label=io.geolab.lab)
+# shellcheck disable=SC2086
+if [[ -n $left ]]; then "$DOCKER" network rm $left >/dev/null; fi
+
+mkdir -p "$REPORTS"
+t0=$(date +%s)
+echo "PROVIDER=docker $GO test -count=1 -timeout 15m -v ${tests[*]}   (log ${REPORTS#"$root"/}/docker-tests.log)"
+PROVIDER=docker "$GO" test -count=1 -timeout 15m -v "${tests[@]}" 2>&1 | tee "$REPORTS/docker-tests.log" |
+	grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|#)|\.go:[0-9]+:'
+echo "PROVIDER=docker $GINKGO --label-filter='$DOCKER_LABELS' ... ./specs/chaos"
+PROVIDER=docker "$GINKGO" --label-filter="$DOCKER_LABELS" --junit-report=junit-docker.xml \
+	--output-dir="$REPORTS" --keep-going --timeout 20m ./specs/chaos
+echo "make chaos-docker: passed in $(($(date +%s) - t0))s"

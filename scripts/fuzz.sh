@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# fuzz.sh: run each fuzz target of FUZZ_TARGETS for FUZZTIME, one after
+# another. It first checks that every listed target exists, so a renamed or
+# misspelt one fails at once, by name, instead of fuzzing nothing. Run by
+# 'make fuzz' and 'make test'.
+#
+# usage: scripts/fuzz.sh
+#
+# environment:
+#   FUZZ_TARGETS  the targets, space-separated, as package:FuzzName (e.g.
+#                 './lab/link:FuzzParseName'); the Makefile lists them all
+#   FUZZTIME      how long each target runs (default 5s)
+#   GO            the go command (default go)
+#
+# exit codes: 0 every target ran and found nothing; 1 a listed target does not
+# exist, or go test failed (a fuzz failure: its input is written to the
+# package's testdata/fuzz/); 2 usage error (no targets, or one not package:FuzzName).
+set -euo pipefail
+
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+if [[ $# -ne 0 ]]; then
+	echo "fuzz.sh: takes no arguments (set FUZZ_TARGETS), got: $*" >&2
+	echo "usage: FUZZ_TARGETS='pkg:FuzzName ...' scripts/fuzz.sh (--help for more)" >&2
+	exit 2
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+GO=${GO:-go}
+FUZZTIME=${FUZZTIME:-5s}
+read -r -a targets <<<"${FUZZ_TARGETS:-}"
+if [[ ${#targets[@]} -eq 0 ]]; then
+	echo "make fuzz: FUZZ_TARGETS is empty: list targets as package:FuzzName" >&2
+	exit 2
+fi
+for t in "${targets[@]}"; do
+	if [[ $t != ?*:Fuzz* ]]; then
+		echo "make fuzz: FUZZ_TARGETS entry '$t' is not package:FuzzName" >&2
+		exit 2
+	fi
+done
+cd "$root"
+
+for t in "${targets[@]}"; do
+	pkg=${t%%:*} name=${t##*:}
+	if ! "$GO" test -list "^${name}\$" "$pkg" | grep -x "$name" >/dev/null; then
+		echo "make fuzz: no fuzz target $name in $pkg (listed in FUZZ_TARGETS)" >&2
+		exit 1
+	fi
+done
+for t in "${targets[@]}"; do
+	pkg=${t%%:*} name=${t##*:}
+	echo "go test -run '^\$' -fuzz '^${name}\$' -fuzztime $FUZZTIME -fuzzminimizetime 3s $pkg"
+	"$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 3s "$pkg"
+done
