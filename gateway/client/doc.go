@@ -28,7 +28,7 @@
 //
 // Recovered false means a gap the gateway could not fill: its history no
 // longer reaches back to the client's position, an origin's sequence
-// restarted under a new epoch, or (sent unasked, reason history_lost or
+// restarted under a new epoch, or (sent unasked, reason epoch_changed or
 // history_trimmed) the gateway lost events it had not delivered. Nothing is
 // replayed for it. The caller must repair its state from elsewhere (a
 // snapshot, a database): the messages in the gap will never arrive through

@@ -76,7 +76,8 @@ type SubscribedEvent struct {
 	SubscribeResult
 	Conn int64
 	// Unasked is true for a frame the gateway sent on its own (a gap it
-	// could not fill, e.g. reason history_lost): Recovered is false.
+	// could not fill, reason epoch_changed or history_trimmed): Recovered is
+	// false.
 	Unasked bool
 	// Err is set (a *ServerError) when a resubscribe after a reconnect was
 	// refused; WillRetry says whether the client retries it (unavailable,

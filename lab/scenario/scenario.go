@@ -117,7 +117,7 @@ func Parse(data []byte, dir string) (*Scenario, error) {
 	for i, st := range f.Timeline {
 		where := at("timeline", i)
 		if st.Spec.Kind != "" {
-			return nil, fmt.Errorf("scenario: %stimeline[%d]: write the kind as fault:, not kind:", where, i)
+			return nil, fmt.Errorf("scenario: %stimeline[%d]: the kind is written fault: KIND, not kind: KIND", where, i)
 		}
 		if st.Fault == "" {
 			return nil, fmt.Errorf("scenario: %stimeline[%d].fault: required (e.g. partition)", where, i)
