@@ -40,6 +40,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/internal/netprofile"
 )
 
 // Bridge is one region's federation bridge.
@@ -50,7 +51,8 @@ type Bridge struct {
 	m      *metrics
 	local  *redis.Client
 	broker *broker.Broker
-	links  []*link
+	remote netprofile.Profile // the profile of the links to remote outboxes (cfg.Profile)
+	feeds  []*feed
 
 	http *http.Server
 	ln   net.Listener
@@ -68,35 +70,32 @@ func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
 	log = log.With("component", "federation", "region", cfg.Region)
 	reg := prometheus.NewRegistry()
 	b := &Bridge{cfg: cfg, log: log, reg: reg, m: newMetrics(reg, cfg.Region)}
-	lan := linkProfile("lan")
-	b.local = redis.NewClient(&redis.Options{Addr: cfg.Regions[cfg.Region].Redis, DialTimeout: lan.dial,
-		ReadTimeout: lan.read, WriteTimeout: lan.write, MaxRetries: 1, DisableIdentity: true,
+	// This region's Redis is next to the bridge (LocalProfile: fail fast);
+	// remote outboxes are across the WAN (cfg.Profile, by default wan:
+	// every round trip pays the RTT).
+	lan, err := netprofile.ByName(LocalProfile)
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	if b.remote, err = netprofile.ByName(cfg.Profile); err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	b.local = redis.NewClient(&redis.Options{Addr: cfg.Regions[cfg.Region].Redis, DialTimeout: lan.DialTimeout,
+		ReadTimeout: lan.ReadTimeout, WriteTimeout: lan.WriteTimeout, MaxRetries: lan.MaxRetries, DisableIdentity: true,
 		ClientName: "geolab-bridge-" + cfg.Region})
 	hist := broker.DefaultHistory()
 	b.broker = broker.New(b.local, cfg.Region, hist)
-	wan := linkProfile(cfg.Profile)
+	wan := b.remote
 	for _, origin := range cfg.Remotes() {
-		remote := redis.NewClient(&redis.Options{Addr: cfg.Regions[origin].Redis, DialTimeout: wan.dial,
+		remote := redis.NewClient(&redis.Options{Addr: cfg.Regions[origin].Redis, DialTimeout: wan.DialTimeout,
 			// MaxRetries -1: no retries inside go-redis (0 would mean its
 			// default of 3), so that a read that timed out on a blackholed
-			// link surfaces at once and the link is marked down.
-			ReadTimeout: wan.read + cfg.Block, WriteTimeout: wan.write, MaxRetries: -1, DisableIdentity: true,
+			// WAN surfaces at once and the feed is marked down.
+			ReadTimeout: wan.ReadTimeout + cfg.Block, WriteTimeout: wan.WriteTimeout, MaxRetries: -1, DisableIdentity: true,
 			ClientName: "geolab-bridge-" + cfg.Region + "-from-" + origin, PoolSize: 2})
-		b.links = append(b.links, newLink(b, origin, remote))
+		b.feeds = append(b.feeds, newFeed(b, origin, remote))
 	}
 	return b, nil
-}
-
-type profile struct{ dial, read, write time.Duration }
-
-// linkProfile: LAN for this region's Redis (fail fast), WAN for remote
-// outboxes (every round trip pays the RTT; a 300 ms RTT with jitter must not
-// time out).
-func linkProfile(name string) profile {
-	if name == "lan" {
-		return profile{dial: time.Second, read: time.Second, write: time.Second}
-	}
-	return profile{dial: 3 * time.Second, read: 3 * time.Second, write: 3 * time.Second}
 }
 
 // Registry is the bridge's Prometheus registry.
@@ -135,21 +134,22 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr())
 	var wg sync.WaitGroup
-	for _, l := range b.links {
+	for _, f := range b.feeds {
 		wg.Add(1)
-		go func() { defer wg.Done(); l.run(ctx) }()
+		go func() { defer wg.Done(); f.run(ctx) }()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); b.watchLag(ctx) }()
 	wg.Wait()
-	for _, l := range b.links {
-		_ = l.remote.Close()
+	for _, f := range b.feeds {
+		_ = f.remote.Close()
 	}
 	return b.local.Close()
 }
 
-// LinkStatus is one link's state, as /status shows it.
-type LinkStatus struct {
+// FeedStatus is one feed's state (the pull of one origin's outbox), as
+// /status shows it in "links".
+type FeedStatus struct {
 	Origin     string  `json:"origin"`
 	Up         bool    `json:"up"`
 	LagSeconds float64 `json:"lag_seconds"`
@@ -162,18 +162,20 @@ type LinkStatus struct {
 	LastError  string  `json:"last_error,omitempty"`
 }
 
-// Status is the bridge's state.
+// Status is the bridge's state, as /status serves it.
 type Status struct {
-	Region string       `json:"region"`
-	Links  []LinkStatus `json:"links"`
+	Region string `json:"region"`
+	// Feeds: one per remote origin. The JSON key stays "links", which
+	// readers of /status (lab.Status, docs/federation.md) rely on.
+	Feeds []FeedStatus `json:"links"`
 }
 
-// Status returns every link's state now.
+// Status returns every feed's state now.
 func (b *Bridge) Status() Status {
 	s := Status{Region: b.cfg.Region}
 	now := time.Now()
-	for _, l := range b.links {
-		s.Links = append(s.Links, l.status(now))
+	for _, f := range b.feeds {
+		s.Feeds = append(s.Feeds, f.status(now))
 	}
 	return s
 }
@@ -203,8 +205,8 @@ func (b *Bridge) watchLag(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for _, l := range b.links {
-				l.observeLag(now)
+			for _, f := range b.feeds {
+				f.observeLag(now)
 			}
 		}
 	}

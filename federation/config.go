@@ -14,6 +14,8 @@ import (
 
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/internal/netprofile"
 )
 
 // Config is one bridge's view of the federation. The bridge of Region reads
@@ -33,7 +35,9 @@ type Config struct {
 	Block time.Duration `yaml:"block"`
 	// Listen serves /healthz, /readyz, /metrics and /status ("" = off).
 	Listen string `yaml:"listen"`
-	// Profile names the timeouts of the WAN links: "wan" (default) or "lan".
+	// Profile names the timeouts of the links to remote outboxes
+	// (internal/netprofile): "wan" or "lan"; "" is DefaultProfile. The link
+	// to this region's own Redis is always LocalProfile.
 	Profile string `yaml:"profile"`
 }
 
@@ -42,21 +46,57 @@ type RegionConfig struct {
 	Redis string `yaml:"redis"`
 }
 
+// The profiles of the bridge's links to Redis (internal/netprofile).
+const (
+	// DefaultProfile is the profile of the links to remote outboxes when
+	// the config names none (profile: ""): wan, for they cross regions.
+	DefaultProfile = netprofile.WAN
+	// LocalProfile is the profile of the link to this region's own Redis,
+	// whatever the config says: lan, for the bridge runs in its region.
+	LocalProfile = netprofile.LAN
+)
+
+// The replication-lag thresholds a config that names none gets (the seeds'
+// 1 s and 5 s): the one definition the lab and its tests use too.
+const (
+	DefaultLagWarn  = time.Second
+	DefaultLagAlert = 5 * time.Second
+)
+
 // LagConfig holds the replication-lag thresholds: investigate at Warn, alert
-// at Alert (the seeds' 1 s and 5 s).
+// at Alert.
 type LagConfig struct {
 	Warn  time.Duration `yaml:"warn"`
 	Alert time.Duration `yaml:"alert"`
 }
 
+// WithDefaults returns c with each zero threshold set to its default
+// (DefaultLagWarn, DefaultLagAlert).
+func (c LagConfig) WithDefaults() LagConfig {
+	if c.Warn == 0 {
+		c.Warn = DefaultLagWarn
+	}
+	if c.Alert == 0 {
+		c.Alert = DefaultLagAlert
+	}
+	return c
+}
+
+// Validate checks the thresholds: Warn positive, Alert not below Warn. Its
+// error is a *fielderr.Error on lag.warn or lag.alert (the file's keys).
+func (c LagConfig) Validate() error {
+	switch {
+	case c.Warn <= 0:
+		return fielderr.New("lag.warn", c.Warn, "must be above", 0)
+	case c.Alert < c.Warn:
+		return fielderr.Than("lag.alert", c.Alert, "must not be below", "lag.warn", c.Warn)
+	}
+	return nil
+}
+
 // Defaults fills what a file left out.
 func (c *Config) Defaults() {
-	if c.Lag.Warn == 0 {
-		c.Lag.Warn = time.Second
-	}
-	if c.Lag.Alert == 0 {
-		c.Lag.Alert = 5 * time.Second
-	}
+	c.Lag = c.Lag.WithDefaults()
 	if c.Batch == 0 {
 		c.Batch = 256
 	}
@@ -64,20 +104,22 @@ func (c *Config) Defaults() {
 		c.Block = 500 * time.Millisecond
 	}
 	if c.Profile == "" {
-		c.Profile = "wan"
+		c.Profile = DefaultProfile
 	}
 }
 
-// Validate names the first thing wrong.
+// Validate names the first thing wrong: a file key, or region (the
+// bridge's own region, which the file does not hold). A field out of bounds
+// is a *fielderr.Error.
 func (c *Config) Validate() error {
 	if err := protocol.ValidOrigin(c.Region); err != nil {
-		return fmt.Errorf("--region: %w", err)
+		return fielderr.Wrap("region", nil, err)
 	}
 	if len(c.Regions) < 2 {
 		return fmt.Errorf("regions: need this region and at least one other, got %d", len(c.Regions))
 	}
 	if _, ok := c.Regions[c.Region]; !ok {
-		return fmt.Errorf("regions: --region %s is not in the file (have %s)", c.Region, strings.Join(c.names(), ", "))
+		return fielderr.New("region", c.Region, "is not in the file", "(have "+strings.Join(c.names(), ", ")+")")
 	}
 	for _, name := range c.names() {
 		if err := protocol.ValidOrigin(name); err != nil {
@@ -95,19 +137,17 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("federate[%d]: %w", i, err)
 		}
 	}
-	switch {
-	case c.Lag.Warn <= 0:
-		return fmt.Errorf("lag.warn must be positive, got %s", c.Lag.Warn)
-	case c.Lag.Alert < c.Lag.Warn:
-		return fmt.Errorf("lag.alert (%s) must not be below lag.warn (%s)", c.Lag.Alert, c.Lag.Warn)
-	case c.Batch < 1 || c.Batch > 10000:
-		return fmt.Errorf("batch must be 1..10000, got %d", c.Batch)
-	case c.Block < 10*time.Millisecond || c.Block > 10*time.Second:
-		return fmt.Errorf("block must be 10ms..10s, got %s", c.Block)
-	case c.Profile != "wan" && c.Profile != "lan":
-		return fmt.Errorf("profile %q: want wan or lan", c.Profile)
+	if err := c.Lag.Validate(); err != nil {
+		return err
 	}
-	return nil
+	switch {
+	case c.Batch < 1 || c.Batch > 10000:
+		return fielderr.New("batch", c.Batch, "must be in", "1..10000")
+	case c.Block < 10*time.Millisecond || c.Block > 10*time.Second:
+		return fielderr.New("block", c.Block, "must be in", "10ms..10s")
+	}
+	_, err := netprofile.ByName(c.Profile)
+	return err
 }
 
 func (c *Config) names() []string {
@@ -163,7 +203,7 @@ func ParseConfig(data []byte, region string) (*Config, error) {
 func LoadConfig(path, region string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("federation: read --config: %w", err)
+		return nil, fmt.Errorf("federation: read config: %w", err)
 	}
 	c, err := ParseConfig(b, region)
 	if err != nil {

@@ -3,14 +3,15 @@ package federation
 import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the bridge's collectors, on its own registry, labelled by the
-// bridge's region and the link's origin region (never by room).
+// bridge's region and the feed's origin region (never by room). Metric
+// names still say link (link_up): a feed is what they call a link.
 type metrics struct {
 	applied    *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
 	gaps       *prometheus.CounterVec
 	skipped    *prometheus.CounterVec
 	sessions   *prometheus.CounterVec
-	linkUp     *prometheus.GaugeVec
+	feedUp     *prometheus.GaugeVec
 	lagSeconds *prometheus.GaugeVec
 	lagEvents  *prometheus.GaugeVec
 	lagState   *prometheus.GaugeVec
@@ -27,11 +28,11 @@ func newMetrics(reg prometheus.Registerer, region string) *metrics {
 		gaps:       prometheus.NewCounterVec(prometheus.CounterOpts(o("gaps_total", "Times events of an origin were found lost for this region (recorded as gap markers).")), []string{"origin"}),
 		skipped:    prometheus.NewCounterVec(prometheus.CounterOpts(o("skipped_total", "Outbox entries not applied, by reason: not_federated, not_origin (loop prevention), malformed.")), []string{"origin", "reason"}),
 		sessions:   prometheus.NewCounterVec(prometheus.CounterOpts(o("sessions_total", "Remote session ownership records applied, by result: won (the remote owner now) or lost (an older epoch).")), []string{"origin", "result"}),
-		linkUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts(o("link_up", "1 while the last read of the origin's outbox succeeded.")), []string{"origin"}),
+		feedUp:     prometheus.NewGaugeVec(prometheus.GaugeOpts(o("link_up", "1 while the last read of the origin's outbox succeeded.")), []string{"origin"}),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_seconds", "Replication lag from the origin: age of the oldest event not yet applied (while the link is down: time since the last successful read).")), []string{"origin"}),
 		lagEvents:  prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_events", "Events of the origin's outbox not yet applied here (as of the last read).")), []string{"origin"}),
 		lagState:   prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_state", "0 ok, 1 warn (lag >= lag.warn), 2 alert (lag >= lag.alert).")), []string{"origin"}),
 	}
-	reg.MustRegister(m.applied, m.duplicates, m.gaps, m.skipped, m.sessions, m.linkUp, m.lagSeconds, m.lagEvents, m.lagState)
+	reg.MustRegister(m.applied, m.duplicates, m.gaps, m.skipped, m.sessions, m.feedUp, m.lagSeconds, m.lagEvents, m.lagState)
 	return m
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/internal/netprofile"
 )
 
 // Subscription modes.
@@ -32,7 +34,7 @@ type Config struct {
 	Federate []string
 
 	History   broker.HistoryConfig
-	RedisLink RedisProfile // timeouts of the gateway→Redis link
+	RedisLink netprofile.Profile // timeouts of the gateway→Redis link (DefaultRedisProfile)
 
 	MaxFrameBytes    int64         // largest client frame; larger closes with 1009
 	MaxDataBytes     int           // largest publish data
@@ -54,45 +56,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// RedisProfile holds the timeouts of a link to Redis. Profiles are named so
-// that topologies can say "lan" or "wan" instead of repeating numbers.
-type RedisProfile struct {
-	DialTimeout  time.Duration
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	MaxRetries   int
-	Subscriber   broker.SubscriberConfig
-}
+// DefaultRedisProfile is the profile of a gateway's link to its region's
+// Redis when none is named (""): lan, for a gateway runs next to its
+// region's Redis. The profiles themselves are internal/netprofile's.
+const DefaultRedisProfile = netprofile.LAN
 
-// LANProfile suits a gateway next to its region's Redis: fail fast, so that a
-// blip is noticed in about two seconds and clients get "unavailable" rather
-// than a hang.
-func LANProfile() RedisProfile {
-	return RedisProfile{DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-		MaxRetries: 1, Subscriber: broker.DefaultSubscriberConfig()}
-}
-
-// WANProfile starts from LANProfile for a link that crosses regions: every
-// round trip pays the RTT, so timeouts stretch to several RTTs.
-func WANProfile() RedisProfile {
-	p := LANProfile()
-	p.DialTimeout = 3 * time.Second             // a handshake is several RTTs
-	p.ReadTimeout = 3 * time.Second             // a 300 ms RTT with jitter must not time out
-	p.WriteTimeout = 3 * time.Second            // same
-	p.Subscriber.DeadAfter = 6 * time.Second    // pings cross the WAN too
-	p.Subscriber.PingInterval = 2 * time.Second // fewer pings per RTT
-	return p
-}
-
-// ProfileByName returns "lan" or "wan".
-func ProfileByName(name string) (RedisProfile, error) {
-	switch name {
-	case "lan", "":
-		return LANProfile(), nil
-	case "wan":
-		return WANProfile(), nil
+// ProfileByName returns the Redis link profile called name: lan, wan, or
+// DefaultRedisProfile for "".
+func ProfileByName(name string) (netprofile.Profile, error) {
+	if name == "" {
+		name = DefaultRedisProfile
 	}
-	return RedisProfile{}, fmt.Errorf("unknown redis profile %q (lan or wan)", name)
+	return netprofile.ByName(name)
 }
 
 // DefaultConfig returns a config with every limit set; Region, Node, Listen,
@@ -101,7 +76,7 @@ func DefaultConfig() Config {
 	return Config{
 		SubscribeMode:    SubscribeTargeted,
 		History:          broker.DefaultHistory(),
-		RedisLink:        LANProfile(),
+		RedisLink:        netprofile.Lan(),
 		MaxFrameBytes:    64 << 10,
 		MaxDataBytes:     32 << 10,
 		MaxRooms:         100,
@@ -120,57 +95,58 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks the config, naming the first field at fault.
+// Validate checks the config. Its error is a *fielderr.Error naming the
+// first field at fault (as Config names it), its value and its bound.
 func (c *Config) Validate() error {
 	if err := protocol.ValidOrigin(c.Region); err != nil {
-		return fmt.Errorf("--region: %w", err)
+		return fielderr.Wrap("Region", nil, err)
 	}
 	if err := protocol.ValidOrigin(c.Node); err != nil {
-		return fmt.Errorf("--node: %w", err)
+		return fielderr.Wrap("Node", nil, err)
 	}
 	if c.Listen == "" {
-		return fmt.Errorf("--listen is required (e.g. 127.0.0.1:8080)")
+		return fielderr.Missing("Listen", "(e.g. 127.0.0.1:8080)")
 	}
 	if c.Redis == "" {
-		return fmt.Errorf("--redis is required (e.g. 127.0.0.1:6379)")
+		return fielderr.Missing("Redis", "(e.g. 127.0.0.1:6379)")
 	}
 	if c.Authority == nil {
-		return fmt.Errorf("no JWT secret: set %s or --jwt-secret-file", auth.SecretEnv)
+		return fielderr.Missing("Authority", "(no JWT secret: auth.LoadSecret reads "+auth.SecretEnv+" or a file)")
 	}
 	if c.SubscribeMode != SubscribeTargeted && c.SubscribeMode != SubscribePattern {
-		return fmt.Errorf("--subscribe-mode %q: want %s or %s", c.SubscribeMode, SubscribeTargeted, SubscribePattern)
+		return fielderr.New("SubscribeMode", c.SubscribeMode, "must be", SubscribeTargeted+" or "+SubscribePattern)
 	}
 	for _, p := range c.Federate {
 		if err := auth.ValidPattern(p); err != nil {
-			return fmt.Errorf("--federate %q: %w", p, err)
+			return fielderr.Wrap("Federate", p, err)
 		}
 	}
 	if err := c.History.Validate(); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	positive := []struct {
-		name string
-		ok   bool
+	for _, b := range []struct {
+		ok  bool
+		err *fielderr.Error
 	}{
-		{"--max-frame-bytes", c.MaxFrameBytes >= 512},
-		{"--max-data-bytes", c.MaxDataBytes >= 1 && int64(c.MaxDataBytes) < c.MaxFrameBytes},
-		{"--max-rooms", c.MaxRooms >= 1},
-		{"--publish-rate", c.PublishRate > 0},
-		{"--publish-burst", c.PublishBurst >= 1},
-		{"--frame-rate", c.FrameRate > 0},
-		{"--frame-burst", c.FrameBurst >= 1},
-		{"--send-queue", c.SendQueue >= 16},
-		{"--send-buffer", c.SendBuffer >= 0},
-		{"--replay-limit", c.ReplayLimit >= 1},
-		{"--ping-interval", c.PingInterval > 0},
-		{"--read-timeout", c.ReadTimeout > c.PingInterval},
-		{"--write-timeout", c.WriteTimeout > 0},
-		{"--subscribe-timeout", c.SubscribeTimeout > 0},
-		{"--drain-timeout", c.DrainTimeout >= 0},
-	}
-	for _, p := range positive {
-		if !p.ok {
-			return fmt.Errorf("%s is out of range (see geolab gateway --help)", p.name)
+		{c.MaxFrameBytes >= 512, fielderr.New("MaxFrameBytes", c.MaxFrameBytes, "must be at least", 512)},
+		{c.MaxDataBytes >= 1, fielderr.New("MaxDataBytes", c.MaxDataBytes, "must be at least", 1)},
+		{int64(c.MaxDataBytes) < c.MaxFrameBytes, fielderr.Than("MaxDataBytes", c.MaxDataBytes, "must be below", "MaxFrameBytes", c.MaxFrameBytes)},
+		{c.MaxRooms >= 1, fielderr.New("MaxRooms", c.MaxRooms, "must be at least", 1)},
+		{c.PublishRate > 0, fielderr.New("PublishRate", c.PublishRate, "must be above", 0)},
+		{c.PublishBurst >= 1, fielderr.New("PublishBurst", c.PublishBurst, "must be at least", 1)},
+		{c.FrameRate > 0, fielderr.New("FrameRate", c.FrameRate, "must be above", 0)},
+		{c.FrameBurst >= 1, fielderr.New("FrameBurst", c.FrameBurst, "must be at least", 1)},
+		{c.SendQueue >= 16, fielderr.New("SendQueue", c.SendQueue, "must be at least", 16)},
+		{c.SendBuffer >= 0, fielderr.New("SendBuffer", c.SendBuffer, "must not be below", 0)},
+		{c.ReplayLimit >= 1, fielderr.New("ReplayLimit", c.ReplayLimit, "must be at least", 1)},
+		{c.PingInterval > 0, fielderr.New("PingInterval", c.PingInterval, "must be above", 0)},
+		{c.ReadTimeout > c.PingInterval, fielderr.Than("ReadTimeout", c.ReadTimeout, "must be above", "PingInterval", c.PingInterval)},
+		{c.WriteTimeout > 0, fielderr.New("WriteTimeout", c.WriteTimeout, "must be above", 0)},
+		{c.SubscribeTimeout > 0, fielderr.New("SubscribeTimeout", c.SubscribeTimeout, "must be above", 0)},
+		{c.DrainTimeout >= 0, fielderr.New("DrainTimeout", c.DrainTimeout, "must not be below", 0)},
+	} {
+		if !b.ok {
+			return b.err
 		}
 	}
 	return nil

@@ -94,7 +94,7 @@ func (c *conn) readLoop() {
 			var ne interface{ Timeout() bool }
 			switch {
 			case errors.Is(err, websocket.ErrReadLimit):
-				c.srv.m.errors.WithLabelValues("message_too_big").Inc()
+				c.srv.m.errors.WithLabelValues(protocol.CloseReason(protocol.CloseMessageTooBig)).Inc()
 				c.closeWith(protocol.CloseMessageTooBig, "frame larger than the limit")
 			case errors.As(err, &ne) && ne.Timeout():
 				c.closeWith(protocol.CloseHeartbeatTimeout, "nothing read within the read timeout")
@@ -103,7 +103,7 @@ func (c *conn) readLoop() {
 		}
 		_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 		if !c.frameLimit.Allow() {
-			c.srv.m.errors.WithLabelValues("flood").Inc()
+			c.srv.m.errors.WithLabelValues(protocol.CloseReason(protocol.CloseFlood)).Inc()
 			c.closeWith(protocol.CloseFlood, "frames far over the rate limit")
 			return
 		}
@@ -120,6 +120,10 @@ func (c *conn) readLoop() {
 	}
 }
 
+// pongFrame answers every ping; the writer only reads it, so one copy
+// serves every connection.
+var pongFrame, _ = json.Marshal(protocol.Pong{Type: protocol.TypePong})
+
 func (c *conn) handle(b []byte) {
 	f, err := protocol.DecodeClientFrame(b)
 	if err != nil {
@@ -134,7 +138,7 @@ func (c *conn) handle(b []byte) {
 	c.srv.m.framesIn.WithLabelValues(f.Type).Inc()
 	switch f.Type {
 	case protocol.TypePing:
-		c.send([]byte(`{"type":"pong"}`))
+		c.send(pongFrame)
 	case protocol.TypeSubscribe:
 		c.subscribe(f)
 	case protocol.TypeUnsubscribe:
@@ -403,7 +407,7 @@ func (c *conn) writeLoop() {
 
 // drain says bye and closes with going_away.
 func (c *conn) drain() {
-	b, _ := json.Marshal(protocol.Bye{Type: protocol.TypeBye, Code: "going_away", Reconnect: true})
+	b, _ := json.Marshal(protocol.Bye{Type: protocol.TypeBye, Code: protocol.CodeGoingAway, Reconnect: true})
 	c.sendWait(b)
 	c.sendWait(nil) // the writer closes with going_away once the bye is out
 }

@@ -171,7 +171,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Lock()
 	for c := range s.conns {
-		c.closeWith(1001, "server stopping")
+		c.closeWith(protocol.CloseGoingAway, "server stopping")
 	}
 	s.mu.Unlock()
 	if s.cancel != nil {
@@ -203,7 +203,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
-		httpError(w, http.StatusServiceUnavailable, "draining", "node is draining: connect to another node")
+		httpError(w, http.StatusServiceUnavailable, protocol.CodeDraining, "node is draining: connect to another node")
 		return
 	}
 	tok := ""
@@ -214,9 +214,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	claims, err := s.cfg.Authority.Verify(tok, time.Now())
 	if err != nil {
-		code := "unauthorized"
+		code := protocol.CodeUnauthorized
 		if errors.Is(err, auth.ErrExpired) {
-			code = "token_expired"
+			code = protocol.CodeTokenExpired
 		}
 		s.m.errors.WithLabelValues(code).Inc()
 		httpError(w, http.StatusUnauthorized, code, err.Error())
@@ -228,14 +228,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if session != "" {
 		if err := protocol.ValidID(session); err != nil {
-			httpError(w, http.StatusBadRequest, "bad_session", "session: "+err.Error())
+			httpError(w, http.StatusBadRequest, protocol.CodeBadSession, "session: "+err.Error())
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SubscribeTimeout)
 		own, err := s.broker.ClaimSession(ctx, session)
 		cancel()
 		if err != nil {
-			httpError(w, http.StatusServiceUnavailable, "unavailable", "redis unavailable: cannot claim the session, retry")
+			httpError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "redis unavailable: cannot claim the session, retry")
 			return
 		}
 		if own.Status == "taken" {
@@ -254,7 +254,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.draining { // the drain started during the handshake
 		s.mu.Unlock()
-		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1001, "draining"), time.Now().Add(time.Second))
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(protocol.CloseGoingAway, "draining"), time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
@@ -302,6 +302,8 @@ func (s *Server) sessionTaken(session, region string) {
 	}
 }
 
+// httpError refuses a handshake: status, and a JSON body whose code is a
+// protocol handshake code (protocol.CodeUnauthorized …).
 func httpError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -20,15 +20,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/link"
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/resolver"
@@ -40,8 +42,8 @@ type Options struct {
 	// Provider names where parts run: "process" (default: local processes)
 	// or "docker" (containers, docs/docker.md).
 	Provider string
-	// Bin is the geolab binary children run as. Default: $GEOLAB_BIN, else
-	// this executable when it is geolab, else bin/geolab.
+	// Bin is the geolab binary children run as. Default: geolabbin.Default()
+	// ($GEOLAB_BIN, else this executable when it is geolab, else bin/geolab).
 	Bin string
 	// WorkDir holds logs, configs and Redis data. Default: a new temporary
 	// directory, removed by Close unless KeepWorkDir.
@@ -53,7 +55,9 @@ type Options struct {
 	// GatewayArgs are extra flags for every gateway (docs/gateway.md), e.g.
 	// {"--send-queue", "64"}.
 	GatewayArgs []string
-	// Lag sets the bridges' replication-lag thresholds (default 1s, 5s).
+	// Lag sets the bridges' replication-lag thresholds (default
+	// federation.DefaultLagWarn and DefaultLagAlert: 1s, 5s); Start refuses
+	// thresholds the bridges would (federation.LagConfig.Validate).
 	LagWarn, LagAlert time.Duration
 	// ReadyTimeout bounds Start (default 60s).
 	ReadyTimeout time.Duration
@@ -111,11 +115,11 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	if l.auth, err = auth.NewAuthority(opts.Secret); err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	env := []string{"GEOLAB_JWT_SECRET=" + string(opts.Secret)}
+	env := []string{auth.SecretEnv + "=" + string(opts.Secret)}
 	switch opts.Provider {
-	case "process":
+	case provider.ProcessName:
 		l.prov, err = provider.NewProcess(opts.Bin, opts.WorkDir, env)
-	case "docker":
+	case provider.DockerName:
 		l.prov, err = provider.NewDocker(ctx, provider.DockerOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger})
 	default:
 		err = fmt.Errorf("lab: unknown provider %q (want process or docker)", opts.Provider)
@@ -150,11 +154,16 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 }
 
 func (o *Options) defaults() error {
+	lag := federation.LagConfig{Warn: o.LagWarn, Alert: o.LagAlert}.WithDefaults()
+	if err := lag.Validate(); err != nil {
+		return fmt.Errorf("lab: %w", fielderr.Rename(err, map[string]string{"lag.warn": "LagWarn", "lag.alert": "LagAlert"}))
+	}
+	o.LagWarn, o.LagAlert = lag.Warn, lag.Alert
 	if o.Provider == "" {
-		o.Provider = "process"
+		o.Provider = provider.ProcessName
 	}
 	if o.Bin == "" {
-		o.Bin = DefaultBin()
+		o.Bin = geolabbin.Default()
 	}
 	if o.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "geolab-lab-")
@@ -166,19 +175,13 @@ func (o *Options) defaults() error {
 		o.KeepWorkDir = true
 	}
 	if len(o.Secret) == 0 {
-		if s := os.Getenv("GEOLAB_JWT_SECRET"); s != "" {
+		if s := os.Getenv(auth.SecretEnv); s != "" {
 			o.Secret = []byte(s)
 		} else {
 			b := make([]byte, 32)
 			_, _ = rand.Read(b)
 			o.Secret = []byte(base64.RawStdEncoding.EncodeToString(b))
 		}
-	}
-	if o.LagWarn == 0 {
-		o.LagWarn = time.Second
-	}
-	if o.LagAlert == 0 {
-		o.LagAlert = 5 * time.Second
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 60 * time.Second
@@ -187,19 +190,6 @@ func (o *Options) defaults() error {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return nil
-}
-
-// DefaultBin finds the geolab binary: $GEOLAB_BIN, this executable when it
-// is named geolab, else bin/geolab under the working directory.
-func DefaultBin() string {
-	if b := os.Getenv("GEOLAB_BIN"); b != "" {
-		return b
-	}
-	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "geolab" {
-		return exe
-	}
-	abs, _ := filepath.Abs(filepath.Join("bin", "geolab"))
-	return abs
 }
 
 // startRegions starts every Redis, then every gateway behind its LAN links,

@@ -33,7 +33,7 @@ type RegionStatus struct {
 	Redis    NodeStatus      `json:"redis"`
 	Gateways []NodeStatus    `json:"gateways"`
 	Bridge   *NodeStatus     `json:"bridge,omitempty"`
-	Lag      []LinkLagStatus `json:"lag,omitempty"`
+	Lag      []FeedLagStatus `json:"lag,omitempty"`
 	// Endpoints maps a client's home region to the ws:// URLs of this
 	// region's gateways as such a client reaches them.
 	Endpoints map[string][]string `json:"endpoints"`
@@ -48,8 +48,9 @@ type NodeStatus struct {
 	Paused  bool   `json:"paused"`
 }
 
-// LinkLagStatus is a bridge link's replication lag.
-type LinkLagStatus = federation.LinkStatus
+// FeedLagStatus is the replication lag of one of the bridge's feeds (its
+// pull of one origin's outbox).
+type FeedLagStatus = federation.FeedStatus
 
 // Status gathers the lab's state now (bridge lag is asked over HTTP, with a
 // short timeout; a bridge that does not answer shows no lag).
@@ -70,7 +71,7 @@ func (l *Lab) Status(ctx context.Context) Status {
 			ns := nodeStatus(reg.bridge, reg.bridge.Listen)
 			rs.Bridge = &ns
 			if bs, err := l.BridgeStatus(ctx, r.Name); err == nil {
-				rs.Lag = bs.Links
+				rs.Lag = bs.Feeds
 			}
 		}
 		s.Regions = append(s.Regions, rs)
@@ -89,7 +90,7 @@ func nodeStatus(n named, addr string) NodeStatus {
 	return NodeStatus{Name: n.Name(), Addr: addr, Pid: n.Pid(), Running: n.Running(), Paused: n.Paused()}
 }
 
-// BridgeStatus asks a region's bridge for its links' state (/status).
+// BridgeStatus asks a region's bridge for its feeds' state (/status).
 func (l *Lab) BridgeStatus(ctx context.Context, region string) (federation.Status, error) {
 	var st federation.Status
 	b := l.Region(region).bridge

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/link"
 	"github.com/geolab/geolab/lab/provider"
@@ -23,6 +24,12 @@ func (l *Lab) Faults() *fault.Book { return l.faults }
 
 // Started is when Start began: time zero of the lab's history.
 func (l *Lab) Started() time.Time { return l.started }
+
+// Lag is the replication-lag thresholds the lab's bridges run with
+// (Options.LagWarn and LagAlert, defaults filled in).
+func (l *Lab) Lag() federation.LagConfig {
+	return federation.LagConfig{Warn: l.opts.LagWarn, Alert: l.opts.LagAlert}
+}
 
 // WorkDir is where logs, configs and Redis data live.
 func (l *Lab) WorkDir() string { return l.opts.WorkDir }

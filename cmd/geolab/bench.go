@@ -8,8 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/lab/bench"
 )
+
+// fanoutFlags names each bench.FanoutConfig field as the flag that sets it.
+var fanoutFlags = map[string]string{
+	"Clients": "--clients", "Rooms": "--rooms", "Nodes": "--nodes", "Publishers": "--publishers",
+	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup",
+}
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -36,7 +43,7 @@ the measured window. Everything stops by itself after warmup + duration.`,
 			defer stop()
 			res, err := bench.RunFanout(ctx, c, cmd.ErrOrStderr())
 			if err != nil {
-				return err
+				return fielderr.Rename(err, fanoutFlags)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.String())
 			if res.Delivered < res.Expected {

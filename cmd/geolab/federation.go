@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -9,7 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/geolab/geolab/federation"
+	"github.com/geolab/geolab/internal/fielderr"
 )
+
+// federationFlags names each federation.Config field a flag sets (the
+// rest are the file's keys) as that flag.
+var federationFlags = map[string]string{"region": "--region"}
 
 func newFederationCmd(g *globalFlags) *cobra.Command {
 	var region, config, listen string
@@ -30,15 +38,18 @@ SIGTERM or SIGINT stops it; the checkpoint makes a restart resume where it was.`
 				return err
 			}
 			cfg, err := federation.LoadConfig(config, region)
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				return fmt.Errorf("--config: %w", err) // the file could not be read
+			}
 			if err != nil {
-				return err
+				return fielderr.Rename(err, federationFlags)
 			}
 			if listen != "" {
 				cfg.Listen = listen
 			}
 			b, err := federation.New(cfg, log)
 			if err != nil {
-				return err
+				return fielderr.Rename(err, federationFlags)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

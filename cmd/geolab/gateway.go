@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,7 +9,21 @@ import (
 
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/internal/fielderr"
 )
+
+// gatewayFlags names each gateway.Config field a flag sets as that flag,
+// for the errors of gateway.Config.Validate.
+var gatewayFlags = map[string]string{
+	"Region": "--region", "Node": "--node", "Listen": "--listen", "Redis": "--redis",
+	"SubscribeMode": "--subscribe-mode", "Federate": "--federate",
+	"MaxFrameBytes": "--max-frame-bytes", "MaxDataBytes": "--max-data-bytes", "MaxRooms": "--max-rooms",
+	"PublishRate": "--publish-rate", "PublishBurst": "--publish-burst",
+	"FrameRate": "--frame-rate", "FrameBurst": "--frame-burst",
+	"SendQueue": "--send-queue", "SendBuffer": "--send-buffer", "ReplayLimit": "--replay-limit",
+	"PingInterval": "--ping-interval", "ReadTimeout": "--read-timeout", "WriteTimeout": "--write-timeout",
+	"SubscribeTimeout": "--subscribe-timeout", "DrainTimeout": "--drain-timeout",
+}
 
 func newGatewayCmd(g *globalFlags) *cobra.Command {
 	cfg := gateway.DefaultConfig()
@@ -29,7 +42,7 @@ client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`
 			if err != nil {
 				return err
 			}
-			secret, err := auth.LoadSecret(secretFile)
+			secret, err := loadSecret(secretFile)
 			if err != nil {
 				return err
 			}
@@ -37,12 +50,12 @@ client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`
 				return err
 			}
 			if cfg.RedisLink, err = gateway.ProfileByName(profile); err != nil {
-				return fmt.Errorf("--redis-profile: %w", err)
+				return fielderr.Rename(err, map[string]string{"profile": "--redis-profile"})
 			}
 			cfg.Logger = log
 			srv, err := gateway.New(cfg)
 			if err != nil {
-				return err
+				return fielderr.Rename(err, gatewayFlags)
 			}
 			if err := srv.Start(); err != nil {
 				return err
@@ -62,7 +75,7 @@ client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`
 	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")
 	f.StringVar(&cfg.SubscribeMode, "subscribe-mode", cfg.SubscribeMode, "targeted (SUBSCRIBE per hosted room) or pattern (PSUBSCRIBE every room: only to demonstrate G9's amplification)")
 	f.StringSliceVar(&cfg.Federate, "federate", nil, "room pattern whose events go to the region's federation outbox, e.g. tenant:* (repeatable)")
-	f.StringVar(&profile, "redis-profile", "lan", "timeouts of the link to Redis: lan or wan")
+	f.StringVar(&profile, "redis-profile", gateway.DefaultRedisProfile, "timeouts of the link to Redis: lan or wan")
 	f.Int64Var(&cfg.History.MaxLen, "history-maxlen", cfg.History.MaxLen, "events kept per room history stream (approximate)")
 	f.DurationVar(&cfg.History.MaxAge, "history-max-age", cfg.History.MaxAge, "age bound of a room's history (0 = none)")
 	f.DurationVar(&cfg.History.DedupWindow, "dedup-window", cfg.History.DedupWindow, "how long a publish's (sender, id) is remembered for idempotent retries")

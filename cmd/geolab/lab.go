@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/control"
 	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/topology"
 )
 
@@ -56,7 +59,7 @@ and printed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Provider, "provider", "process", "where parts run: process (real local processes, no Docker) or docker (containers of the images 'make images' builds, docs/docker.md)")
+	f.StringVar(&opts.Provider, "provider", provider.ProcessName, "where parts run: process (real local processes, no Docker) or docker (containers of the images 'make images' builds, docs/docker.md)")
 	f.StringVar(&opts.WorkDir, "workdir", "", "directory for logs, configs and Redis data (default: a temporary one, removed at exit)")
 	f.StringVar(&opts.Bin, "bin", "", "geolab binary the children run as (default: $GEOLAB_BIN, else this executable)")
 	f.StringArrayVar(&opts.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, e.g. --gateway-arg=--send-queue=64 (repeatable)")
@@ -69,6 +72,9 @@ func runUp(ctx context.Context, cmd *cobra.Command, topo *topology.Topology, opt
 	out := cmd.OutOrStdout()
 	t0 := time.Now()
 	l, err := lab.Start(ctx, topo, opts)
+	if errors.Is(err, provider.ErrNoEngine) {
+		return fmt.Errorf("%w (--provider %s)", err, provider.ProcessName)
+	}
 	if err != nil {
 		return err
 	}
@@ -85,8 +91,8 @@ func runUp(ctx context.Context, cmd *cobra.Command, topo *topology.Topology, opt
 	fmt.Fprintf(out, "geolab: %s is up in %s\n\n", topo.Name, time.Since(t0).Round(time.Millisecond))
 	control.PrintStatus(out, l.Status(ctx))
 	fmt.Fprintf(out, "\ncontrol API %s (state %s)\n", srv.URL(), state)
-	if os.Getenv("GEOLAB_JWT_SECRET") == "" {
-		fmt.Fprintf(out, "tokens: export GEOLAB_JWT_SECRET='%s' and run 'geolab token --sub NAME --read \"*\" --publish \"*\"'\n", l.Secret())
+	if os.Getenv(auth.SecretEnv) == "" {
+		fmt.Fprintf(out, "tokens: export "+auth.SecretEnv+"='%s' and run 'geolab token --sub NAME --read \"*\" --publish \"*\"'\n", l.Secret())
 	}
 	if rttSamples > 0 {
 		checks, err := l.MeasureRTT(ctx, rttSamples)
@@ -118,7 +124,7 @@ func newStatusCmd() *cobra.Command {
 			if toxi != "" {
 				return stackStatus(cmd, toxi, asJSON)
 			}
-			c, err := control.Open(state)
+			c, err := openLab(state)
 			if err != nil {
 				return err
 			}
@@ -181,7 +187,7 @@ func newFaultCmd() *cobra.Command {
 			if toxi != "" {
 				return stackFault(cmd, toxi, s)
 			}
-			c, err := control.Open(state)
+			c, err := openLab(state)
 			if err != nil {
 				return err
 			}
@@ -230,7 +236,7 @@ func newHealCmd() *cobra.Command {
 			if toxi != "" {
 				return stackHeal(cmd, toxi, id)
 			}
-			c, err := control.Open(state)
+			c, err := openLab(state)
 			if err != nil {
 				return err
 			}
@@ -254,6 +260,16 @@ func reportHealed(w io.Writer, healed []string, err error) error {
 	return err
 }
 
+// openLab opens the lab of the state file, saying how to start one, or
+// which flag names another state file, when there is none.
+func openLab(state string) (*control.Client, error) {
+	c, err := control.Open(state)
+	if errors.Is(err, control.ErrNoStateFile) {
+		return nil, fmt.Errorf("%w: start one with 'geolab up TOPOLOGY', or pass --state", err)
+	}
+	return c, err
+}
+
 func newDownCmd() *cobra.Command {
 	var state string
 	cmd := &cobra.Command{
@@ -261,7 +277,7 @@ func newDownCmd() *cobra.Command {
 		Short: "Stop the running lab: heal, then stop every process it started",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := control.Open(state)
+			c, err := openLab(state)
 			if err != nil {
 				return err
 			}

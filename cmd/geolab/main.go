@@ -1,6 +1,9 @@
 // Command geolab is the one binary of geolab: the gateway and federation
 // bridge (the system under test), the token authority, and the lab. Each
-// subcommand parses flags and calls its package; no logic lives here.
+// subcommand parses flags, calls its package and prints what it answers;
+// the logic, status formatting included (lab/control, lab/stack), lives in
+// the packages. Flag names live only here: a package names its fields, and
+// a subcommand renames them to its flags (fielderr.Rename).
 package main
 
 import (

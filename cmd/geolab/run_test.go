@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/geolab/geolab/internal/testbin"
+	"github.com/geolab/geolab/lab/geolabbin"
 )
 
 // A scenario with an impossible expectation runs, exits 1 and names the
@@ -32,7 +33,7 @@ expect:
 	}
 	out := filepath.Join(dir, "out")
 	cmd := exec.Command(bin, "run", sc, "--quiet", "--out", out)
-	cmd.Env = append(os.Environ(), "GEOLAB_BIN="+bin)
+	cmd.Env = append(os.Environ(), geolabbin.Env+"="+bin)
 	b, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {

@@ -4,19 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/geolab/geolab/lab/fault"
-	"github.com/geolab/geolab/lab/link"
 	"github.com/geolab/geolab/lab/stack"
 )
 
@@ -96,88 +91,21 @@ func stackHeal(cmd *cobra.Command, url, id string) error {
 	return reportHealed(cmd.OutOrStdout(), healed, err)
 }
 
-// stackStatusJSON is what 'geolab status --toxiproxy URL --json' prints.
-type stackStatusJSON struct {
-	Toxiproxy string            `json:"toxiproxy"`
-	Regions   []string          `json:"regions"`
-	Links     []stack.LinkState `json:"links"`
-	Faults    []stack.Trace     `json:"faults"`
-	Ignored   []string          `json:"ignored_proxies,omitempty"`
-}
-
 // stackStatus prints the stack behind url: its links and the faults on them.
 func stackStatus(cmd *cobra.Command, url string, asJSON bool) error {
 	st, err := stack.Attach(url)
 	if err != nil {
 		return err
 	}
-	links, err := st.Links()
+	v, err := st.Status()
 	if err != nil {
 		return err
 	}
-	faults, err := st.Faults()
-	if err != nil {
-		return err
-	}
-	v := stackStatusJSON{Toxiproxy: st.URL(), Regions: st.Topology().RegionNames(), Links: links, Faults: faults, Ignored: st.Ignored}
 	if asJSON {
 		enc := json.NewEncoder(cmd.OutOrStdout())
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	printStackStatus(cmd.OutOrStdout(), v)
+	stack.PrintStatus(cmd.OutOrStdout(), v)
 	return nil
-}
-
-func printStackStatus(w io.Writer, v stackStatusJSON) {
-	fmt.Fprintf(w, "stack behind toxiproxy %s: regions %s\n\n", v.Toxiproxy, strings.Join(v.Regions, ", "))
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LINK\tLISTEN\tUPSTREAM\tSTATE\tTOXICS")
-	for _, l := range v.Links {
-		state := "enabled"
-		if len(l.Holders) > 0 {
-			state = "disabled by " + strings.Join(l.Holders, ", ")
-		}
-		var ts []string
-		for _, t := range l.Toxics {
-			if strings.HasPrefix(t.Name, link.HoldPrefix) {
-				continue
-			}
-			ts = append(ts, fmt.Sprintf("%s(%s %s%s)", t.Name, t.Type, t.Stream, attrs(t.Attributes)))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Name, l.Listen, l.Upstream, state, strings.Join(ts, " "))
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	if len(v.Faults) == 0 {
-		fmt.Fprintln(w, "faults: none active")
-	}
-	for _, f := range v.Faults {
-		var on []string
-		for l, ts := range f.Toxics {
-			on = append(on, fmt.Sprintf("%s %s", ts[0].Type, l))
-		}
-		for _, l := range f.Holds {
-			on = append(on, "disables "+l)
-		}
-		sort.Strings(on)
-		fmt.Fprintf(w, "fault %s: %s\n", f.ID, strings.Join(on, "; "))
-	}
-	if len(v.Ignored) > 0 {
-		fmt.Fprintf(w, "other proxies (not geolab links, left alone): %s\n", strings.Join(v.Ignored, ", "))
-	}
-}
-
-// attrs formats a toxic's attributes as " k=v k=v", sorted.
-func attrs(a map[string]any) string {
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%v", k, a[k])
-	}
-	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/geolab/geolab/internal/testbin"
 	"github.com/geolab/geolab/internal/toxitest"
+	"github.com/geolab/geolab/lab/stack"
 )
 
 // stackToxiproxy starts a real Toxiproxy (toxitest) with
@@ -63,7 +64,7 @@ func TestFaultStatusHealOnAStackThroughToxiproxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st stackStatusJSON
+	var st stack.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,7 +25,7 @@ where * matches any run of characters (tenant:*, presence:eu-*, *); repeat them 
 several patterns. A token with no --read can read nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			secret, err := auth.LoadSecret(secretFile)
+			secret, err := loadSecret(secretFile)
 			if err != nil {
 				return err
 			}
@@ -48,4 +49,14 @@ several patterns. A token with no --read can read nothing.`,
 	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")
 	_ = cmd.MarkFlagRequired("sub")
 	return cmd
+}
+
+// loadSecret is auth.LoadSecret, naming the flag that gives a secret file
+// when neither way gave a secret.
+func loadSecret(file string) ([]byte, error) {
+	secret, err := auth.LoadSecret(file)
+	if errors.Is(err, auth.ErrNoSecret) {
+		return nil, fmt.Errorf("%w (--jwt-secret-file)", err)
+	}
+	return secret, err
 }

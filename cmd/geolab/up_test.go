@@ -13,6 +13,7 @@ import (
 
 	"github.com/geolab/geolab/internal/testbin"
 	"github.com/geolab/geolab/lab/control"
+	"github.com/geolab/geolab/lab/geolabbin"
 )
 
 // geolab up runs until Ctrl-C and leaves no process behind; status, fault,
@@ -31,7 +32,7 @@ func TestUpStatusFaultHealAndCtrlCLeavesNothingBehind(t *testing.T) {
 	defer logFile.Close()
 	out := logText(logPath)
 	up := exec.Command(bin, "up", "../../topologies/three-region.yaml", "--state", state, "--rtt-samples", "3")
-	up.Env = append(os.Environ(), "GEOLAB_BIN="+bin)
+	up.Env = append(os.Environ(), geolabbin.Env+"="+bin)
 	up.Stdout, up.Stderr = logFile, logFile
 	if err := up.Start(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,10 @@ import (
 // SecretEnv is the environment variable that holds the JWT secret.
 const SecretEnv = "GEOLAB_JWT_SECRET"
 
+// ErrNoSecret is LoadSecret's answer when it was given no file and
+// SecretEnv is unset.
+var ErrNoSecret = errors.New("no JWT secret")
+
 // MinSecretLen is the shortest secret accepted: HS256 wants 256 bits of key.
 const MinSecretLen = 32
 
@@ -84,7 +88,7 @@ func LoadSecret(file string) ([]byte, error) {
 	} else {
 		secret, from = os.Getenv(SecretEnv), SecretEnv
 		if secret == "" {
-			return nil, fmt.Errorf("auth: no JWT secret: set %s or give a secret file (--jwt-secret-file)", SecretEnv)
+			return nil, fmt.Errorf("auth: %w: set %s or give a secret file", ErrNoSecret, SecretEnv)
 		}
 	}
 	secret = strings.TrimRightFunc(secret, unicode.IsSpace)

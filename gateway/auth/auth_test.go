@@ -266,7 +266,7 @@ func TestLoadSecret(t *testing.T) {
 
 	t.Setenv(auth.SecretEnv, "")
 	if _, err := auth.LoadSecret(""); err == nil || !strings.Contains(err.Error(), auth.SecretEnv) ||
-		!strings.Contains(err.Error(), "--jwt-secret-file") {
+		!strings.Contains(err.Error(), "secret file") || !errors.Is(err, auth.ErrNoSecret) {
 		t.Errorf("neither: %v, want both ways named", err)
 	}
 	if got, err := auth.LoadSecret(write("ok", long+"\n")); err != nil || string(got) != long {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/faulty"
 )
 
@@ -42,7 +43,7 @@ var (
 func init() {
 	if faulty.On("noapplydedup") {
 		// MUTANT noapplydedup breaks G3/G7 (with the bridge's lagging
-		// checkpoint, federation/link.go): apply no longer answers dup for
+		// checkpoint, federation/feed.go): apply no longer answers dup for
 		// an oseq this region has, so a replayed event is stored and
 		// published again, under a new stream id.
 		const check = "if oseq <= cur then"
@@ -229,7 +230,7 @@ func str(v any) string {
 // splices in: head ends with "oseq": and tail starts with ,"sender":.
 func frameParts(room, eventID, origin, sender string, ts time.Time, data []byte) (string, string) {
 	var h strings.Builder
-	h.WriteString(`{"type":"message","room":`)
+	h.WriteString(`{"type":"` + protocol.TypeMessage + `","room":`)
 	h.WriteString(jsonString(room))
 	h.WriteString(`,"id":`)
 	h.WriteString(jsonString(eventID))

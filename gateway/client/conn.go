@@ -59,7 +59,7 @@ func (cn *conn) end(e connEnd) {
 	})
 }
 
-var pingFrame = []byte(`{"type":"ping"}`)
+var pingFrame = []byte(`{"type":"` + protocol.TypePing + `"}`)
 
 // closeGrace bounds the wait for the gateway's answer to our close frame.
 const closeGrace = time.Second

@@ -55,6 +55,20 @@ const (
 	CodeInternal      = "internal"       // a server fault; the request may be retried
 )
 
+// Handshake error codes: the "code" of the JSON body ({"code", "message"})
+// of the HTTP error that refuses GET /ws before the upgrade. CodeUnavailable
+// also answers a handshake, when Redis cannot be reached to claim its session.
+const (
+	CodeUnauthorized = "unauthorized"  // 401: no token, or one that does not verify
+	CodeTokenExpired = "token_expired" // 401: the token's exp has passed (or its nbf is ahead)
+	CodeBadSession   = "bad_session"   // 400: the session id breaks the id rule
+	CodeDraining     = "draining"      // 503: the node is draining: connect to another node
+)
+
+// CodeGoingAway is the code of a bye frame: the node is draining, and a
+// close 1001 (CloseGoingAway, named the same) follows.
+const CodeGoingAway = "going_away"
+
 // Close codes. 1000–1999 are the standard WebSocket codes; 4000–4499 mean
 // "reconnect (with backoff) and resume"; 4500–4999 mean "do not reconnect
 // until something changes" (a new token, a fixed client).

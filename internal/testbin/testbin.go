@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+
+	"github.com/geolab/geolab/lab/geolabbin"
 )
 
 var (
@@ -22,7 +24,7 @@ var (
 // Path returns the geolab binary, building it on first use when needed.
 func Path() (string, error) {
 	once.Do(func() {
-		if b := os.Getenv("GEOLAB_BIN"); b != "" {
+		if b := os.Getenv(geolabbin.Env); b != "" {
 			if _, serr := os.Stat(b); serr == nil {
 				path = b
 				return

@@ -30,6 +30,8 @@ import (
 
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/internal/redisproc"
 )
 
@@ -53,25 +55,26 @@ func DefaultFanout() FanoutConfig {
 		Duration: 10 * time.Second, Warmup: 2 * time.Second}
 }
 
-// Validate names the first bad field.
+// Validate names the first bad field: a *fielderr.Error with the field,
+// its value and its bounds.
 func (c FanoutConfig) Validate() error {
 	switch {
 	case c.Clients < 1 || c.Clients > 20000:
-		return fmt.Errorf("--clients %d: want 1..20000", c.Clients)
+		return fielderr.New("Clients", c.Clients, "must be in", "1..20000")
 	case c.Rooms < 1 || c.Rooms > c.Clients:
-		return fmt.Errorf("--rooms %d: want 1..clients (%d)", c.Rooms, c.Clients)
+		return fielderr.Than("Rooms", c.Rooms, "must be at least 1 and not above", "Clients", c.Clients)
 	case c.Nodes < 1 || c.Nodes > 16:
-		return fmt.Errorf("--nodes %d: want 1..16", c.Nodes)
+		return fielderr.New("Nodes", c.Nodes, "must be in", "1..16")
 	case c.Publishers < 1 || c.Publishers > 1000:
-		return fmt.Errorf("--publishers %d: want 1..1000", c.Publishers)
+		return fielderr.New("Publishers", c.Publishers, "must be in", "1..1000")
 	case c.Rate <= 0 || c.Rate > 200000:
-		return fmt.Errorf("--rate %g: want (0, 200000] publishes/s", c.Rate)
+		return fielderr.New("Rate", c.Rate, "must be in", "(0, 200000] publishes/s")
 	case c.Payload < 64 || c.Payload > 16384:
-		return fmt.Errorf("--payload %d: want 64..16384 bytes", c.Payload)
+		return fielderr.New("Payload", c.Payload, "must be in", "64..16384 bytes")
 	case c.Duration < time.Second || c.Duration > 10*time.Minute:
-		return fmt.Errorf("--duration %s: want 1s..10m", c.Duration)
+		return fielderr.New("Duration", c.Duration, "must be in", "1s..10m")
 	case c.Warmup < 0 || c.Warmup > time.Minute:
-		return fmt.Errorf("--warmup %s: want 0..1m", c.Warmup)
+		return fielderr.New("Warmup", c.Warmup, "must be in", "0..1m")
 	}
 	return nil
 }
@@ -183,10 +186,10 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 			return res, fmt.Errorf("bench: client %d: %w", i, err)
 		}
 		conns = append(conns, ws)
-		if err := ws.WriteJSON(map[string]string{"type": "subscribe", "room": roomName(room)}); err != nil {
+		if err := ws.WriteJSON(protocol.ClientFrame{Type: protocol.TypeSubscribe, Room: roomName(room)}); err != nil {
 			return res, err
 		}
-		if err := readUntil(ws, "subscribed"); err != nil {
+		if err := readUntil(ws, protocol.TypeSubscribed); err != nil {
 			return res, fmt.Errorf("bench: client %d subscribe: %w", i, err)
 		}
 		subsPerRoom[room]++
@@ -236,13 +239,13 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 				var f struct{ Type, ID string }
 				_ = json.Unmarshal(b, &f)
 				switch f.Type {
-				case "ack":
+				case protocol.TypeAck:
 					if v, ok := pending.LoadAndDelete(f.ID); ok {
 						inFlight.Add(-1)
 						published.Add(1)
 						expected.Add(subsPerRoom[v.(int)])
 					}
-				case "error":
+				case protocol.TypeError:
 					var e struct{ Ref string }
 					_ = json.Unmarshal(b, &e)
 					if _, ok := pending.LoadAndDelete(e.Ref); ok {
@@ -276,7 +279,7 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 				if !inWindow {
 					ts = 0
 				}
-				frame := `{"type":"publish","room":"` + roomName(room) + `","id":"` + id + `","data":{"t":` +
+				frame := `{"type":"` + protocol.TypePublish + `","room":"` + roomName(room) + `","id":"` + id + `","data":{"t":` +
 					strconv.FormatInt(ts, 10) + `,"p":"` + pad + `"}}`
 				if err := ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
 					return
@@ -341,7 +344,7 @@ func dialWS(addr, tok string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ws, readUntil(ws, "welcome")
+	return ws, readUntil(ws, protocol.TypeWelcome)
 }
 
 func readUntil(ws *websocket.Conn, typ string) error {
@@ -356,7 +359,7 @@ func readUntil(ws *websocket.Conn, typ string) error {
 		if json.Unmarshal(b, &f) == nil && f.Type == typ {
 			return nil
 		}
-		if f.Type == "error" {
+		if f.Type == protocol.TypeError {
 			return fmt.Errorf("error frame: %s", b)
 		}
 	}

@@ -65,6 +65,7 @@ import (
 	"strings"
 
 	"github.com/geolab/geolab/gateway/client"
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/lab/history"
 )
 
@@ -322,9 +323,9 @@ func (c *checker) publishes() {
 			continue
 		}
 		switch {
-		case e.Dir == client.In && e.Type == "welcome":
+		case e.Dir == client.In && e.Type == protocol.TypeWelcome:
 			c.client(e).conns[e.Conn] = c.regions.id(e.Region)
-		case e.Dir == client.Out && e.Type == "publish" && e.ID != "":
+		case e.Dir == client.Out && e.Type == protocol.TypePublish && e.ID != "":
 			k := pubKey{c.client(e).id, e.ID}
 			if _, ok := c.pubs[k]; !ok {
 				c.pubs[k] = &pub{t: e.T, room: e.Room, conn: e.Conn}
@@ -332,7 +333,7 @@ func (c *checker) publishes() {
 			} else {
 				c.res.Counts.Retried++
 			}
-		case e.Dir == client.In && e.Type == "ack" && e.ID != "" && e.EventID != "":
+		case e.Dir == client.In && e.Type == protocol.TypeAck && e.ID != "" && e.EventID != "":
 			cs := c.client(e)
 			k := pubKey{cs.id, e.ID}
 			p, ok := c.pubs[k]
@@ -355,7 +356,7 @@ func (c *checker) publishes() {
 			}
 			ev.acked, ev.origin, ev.oseq, ev.pubT, ev.ackT, ev.publisher = true, cs.connRegion(e.Conn), e.Oseq, p.t, e.T, cs.id
 			c.res.Counts.Published++
-		case e.Dir == client.In && e.Type == "error" && e.Ref != "":
+		case e.Dir == client.In && e.Type == protocol.TypeError && e.Ref != "":
 			cs := c.client(e)
 			if cs.refused == nil {
 				cs.refused = map[string]string{}
@@ -379,11 +380,11 @@ func (c *checker) walk() {
 			cs := c.client(e)
 			if e.Dir == client.Out {
 				switch e.Type {
-				case "subscribe":
+				case protocol.TypeSubscribe:
 					if e.Room != "" {
 						cs.room(c.rooms.id(e.Room)).pendingLive = !e.Since
 					}
-				case "unsubscribe":
+				case protocol.TypeUnsubscribe:
 					if e.Room != "" {
 						c.unsubscribe(cs, c.rooms.id(e.Room), e.T)
 					}
@@ -391,14 +392,14 @@ func (c *checker) walk() {
 				continue
 			}
 			switch e.Type {
-			case "welcome":
+			case protocol.TypeWelcome:
 				cs.conn, cs.region, cs.up = e.Conn, c.regions.id(e.Region), true
 				c.failoverDone(cs, e.T)
-			case "subscribed":
+			case protocol.TypeSubscribed:
 				if e.Room != "" {
 					c.subscribed(cs, e, i)
 				}
-			case "message":
+			case protocol.TypeMessage:
 				if e.ID != "" && e.Room != "" {
 					c.message(cs, e, i)
 				}

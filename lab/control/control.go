@@ -147,6 +147,10 @@ func WriteState(path string, st State) error {
 // ErrNoLab says that no lab is running where the state file points.
 var ErrNoLab = errors.New("no lab is running")
 
+// ErrNoStateFile is wrapped, beside ErrNoLab, when the state file is not
+// there at all.
+var ErrNoStateFile = errors.New("no state file")
+
 // Client talks to a running lab's control API.
 type Client struct {
 	State State
@@ -157,7 +161,7 @@ type Client struct {
 func Open(path string) (*Client, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no state file %s: start one with 'geolab up TOPOLOGY', or pass --state)", ErrNoLab, path)
+		return nil, fmt.Errorf("%w (%w %s)", ErrNoLab, ErrNoStateFile, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)

@@ -203,7 +203,7 @@ func selectPairOrLink(w World, s Spec) ([]link.Link, error) {
 	if s.Link != "" {
 		l, ok := w.Net().Get(s.Link)
 		if !ok {
-			return nil, fmt.Errorf("no link %q (geolab status --json lists them)", s.Link)
+			return nil, fmt.Errorf("no link %q (the links of the lab's status list them)", s.Link)
 		}
 		return []link.Link{l}, nil
 	}

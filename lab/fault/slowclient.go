@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/lab/topology"
 )
 
@@ -83,7 +84,7 @@ func (slowClientKind) Inject(ctx context.Context, w World, s Spec, id string) (H
 			_ = heal(ctx)
 			return nil, fmt.Errorf("slow client %d: dial %s: %w", i+1, addr, err)
 		}
-		sub, _ := json.Marshal(map[string]string{"type": "subscribe", "room": s.Room})
+		sub, _ := json.Marshal(protocol.ClientFrame{Type: protocol.TypeSubscribe, Room: s.Room})
 		if err := c.WriteMessage(websocket.TextMessage, sub); err != nil {
 			_ = c.Close()
 			_ = heal(ctx)
@@ -113,9 +114,9 @@ func awaitSubscribed(c *websocket.Conn, room string) error {
 		var f struct{ Type, Room, Code, Message string }
 		_ = json.Unmarshal(b, &f)
 		switch {
-		case f.Type == "subscribed" && f.Room == room:
+		case f.Type == protocol.TypeSubscribed && f.Room == room:
 			return nil
-		case f.Type == "error":
+		case f.Type == protocol.TypeError:
 			return fmt.Errorf("subscribe %s refused: %s: %s", room, f.Code, f.Message)
 		}
 	}

@@ -116,7 +116,7 @@ func DockerEngine(ctx context.Context) error {
 		_ = cli.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("provider docker: %w at %s (%v): start one with 'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs) or use --provider process", ErrNoEngine, host, firstLine(err))
+		return fmt.Errorf("provider docker: %w at %s (%v): start one with 'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs) or use the process provider", ErrNoEngine, host, firstLine(err))
 	}
 	return nil
 }
@@ -170,7 +170,7 @@ func NewDocker(ctx context.Context, opts DockerOptions) (*Docker, error) {
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
 	d := &Docker{opts: opts, cli: cli, lab: hex.EncodeToString(id), nets: map[string]*dockerNet{},
-		log: opts.Logger.With("component", "provider", "provider", "docker")}
+		log: opts.Logger.With("component", "provider", "provider", DockerName)}
 	return d, nil
 }
 
@@ -183,8 +183,8 @@ func pick(s ...string) string {
 	return ""
 }
 
-// Name is "docker".
-func (d *Docker) Name() string { return "docker" }
+// Name is DockerName.
+func (d *Docker) Name() string { return DockerName }
 
 // Lab is the lab's id: its containers and networks are named geolab-ID-…
 // and labelled io.geolab.lab=ID.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/internal/redisproc"
+	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/proc"
 )
 
@@ -34,7 +35,7 @@ type Process struct {
 func NewProcess(bin, dir string, env []string) (*Process, error) {
 	st, err := os.Stat(bin)
 	if err != nil {
-		return nil, fmt.Errorf("provider process: geolab binary: %w (build it with 'make build', or set GEOLAB_BIN)", err)
+		return nil, fmt.Errorf("provider process: geolab binary: %w (build it with 'make build', or set %s)", err, geolabbin.Env)
 	}
 	if st.IsDir() || st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("provider process: geolab binary %s is not executable", bin)
@@ -45,8 +46,8 @@ func NewProcess(bin, dir string, env []string) (*Process, error) {
 	return &Process{Bin: bin, Dir: dir, Env: env}, nil
 }
 
-// Name is "process".
-func (p *Process) Name() string { return "process" }
+// Name is ProcessName.
+func (p *Process) Name() string { return ProcessName }
 
 func (p *Process) keep(n Node) {
 	p.mu.Lock()

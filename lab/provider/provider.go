@@ -1,7 +1,7 @@
 // Package provider runs the parts of a lab — Toxiproxy, one Redis per
 // region, gateways and bridges — somewhere real: as local processes
 // (process.go, the default) or as containers (docker.go, one Docker network
-// per region, --provider docker). The lab decides what
+// per region). The lab decides what
 // runs and how it is wired; a provider only starts things and hands back
 // handles that kill, pause, drain and restart them for real.
 package provider
@@ -9,12 +9,30 @@ package provider
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 )
 
+// Provider names, as lab.Options.Provider and Env give them.
+const (
+	ProcessName = "process" // local processes: the default
+	DockerName  = "docker"  // containers, one Docker network per region
+)
+
+// Env is the environment variable that names the provider geolab's test
+// suites run on ('make chaos PROVIDER=docker'); FromEnv is its reader.
+const Env = "PROVIDER"
+
+// FromEnv returns $PROVIDER and whether it is set (non-empty). What unset
+// means is the suite's to say (one provider by default, or every one).
+func FromEnv() (name string, set bool) {
+	name = os.Getenv(Env)
+	return name, name != ""
+}
+
 // Provider starts a lab's parts. Every handle it returns is stopped by Close.
 type Provider interface {
-	// Name is "process" or "docker".
+	// Name is ProcessName or DockerName.
 	Name() string
 	// StartToxiproxy starts the Toxiproxy server and returns its API URL.
 	StartToxiproxy(ctx context.Context) (Node, string, error)

@@ -127,15 +127,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	defer hf.Close()
 	meta := history.Meta{Run: filepath.Base(opts.OutDir), Seed: seed, Topology: sc.Topology.Name,
 		Regions: sc.Topology.RegionNames(), Federate: map[string][]string{}, Start: l.Started().UTC(),
-		LagWarn: history.Duration(lopts.LagWarn), LagAlert: history.Duration(lopts.LagAlert)}
+		LagWarn: history.Duration(l.Lag().Warn), LagAlert: history.Duration(l.Lag().Alert)}
 	for _, r := range sc.Topology.Regions {
 		meta.Federate[r.Name] = r.Federate
-	}
-	if meta.LagWarn == 0 {
-		meta.LagWarn = history.Duration(time.Second)
-	}
-	if meta.LagAlert == 0 {
-		meta.LagAlert = history.Duration(5 * time.Second)
 	}
 	hist, err := history.NewWriter(hf, l.Started(), meta)
 	if err != nil {
@@ -265,7 +259,7 @@ func sampleLag(ctx context.Context, l *lab.Lab, hist *history.Writer) {
 				}
 				continue
 			}
-			for _, ln := range st.Links {
+			for _, ln := range st.Feeds {
 				state := ln.State
 				if !ln.Up && state == history.LagOK {
 					state = history.LagDown

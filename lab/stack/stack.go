@@ -136,7 +136,7 @@ func (s *Stack) Inject(ctx context.Context, spec fault.Spec) (fault.Active, erro
 		return fault.Active{}, err
 	}
 	if !fault.OnNetworkOnly(spec.Kind) {
-		return fault.Active{}, fmt.Errorf("fault %s acts on a process: with --toxiproxy geolab reaches only the network (%s); "+
+		return fault.Active{}, fmt.Errorf("fault %s acts on a process: through a stack's Toxiproxy API geolab reaches only the network (%s); "+
 			"on a compose stack, kill, pause or stop a container with 'docker compose kill|pause|stop SERVICE' and bring it back with 'docker compose start|unpause SERVICE'",
 			spec.Kind, strings.Join(fault.NetworkKinds(), ", "))
 	}

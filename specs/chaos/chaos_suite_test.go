@@ -20,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/geolab/geolab/internal/testbin"
+	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/specs/speclab"
 )
 
@@ -31,7 +32,7 @@ func TestChaos(t *testing.T) {
 var _ = BeforeSuite(func() {
 	bin, err := testbin.Path()
 	Expect(err).NotTo(HaveOccurred())
-	Expect(os.Setenv("GEOLAB_BIN", bin)).To(Succeed())
+	Expect(os.Setenv(geolabbin.Env, bin)).To(Succeed())
 	if f := speclab.Faulty(); f != "" {
 		GinkgoWriter.Printf("GEOLAB_FAULTY=%s: the lab runs a deliberately broken binary\n", f)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/topology"
 	"github.com/geolab/geolab/lab/workload"
@@ -189,13 +190,13 @@ func OutboxesHoldOnlyOwn(ctx context.Context, l *lab.Lab) error {
 	return nil
 }
 
-// Provider is the provider the specs run on: $PROVIDER, or process when it
-// is unset.
+// Provider is the provider the specs run on: $PROVIDER (provider.Env), or
+// process when it is unset.
 func Provider() string {
-	if p := os.Getenv("PROVIDER"); p != "" {
+	if p, ok := provider.FromEnv(); ok {
 		return p
 	}
-	return "process"
+	return provider.ProcessName
 }
 
 // LabOptions are the lab options every spec uses: the provider (Provider)

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/gateway/client"
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/lab/history"
 )
 
@@ -49,7 +51,7 @@ func ThreeRegions(run string) history.Meta {
 		Federate: map[string][]string{
 			"us-east": {"tenant:*"}, "eu-west": {"tenant:*"}, "ap-southeast": {"tenant:*"},
 		},
-		LagWarn: history.Duration(time.Second), LagAlert: history.Duration(5 * time.Second),
+		LagWarn: history.Duration(federation.DefaultLagWarn), LagAlert: history.Duration(federation.DefaultLagAlert),
 	}
 }
 
@@ -96,7 +98,7 @@ func (c *Client) frame(at time.Duration, dir client.Direction, kv ...string) {
 func (c *Client) Connect(at time.Duration, region, node string) {
 	c.conn++
 	c.b.w.State(c.name, 0, history.StateConnecting, "ws://"+region+"/ws", nil, Start.Add(at))
-	c.frame(at, client.In, "type", "welcome", "session", "s-"+c.name, "region", region, "node", node, "version", "=1")
+	c.frame(at, client.In, "type", protocol.TypeWelcome, "session", "s-"+c.name, "region", region, "node", node, "version", "=1")
 	c.b.w.State(c.name, c.conn, history.StateConnected, "ws://"+region+"/ws", nil, Start.Add(at))
 }
 
@@ -116,12 +118,12 @@ func (c *Client) Closed(at time.Duration, err string) {
 
 // Subscribe sends a live-only subscribe.
 func (c *Client) Subscribe(at time.Duration, room string) {
-	c.frame(at, client.Out, "type", "subscribe", "room", room)
+	c.frame(at, client.Out, "type", protocol.TypeSubscribe, "room", room)
 }
 
 // Resume sends a subscribe with since (the positions are not looked at).
 func (c *Client) Resume(at time.Duration, room string) {
-	c.frame(at, client.Out, "type", "subscribe", "room", room, "since", `={"us-east":1}`)
+	c.frame(at, client.Out, "type", protocol.TypeSubscribe, "room", room, "since", `={"us-east":1}`)
 }
 
 // Subscribed receives a subscribed frame.
@@ -131,35 +133,35 @@ func (c *Client) Subscribed(at time.Duration, room string, recovered bool, reaso
 		rec = "=true"
 	}
 	if reason != "" {
-		c.frame(at, client.In, "type", "subscribed", "room", room, "recovered", rec, "missed", "=0", "reason", reason)
+		c.frame(at, client.In, "type", protocol.TypeSubscribed, "room", room, "recovered", rec, "missed", "=0", "reason", reason)
 		return
 	}
-	c.frame(at, client.In, "type", "subscribed", "room", room, "recovered", rec, "missed", "=0")
+	c.frame(at, client.In, "type", protocol.TypeSubscribed, "room", room, "recovered", rec, "missed", "=0")
 }
 
 // Unsubscribe sends an unsubscribe.
 func (c *Client) Unsubscribe(at time.Duration, room string) {
-	c.frame(at, client.Out, "type", "unsubscribe", "room", room)
+	c.frame(at, client.Out, "type", protocol.TypeUnsubscribe, "room", room)
 }
 
 // Publish sends a publish with client message id id.
 func (c *Client) Publish(at time.Duration, room, id string) {
-	c.frame(at, client.Out, "type", "publish", "room", room, "id", id, "data", `={"n":1}`)
+	c.frame(at, client.Out, "type", protocol.TypePublish, "room", room, "id", id, "data", `={"n":1}`)
 }
 
 // Ack receives the ack of client message id id: event id event, oseq.
 func (c *Client) Ack(at time.Duration, id, event string, oseq uint64) {
-	c.frame(at, client.In, "type", "ack", "id", id, "event", event, "oseq", "="+strconv.FormatUint(oseq, 10))
+	c.frame(at, client.In, "type", protocol.TypeAck, "id", id, "event", event, "oseq", "="+strconv.FormatUint(oseq, 10))
 }
 
 // Error receives an error frame.
 func (c *Client) Error(at time.Duration, ref, code string) {
-	c.frame(at, client.In, "type", "error", "ref", ref, "code", code, "message", code)
+	c.frame(at, client.In, "type", protocol.TypeError, "ref", ref, "code", code, "message", code)
 }
 
 // Message receives one event.
 func (c *Client) Message(at time.Duration, room, event, origin string, oseq uint64, epoch string) {
-	c.frame(at, client.In, "type", "message", "room", room, "id", event, "origin", origin,
+	c.frame(at, client.In, "type", protocol.TypeMessage, "room", room, "id", event, "origin", origin,
 		"oseq", "="+strconv.FormatUint(oseq, 10), "epoch", epoch, "sender", "u", "ts", "2026-11-23T10:00:00Z",
 		"data", `={"n":1}`)
 }

@@ -19,8 +19,12 @@ import (
 // origin's outbox applied here.
 func checkpointKey(origin string) string { return "geolab:fed:ckpt:" + origin }
 
-// link pulls one remote region's outbox into this region.
-type link struct {
+// feed is the bridge's pull of one remote origin's outbox into this region:
+// its reads over the WAN, its applies here, its checkpoint and its lag. (A
+// "link" in lab/link is a Toxiproxy proxy; the bridge's /status JSON,
+// metrics and log lines still say link for a feed: they are promises to
+// their readers.)
+type feed struct {
 	b      *Bridge
 	origin string
 	remote *redis.Client
@@ -40,27 +44,27 @@ type link struct {
 	gaps       int64
 }
 
-func newLink(b *Bridge, origin string, remote *redis.Client) *link {
-	return &link{b: b, origin: origin, remote: remote, state: "ok", lastSeen: time.Now(),
+func newFeed(b *Bridge, origin string, remote *redis.Client) *feed {
+	return &feed{b: b, origin: origin, remote: remote, state: "ok", lastSeen: time.Now(),
 		log: b.log.With("origin", origin)}
 }
 
 // run pulls until ctx ends: read a batch after the checkpoint, apply each
 // event in order, then advance the checkpoint. Failures back off and retry
 // from the checkpoint.
-func (l *link) run(ctx context.Context) {
-	ckpt, ok := l.loadCheckpoint(ctx)
+func (f *feed) run(ctx context.Context) {
+	ckpt, ok := f.loadCheckpoint(ctx)
 	if !ok {
 		return
 	}
 	attempt, unsaved := 0, 0
 	for ctx.Err() == nil {
-		entries, remoteN, err := l.read(ctx, ckpt)
+		entries, remoteN, err := f.read(ctx, ckpt)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			l.setDown(err)
+			f.setDown(err)
 			attempt++
 			if !retryPause(ctx, attempt) {
 				return
@@ -68,9 +72,9 @@ func (l *link) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
-		l.setUp(remoteN, entries)
+		f.setUp(remoteN, entries)
 		for _, e := range entries {
-			if !l.apply(ctx, e) {
+			if !f.apply(ctx, e) {
 				return
 			}
 		}
@@ -88,7 +92,7 @@ func (l *link) run(ctx context.Context) {
 				}
 				unsaved = 0
 			}
-			if !l.saveCheckpoint(ctx, last.id) {
+			if !f.saveCheckpoint(ctx, last.id) {
 				return
 			}
 			ckpt = last.id
@@ -113,16 +117,16 @@ type outboxEntry struct {
 	frame      string
 }
 
-func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
+func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
 	// One read, connection setup included, never outlives the block time
-	// plus a WAN round trip's timeout: on a blackholed link nothing answers
+	// plus a WAN round trip's timeout: on a blackholed WAN nothing answers
 	// and only this deadline ends the wait.
-	ctx, cancel := context.WithTimeout(ctx, l.readBound())
+	ctx, cancel := context.WithTimeout(ctx, f.readBound())
 	defer cancel()
-	pipe := l.remote.Pipeline()
-	counter := pipe.Get(ctx, broker.OutboxCounterKey(l.origin))
-	xr := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{broker.OutboxKey(l.origin), ckpt},
-		Count: int64(l.b.cfg.Batch), Block: l.b.cfg.Block})
+	pipe := f.remote.Pipeline()
+	counter := pipe.Get(ctx, broker.OutboxCounterKey(f.origin))
+	xr := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{broker.OutboxKey(f.origin), ckpt},
+		Count: int64(f.b.cfg.Batch), Block: f.b.cfg.Block})
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, 0, err
@@ -164,42 +168,42 @@ func (l *link) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 
 // apply applies one event to this region, retrying while this region's
 // Redis is unavailable; it returns false only when ctx ended.
-func (l *link) apply(ctx context.Context, e outboxEntry) bool {
+func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 	switch {
-	case e.origin != l.origin:
+	case e.origin != f.origin:
 		// Only the origin's own publishes enter its outbox; anything else
 		// would be an echo. Never forward it.
-		l.b.m.skipped.WithLabelValues(l.origin, "not_origin").Inc()
-		l.log.Error("outbox entry of another origin skipped: loop prevention", "entry", e.id, "entry_origin", e.origin)
+		f.b.m.skipped.WithLabelValues(f.origin, "not_origin").Inc()
+		f.log.Error("outbox entry of another origin skipped: loop prevention", "entry", e.id, "entry_origin", e.origin)
 		return true
 	case e.kind == "s" && (e.session == "" || e.owner == "" || e.ownerEpoch < 1):
-		l.b.m.skipped.WithLabelValues(l.origin, "malformed").Inc()
-		l.log.Error("malformed session record skipped", "entry", e.id)
+		f.b.m.skipped.WithLabelValues(f.origin, "malformed").Inc()
+		f.log.Error("malformed session record skipped", "entry", e.id)
 		return true
 	case e.kind == "s":
-		return l.applySession(ctx, e)
+		return f.applySession(ctx, e)
 	case e.room == "" || e.oseq == 0 || e.frame == "":
-		l.b.m.skipped.WithLabelValues(l.origin, "malformed").Inc()
-		l.log.Error("malformed outbox entry skipped", "entry", e.id)
+		f.b.m.skipped.WithLabelValues(f.origin, "malformed").Inc()
+		f.log.Error("malformed outbox entry skipped", "entry", e.id)
 		return true
-	case !l.b.cfg.Federated(e.room):
-		l.b.m.skipped.WithLabelValues(l.origin, "not_federated").Inc()
+	case !f.b.cfg.Federated(e.room):
+		f.b.m.skipped.WithLabelValues(f.origin, "not_federated").Inc()
 		return true
 	}
 	req := broker.ApplyRequest{Room: e.room, Origin: e.origin, Oseq: e.oseq, Epoch: e.epoch, Frame: []byte(e.frame)}
 	attempt := 0
 	for {
-		res, err := l.b.broker.Apply(ctx, req)
+		res, err := f.b.broker.Apply(ctx, req)
 		if err == nil && res.Status == "gap" {
 			// Events before this one never reached this region and cannot:
 			// the outbox no longer holds them. Record the gap, then go on.
-			l.b.m.gaps.WithLabelValues(l.origin).Inc()
-			l.mu.Lock()
-			l.gaps++
-			l.mu.Unlock()
-			l.log.Error("gap: events of this origin are lost for this region", "room", e.room,
+			f.b.m.gaps.WithLabelValues(f.origin).Inc()
+			f.mu.Lock()
+			f.gaps++
+			f.mu.Unlock()
+			f.log.Error("gap: events of this origin are lost for this region", "room", e.room,
 				"have_oseq", res.Oseq, "next_oseq", e.oseq)
-			if err = l.b.broker.MarkGap(ctx, e.room, e.origin, e.oseq-1); err == nil {
+			if err = f.b.broker.MarkGap(ctx, e.room, e.origin, e.oseq-1); err == nil {
 				req.Force = true
 				continue
 			}
@@ -209,28 +213,28 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 			// is also appended to this region's outbox with its original
 			// origin, so every other region's bridge reads it back (a second
 			// hop) and must refuse it at the door.
-			n, ierr := l.b.local.Incr(ctx, broker.OutboxCounterKey(l.b.cfg.Region)).Result()
+			n, ierr := f.b.local.Incr(ctx, broker.OutboxCounterKey(f.b.cfg.Region)).Result()
 			if ierr == nil {
-				ierr = l.b.local.XAdd(ctx, &redis.XAddArgs{Stream: broker.OutboxKey(l.b.cfg.Region),
+				ierr = f.b.local.XAdd(ctx, &redis.XAddArgs{Stream: broker.OutboxKey(f.b.cfg.Region),
 					Values: []any{"r", e.room, "n", n, "o", e.origin, "q", e.oseq, "e", e.epoch, "f", e.frame}}).Err()
 			}
 			if ierr != nil {
-				l.log.Warn("echo failed", "err", ierr)
+				f.log.Warn("echo failed", "err", ierr)
 			}
 		}
 		if err == nil {
-			l.mu.Lock()
-			l.appliedN = e.n
+			f.mu.Lock()
+			f.appliedN = e.n
 			if res.Status == "dup" {
-				l.dups++
+				f.dups++
 			} else {
-				l.applied++
+				f.applied++
 			}
-			l.mu.Unlock()
+			f.mu.Unlock()
 			if res.Status == "dup" {
-				l.b.m.duplicates.WithLabelValues(l.origin).Inc()
+				f.b.m.duplicates.WithLabelValues(f.origin).Inc()
 			} else {
-				l.b.m.applied.WithLabelValues(l.origin).Inc()
+				f.b.m.applied.WithLabelValues(f.origin).Inc()
 			}
 			return true
 		}
@@ -238,7 +242,7 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 			return false
 		}
 		attempt++
-		l.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
+		f.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
@@ -248,17 +252,17 @@ func (l *link) apply(ctx context.Context, e outboxEntry) bool {
 // applySession carries a remote session ownership record into this region
 // (G11): the higher epoch wins; a region that loses a session it owned
 // tells its gateways, which close that session's connections.
-func (l *link) applySession(ctx context.Context, e outboxEntry) bool {
+func (f *feed) applySession(ctx context.Context, e outboxEntry) bool {
 	attempt := 0
 	for {
-		own, err := l.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch)
+		own, err := f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch)
 		if err == nil {
-			l.mu.Lock()
-			l.appliedN = e.n
-			l.mu.Unlock()
-			l.b.m.sessions.WithLabelValues(l.origin, own.Status).Inc()
+			f.mu.Lock()
+			f.appliedN = e.n
+			f.mu.Unlock()
+			f.b.m.sessions.WithLabelValues(f.origin, own.Status).Inc()
 			if own.Status == "won" {
-				l.log.Info("session ownership applied", "session", e.session, "owner", e.owner, "epoch", e.ownerEpoch)
+				f.log.Info("session ownership applied", "session", e.session, "owner", e.owner, "epoch", e.ownerEpoch)
 			}
 			return true
 		}
@@ -266,96 +270,96 @@ func (l *link) applySession(ctx context.Context, e outboxEntry) bool {
 			return false
 		}
 		attempt++
-		l.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
+		f.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
 	}
 }
 
-func (l *link) loadCheckpoint(ctx context.Context) (string, bool) {
+func (f *feed) loadCheckpoint(ctx context.Context) (string, bool) {
 	attempt := 0
 	for {
-		v, err := l.b.local.Get(ctx, checkpointKey(l.origin)).Result()
+		v, err := f.b.local.Get(ctx, checkpointKey(f.origin)).Result()
 		if errors.Is(err, redis.Nil) {
 			v, err = "0-0", nil
 		}
 		if err == nil {
-			l.mu.Lock()
-			l.checkpoint = v
-			l.mu.Unlock()
-			l.log.Info("link starting", "checkpoint", v)
+			f.mu.Lock()
+			f.checkpoint = v
+			f.mu.Unlock()
+			f.log.Info("link starting", "checkpoint", v)
 			return v, true
 		}
 		attempt++
-		l.log.Warn("read checkpoint failed; retrying", "err", err)
+		f.log.Warn("read checkpoint failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return "", false
 		}
 	}
 }
 
-func (l *link) saveCheckpoint(ctx context.Context, id string) bool {
+func (f *feed) saveCheckpoint(ctx context.Context, id string) bool {
 	attempt := 0
 	for {
-		err := l.b.local.Set(ctx, checkpointKey(l.origin), id, 0).Err()
+		err := f.b.local.Set(ctx, checkpointKey(f.origin), id, 0).Err()
 		if err == nil {
-			l.mu.Lock()
-			l.checkpoint = id
-			l.mu.Unlock()
+			f.mu.Lock()
+			f.checkpoint = id
+			f.mu.Unlock()
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
 		attempt++
-		l.log.Warn("save checkpoint failed; retrying", "err", err)
+		f.log.Warn("save checkpoint failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
 	}
 }
 
-func (l *link) setUp(remoteN int64, entries []outboxEntry) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.up {
-		l.log.Info("link up")
+func (f *feed) setUp(remoteN int64, entries []outboxEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.up {
+		f.log.Info("link up")
 	}
-	l.up, l.lastErr = true, ""
-	l.lastSeen = time.Now()
-	l.remoteN = remoteN
+	f.up, f.lastErr = true, ""
+	f.lastSeen = time.Now()
+	f.remoteN = remoteN
 	if len(entries) > 0 {
-		l.lagSince = time.UnixMilli(entries[0].ms)
+		f.lagSince = time.UnixMilli(entries[0].ms)
 	} else {
-		l.lagSince = time.Time{}
-		l.appliedN = max(l.appliedN, remoteN)
+		f.lagSince = time.Time{}
+		f.appliedN = max(f.appliedN, remoteN)
 	}
-	l.b.m.linkUp.WithLabelValues(l.origin).Set(1)
+	f.b.m.feedUp.WithLabelValues(f.origin).Set(1)
 }
 
-func (l *link) setDown(err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.up || l.lastErr == "" {
-		l.log.Warn("link down; retrying from the checkpoint", "err", err)
+func (f *feed) setDown(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.up || f.lastErr == "" {
+		f.log.Warn("link down; retrying from the checkpoint", "err", err)
 	}
-	l.up, l.lastErr = false, err.Error()
-	l.b.m.linkUp.WithLabelValues(l.origin).Set(0)
+	f.up, f.lastErr = false, err.Error()
+	f.b.m.feedUp.WithLabelValues(f.origin).Set(0)
 }
 
-// lagLocked: when the link is down nothing is known of what the origin did
+// lagLocked: when the feed is down nothing is known of what the origin did
 // since the last read, so the lag counts from then (an upper bound).
 //
-// A read that hangs (a blackholed link: connections accepted, nothing
+// A read that hangs (a blackholed WAN: connections accepted, nothing
 // answers) counts as down once nothing was read for longer than a read may
-// take: the link cannot know it is cut until its timeout fires, but its lag
+// take: the feed cannot know it is cut until its timeout fires, but its lag
 // must not read 0 meanwhile.
-func (l *link) lagLocked(now time.Time) time.Duration {
-	since := l.lagSince
-	silent := now.Sub(l.lastSeen) > l.readBound()
-	if (!l.up || silent) && (since.IsZero() || l.lastSeen.Before(since)) {
-		since = l.lastSeen
+func (f *feed) lagLocked(now time.Time) time.Duration {
+	since := f.lagSince
+	silent := now.Sub(f.lastSeen) > f.readBound()
+	if (!f.up || silent) && (since.IsZero() || f.lastSeen.Before(since)) {
+		since = f.lastSeen
 	}
 	if since.IsZero() || now.Before(since) {
 		return 0
@@ -363,23 +367,23 @@ func (l *link) lagLocked(now time.Time) time.Duration {
 	return now.Sub(since)
 }
 
-func (l *link) observeLag(now time.Time) {
-	l.mu.Lock()
-	lag := l.lagLocked(now)
-	behind := max(l.remoteN-l.appliedN, 0)
+func (f *feed) observeLag(now time.Time) {
+	f.mu.Lock()
+	lag := f.lagLocked(now)
+	behind := max(f.remoteN-f.appliedN, 0)
 	state := "ok"
 	switch {
-	case lag >= l.b.cfg.Lag.Alert:
+	case lag >= f.b.cfg.Lag.Alert:
 		state = "alert"
-	case lag >= l.b.cfg.Lag.Warn:
+	case lag >= f.b.cfg.Lag.Warn:
 		state = "warn"
 	}
-	prev := l.state
-	l.state = state
-	l.mu.Unlock()
-	l.b.m.lagSeconds.WithLabelValues(l.origin).Set(lag.Seconds())
-	l.b.m.lagEvents.WithLabelValues(l.origin).Set(float64(behind))
-	l.b.m.lagState.WithLabelValues(l.origin).Set(map[string]float64{"ok": 0, "warn": 1, "alert": 2}[state])
+	prev := f.state
+	f.state = state
+	f.mu.Unlock()
+	f.b.m.lagSeconds.WithLabelValues(f.origin).Set(lag.Seconds())
+	f.b.m.lagEvents.WithLabelValues(f.origin).Set(float64(behind))
+	f.b.m.lagState.WithLabelValues(f.origin).Set(map[string]float64{"ok": 0, "warn": 1, "alert": 2}[state])
 	if state != prev {
 		lvl := slog.LevelInfo
 		switch state {
@@ -388,26 +392,26 @@ func (l *link) observeLag(now time.Time) {
 		case "alert":
 			lvl = slog.LevelError
 		}
-		l.log.Log(context.Background(), lvl, "replication lag state changed", "from", prev, "to", state,
+		f.log.Log(context.Background(), lvl, "replication lag state changed", "from", prev, "to", state,
 			"lag", lag.Round(time.Millisecond).String(), "events_behind", behind)
 	}
 }
 
-func (l *link) status(now time.Time) LinkStatus {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return LinkStatus{Origin: l.origin, Up: l.up, LagSeconds: l.lagLocked(now).Seconds(),
-		LagEvents: max(l.remoteN-l.appliedN, 0), State: l.state, Applied: l.applied, Duplicates: l.dups,
-		Gaps: l.gaps, Checkpoint: l.checkpoint, LastError: l.lastErr}
+func (f *feed) status(now time.Time) FeedStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return FeedStatus{Origin: f.origin, Up: f.up, LagSeconds: f.lagLocked(now).Seconds(),
+		LagEvents: max(f.remoteN-f.appliedN, 0), State: f.state, Applied: f.applied, Duplicates: f.dups,
+		Gaps: f.gaps, Checkpoint: f.checkpoint, LastError: f.lastErr}
 }
 
-// retryPause paces the link's retries: 50 ms doubling to 2 s, full jitter.
+// retryPause paces the feed's retries: 50 ms doubling to 2 s, full jitter.
 func retryPause(ctx context.Context, attempt int) bool {
 	return backoff.Sleep(ctx, backoff.FullJitter(50*time.Millisecond, 2*time.Second, attempt, nil))
 }
 
 // readBound is the longest one outbox read may take: the block time plus a
 // WAN round trip's read timeout.
-func (l *link) readBound() time.Duration {
-	return l.b.cfg.Block + linkProfile(l.b.cfg.Profile).read
+func (f *feed) readBound() time.Duration {
+	return f.b.cfg.Block + f.b.remote.ReadTimeout
 }
