@@ -2,48 +2,65 @@ package federation_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/wait"
+	"github.com/geolab/geolab/internal/wsprobe"
 )
 
 var threeRegions = []string{"us-east", "eu-west", "ap-southeast"}
 
-// publishEverywhere publishes n events into room from every region, one
-// publisher per region, and returns the set of acked event ids.
-func publishEverywhere(t *testing.T, w *world, room string, n int, during func(i int)) map[string]bool {
+// publishers is one publishing connection per region, opened once for all
+// the rounds a test publishes (never a connection per round).
+type publishers map[string]*wsprobe.Conn
+
+func (w *world) publishers(t *testing.T) publishers {
 	t.Helper()
-	acked := map[string]bool{}
-	var mu sync.Mutex
-	pubs := map[string]*wsClient{}
+	pubs := publishers{}
 	for _, name := range w.names {
 		pubs[name] = dial(t, w.regions[name].gw.Addr(), "pub-"+name)
 	}
+	return pubs
+}
+
+// round publishes event i into room from every region at once and adds
+// the acked event ids to acked.
+func (p publishers) round(room string, i int, acked map[string]bool) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, c := range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := publish(c, room, fmt.Sprintf("%s-%d", name, i), i)
+			mu.Lock()
+			acked[a.Event] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+func (p publishers) close() {
+	for _, c := range p {
+		c.Close()
+	}
+}
+
+// publishEverywhere publishes n events into room from every region, one
+// publisher per region, and returns the set of acked event ids.
+func publishEverywhere(t *testing.T, w *world, room string, n int) map[string]bool {
+	t.Helper()
+	pubs := w.publishers(t)
+	defer pubs.close()
+	acked := map[string]bool{}
 	for i := 0; i < n; i++ {
-		if during != nil {
-			during(i)
-		}
-		var wg sync.WaitGroup
-		for _, name := range w.names {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a := pubs[name].publish(t, room, fmt.Sprintf("%s-%d", name, i), i)
-				mu.Lock()
-				acked[a.Event] = true
-				mu.Unlock()
-			}()
-		}
-		wg.Wait()
+		pubs.round(room, i, acked)
 	}
 	return acked
 }
@@ -52,36 +69,36 @@ func publishEverywhere(t *testing.T, w *world, room string, n int, during func(i
 func TestFederatedRoomReachesEveryRegionOnceLocalRoomStaysHome(t *testing.T) {
 	w := newWorld(t, threeRegions...)
 	w.startBridges()
-	subs := map[string]*wsClient{}
-	locals := map[string]*wsClient{}
+	subs := map[string]*wsprobe.Conn{}
+	locals := map[string]*wsprobe.Conn{}
 	for _, name := range w.names {
 		subs[name] = dial(t, w.regions[name].gw.Addr(), "sub-"+name)
-		subs[name].subscribe(t, "tenant:fed", nil, nil)
+		subs[name].Subscribe("tenant:fed", nil, nil)
 		locals[name] = dial(t, w.regions[name].gw.Addr(), "local-"+name)
-		locals[name].subscribe(t, "room:local", nil, nil)
+		locals[name].Subscribe("room:local", nil, nil)
 	}
 	const n = 40
-	acked := publishEverywhere(t, w, "tenant:fed", n, nil)
+	acked := publishEverywhere(t, w, "tenant:fed", n)
 	// A local room's message in us-east.
 	lp := dial(t, w.regions["us-east"].gw.Addr(), "local-pub")
-	lp.publish(t, "room:local", "l-1", 1)
+	publish(lp, "room:local", "l-1", 1)
 
 	for _, name := range w.names {
-		waitFor(t, 30*time.Second, name+" receives every region's events", func() bool { return subs[name].count() >= len(acked) })
-		checkExactlyOnce(t, name, subs[name].messages(), acked)
+		wait.For(t, 30*time.Second, name+" receives every region's events", func() bool { return subs[name].Count() >= len(acked) })
+		checkExactlyOnce(t, name, subs[name].Messages(), acked)
 	}
-	waitFor(t, 5*time.Second, "us-east's local subscriber gets the local message", func() bool { return locals["us-east"].count() == 1 })
+	wait.For(t, 5*time.Second, "us-east's local subscriber gets the local message", func() bool { return locals["us-east"].Count() == 1 })
 	// Wait until every bridge has read past the local message's outbox time.
 	for _, name := range []string{"eu-west", "ap-southeast"} {
-		waitFor(t, 10*time.Second, name+" bridge caught up", func() bool {
-			for _, l := range w.regions[name].bridge.b.Status().Links {
+		wait.For(t, 10*time.Second, name+" bridge caught up", func() bool {
+			for _, l := range w.regions[name].bridge.b.Status().Feeds {
 				if !l.Up || l.LagEvents > 0 {
 					return false
 				}
 			}
 			return true
 		})
-		if c := locals[name].count(); c != 0 {
+		if c := locals[name].Count(); c != 0 {
 			t.Fatalf("a region-local room's message reached %s", name)
 		}
 		n, err := w.regions[name].redis.Client().XLen(context.Background(), "geolab:h:{room:local}").Result()
@@ -99,40 +116,54 @@ func TestPartitionHealsWithNothingLostAndLagCrossesThresholds(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			w := newWorld(t, threeRegions...)
 			w.startBridges()
-			subs := map[string]*wsClient{}
+			subs := map[string]*wsprobe.Conn{}
 			for _, name := range w.names {
 				subs[name] = dial(t, w.regions[name].gw.Addr(), "sub-"+name)
-				subs[name].subscribe(t, "tenant:part", nil, nil)
+				subs[name].Subscribe("tenant:part", nil, nil)
 			}
 			a, b := "us-east", "eu-west"
 			states := map[string]bool{}
 			var smu sync.Mutex
-			watchCtx, stopWatch := context.WithCancel(context.Background())
-			defer stopWatch()
-			go func() { // record every lag state eu-west's link from us-east goes through
-				for watchCtx.Err() == nil {
-					for _, l := range w.regions[b].bridge.b.Status().Links {
+			stopWatch, watched := make(chan struct{}), make(chan struct{})
+			go func() { // sample every lag state eu-west's link from us-east goes through
+				defer close(watched)
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					for _, l := range w.regions[b].bridge.b.Status().Feeds {
 						if l.Origin == a {
 							smu.Lock()
 							states[l.State] = true
 							smu.Unlock()
 						}
 					}
-					time.Sleep(50 * time.Millisecond)
+					select {
+					case <-stopWatch:
+						return
+					case <-tick.C:
+					}
 				}
 			}()
-			var cutAt time.Time
-			acked := publishEverywhere(t, w, "tenant:part", 10, nil)
-			w.partition(a, b, kind)
-			cutAt = time.Now()
-			// Publish through the partition for 10 s, in every region.
-			more := 0
-			for time.Since(cutAt) < 10*time.Second {
-				for id := range publishEverywhere(t, w, "tenant:part", 1, nil) {
-					acked[id] = true
-				}
-				more++
+			defer func() { close(stopWatch); <-watched }()
+			// The same three publishers for the whole test: a connection
+			// per round would hold thousands of sockets open by the end.
+			pubs := w.publishers(t)
+			acked := map[string]bool{}
+			for i := 0; i < 10; i++ {
+				pubs.round("tenant:part", i, acked)
 			}
+			w.partition(a, b, kind)
+			cutAt := time.Now()
+			// Publish through the partition for 10 s, in every region, a
+			// round every 20 ms: new events (a new id each round; a repeated
+			// id would only be deduplicated), at a steady rate.
+			pace := time.NewTicker(20 * time.Millisecond)
+			for i := 10; time.Since(cutAt) < 10*time.Second; i++ {
+				pubs.round("tenant:part", i, acked)
+				<-pace.C
+			}
+			pace.Stop()
+			pubs.close()
 			smu.Lock()
 			sawWarn, sawAlert := states["warn"], states["alert"]
 			smu.Unlock()
@@ -141,12 +172,12 @@ func TestPartitionHealsWithNothingLostAndLagCrossesThresholds(t *testing.T) {
 			}
 			w.heal()
 			for _, name := range w.names {
-				waitFor(t, 60*time.Second, name+" catches up after the heal", func() bool { return subs[name].count() >= len(acked) })
-				checkExactlyOnce(t, name, subs[name].messages(), acked)
+				wait.For(t, 60*time.Second, name+" catches up after the heal", func() bool { return subs[name].Count() >= len(acked) })
+				checkExactlyOnce(t, name, subs[name].Messages(), acked)
 			}
-			waitFor(t, 30*time.Second, "lag back to ok on every link", func() bool {
+			wait.For(t, 30*time.Second, "lag back to ok on every link", func() bool {
 				for _, name := range w.names {
-					for _, l := range w.regions[name].bridge.b.Status().Links {
+					for _, l := range w.regions[name].bridge.b.Status().Feeds {
 						if l.State != "ok" || !l.Up {
 							return false
 						}
@@ -165,22 +196,22 @@ func TestBridgeKill9MidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	w.startBridge("us-east")
 	pb := w.startProcessBridge("eu-west")
 	sub := dial(t, w.regions["eu-west"].gw.Addr(), "sub")
-	sub.subscribe(t, "tenant:k9", nil, nil)
+	sub.Subscribe("tenant:k9", nil, nil)
 	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
 	acked := map[string]bool{}
 	for i := 0; i < 400; i++ {
-		a := pub.publish(t, "tenant:k9", fmt.Sprintf("k-%d", i), i)
+		a := publish(pub, "tenant:k9", fmt.Sprintf("k-%d", i), i)
 		acked[a.Event] = true
 		if i == 150 {
-			waitFor(t, 20*time.Second, "the bridge carried some events", func() bool { return sub.count() > 20 })
+			wait.For(t, 20*time.Second, "the bridge carried some events", func() bool { return sub.Count() > 20 })
 			pb.kill()
 		}
 		if i == 250 {
 			pb = w.startProcessBridge("eu-west")
 		}
 	}
-	waitFor(t, 60*time.Second, "every event reached eu-west", func() bool { return sub.count() >= len(acked) })
-	checkExactlyOnce(t, "eu-west", sub.messages(), acked)
+	wait.For(t, 60*time.Second, "every event reached eu-west", func() bool { return sub.Count() >= len(acked) })
+	checkExactlyOnce(t, "eu-west", sub.Messages(), acked)
 }
 
 // TestResumeInAnotherRegion: a client of us-east resumes in eu-west with its
@@ -190,33 +221,33 @@ func TestResumeInAnotherRegion(t *testing.T) {
 	w.startBridges()
 	room := "tenant:move"
 	c := dial(t, w.regions["us-east"].gw.Addr(), "traveller")
-	c.subscribe(t, room, nil, nil)
+	c.Subscribe(room, nil, nil)
 	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
 	for i := 0; i < 5; i++ {
-		pub.publish(t, room, fmt.Sprintf("a-%d", i), i)
+		publish(pub, room, fmt.Sprintf("a-%d", i), i)
 	}
-	waitFor(t, 10*time.Second, "5 messages in us-east", func() bool { return c.count() == 5 })
-	last := c.messages()[4]
-	c.ws.Close()
+	wait.For(t, 10*time.Second, "5 messages in us-east", func() bool { return c.Count() == 5 })
+	last := c.Messages()[4]
+	c.Close()
 	var missed []string
 	for i := 5; i < 12; i++ {
-		missed = append(missed, pub.publish(t, room, fmt.Sprintf("a-%d", i), i).Event)
+		missed = append(missed, publish(pub, room, fmt.Sprintf("a-%d", i), i).Event)
 	}
 	watcher := dial(t, w.regions["eu-west"].gw.Addr(), "watcher")
-	watcher.subscribe(t, room, protocol.Positions{}, nil)
-	waitFor(t, 20*time.Second, "eu-west has all 12", func() bool { return watcher.count() == 12 })
+	watcher.Subscribe(room, protocol.Positions{}, nil)
+	wait.For(t, 20*time.Second, "eu-west has all 12", func() bool { return watcher.Count() == 12 })
 
 	c2 := dial(t, w.regions["eu-west"].gw.Addr(), "traveller")
-	s := c2.subscribe(t, room, protocol.Positions{"us-east": last.Oseq}, protocol.Epochs{"us-east": last.Epoch})
+	s := c2.Subscribe(room, protocol.Positions{"us-east": last.Oseq}, protocol.Epochs{"us-east": last.Epoch})
 	if !s.Recovered || s.Missed != len(missed) {
 		t.Fatalf("resume in eu-west: %+v, want recovered with %d missed", s, len(missed))
 	}
 	// A live event after the resume marks the end: anything doubled would
 	// arrive before it.
-	live := pub.publish(t, room, "a-live", 99).Event
+	live := publish(pub, room, "a-live", 99).Event
 	missed = append(missed, live)
-	waitFor(t, 20*time.Second, "the missed messages and the live one", func() bool { return c2.count() >= len(missed) })
-	got := c2.messages()
+	wait.For(t, 20*time.Second, "the missed messages and the live one", func() bool { return c2.Count() >= len(missed) })
+	got := c2.Messages()
 	if len(got) != len(missed) {
 		t.Fatalf("got %d messages after the resume, want %d", len(got), len(missed))
 	}
@@ -234,7 +265,7 @@ func TestSessionTakeoverDuringPartition(t *testing.T) {
 	w := newWorld(t, "us-east", "eu-west")
 	w.startBridges()
 	a := dialSession(t, w.regions["us-east"].gw.Addr(), "s-1")
-	waitFor(t, 20*time.Second, "eu-west learns us-east owns s-1", func() bool {
+	wait.For(t, 20*time.Second, "eu-west learns us-east owns s-1", func() bool {
 		h, _ := w.regions["eu-west"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
 		return h["region"] == "us-east" && h["epoch"] == "1"
 	})
@@ -245,15 +276,10 @@ func TestSessionTakeoverDuringPartition(t *testing.T) {
 		t.Fatalf("eu-west's takeover record: %v, want eu-west epoch 2", h)
 	}
 	// While cut off, us-east still believes it owns the session.
-	a.send(map[string]any{"type": "ping"})
+	a.Send(map[string]any{"type": "ping"})
 	w.heal()
-	select {
-	case <-a.closed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("us-east kept the session after the heal")
-	}
-	if a.closeCode != protocol.CloseSessionTakenOver || !protocol.Reconnectable(a.closeCode) {
-		t.Fatalf("us-east closed the session with %d, want %d session_taken_over", a.closeCode, protocol.CloseSessionTakenOver)
+	if code := a.AwaitClose(30 * time.Second); code != protocol.CloseSessionTakenOver || !protocol.Reconnectable(code) {
+		t.Fatalf("us-east closed the session with %d, want %d session_taken_over", code, protocol.CloseSessionTakenOver)
 	}
 	hA, _ := w.regions["us-east"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
 	if hA["region"] != "eu-west" || hA["epoch"] != "2" {
@@ -261,45 +287,20 @@ func TestSessionTakeoverDuringPartition(t *testing.T) {
 	}
 	// The new owner's connection is untouched.
 	select {
-	case <-b.closed:
-		t.Fatalf("eu-west closed the session it owns (code %d)", b.closeCode)
+	case <-b.Done():
+		t.Fatalf("eu-west closed the session it owns (code %d)", b.CloseCode())
 	default:
 	}
 }
 
-// sessionConn is a connection that names a session and records its close.
-type sessionConn struct {
-	*wsClient
-	closed    chan struct{}
-	closeCode int
-}
-
-func dialSession(t testing.TB, addr, session string) *sessionConn {
+// dialSession opens a connection that names a session.
+func dialSession(t testing.TB, addr, session string) *wsprobe.Conn {
 	t.Helper()
-	tok, _ := authority.Issue("owner", []string{"*"}, []string{"*"}, time.Hour, time.Now())
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?session="+session, http.Header{"Authorization": {"Bearer " + tok}})
-	if err != nil {
-		t.Fatalf("dial %s with session %s: %v", addr, session, err)
+	c := dial(t, addr+"?session="+session, "owner")
+	if w := c.Welcome(); w.Session != session {
+		t.Fatalf("welcome %+v, want session %s echoed", w, session)
 	}
-	t.Cleanup(func() { ws.Close() })
-	sc := &sessionConn{wsClient: &wsClient{ws: ws}, closed: make(chan struct{})}
-	_, b, err := ws.ReadMessage()
-	if err != nil || !strings.Contains(string(b), `"session":"`+session+`"`) {
-		t.Fatalf("welcome %s: %v, want the session echoed", b, err)
-	}
-	go func() {
-		defer close(sc.closed)
-		for {
-			if _, _, err := ws.ReadMessage(); err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					sc.closeCode = ce.Code
-				}
-				return
-			}
-		}
-	}()
-	return sc
+	return c
 }
 
 // TestTrimmedOutboxIsAGapNeverSilent: us-east's outbox is trimmed past
@@ -312,15 +313,15 @@ func TestTrimmedOutboxIsAGapNeverSilent(t *testing.T) {
 	w.startBridges()
 	room := "tenant:trim"
 	live := dial(t, w.regions["eu-west"].gw.Addr(), "live")
-	live.subscribe(t, room, nil, nil)
+	live.Subscribe(room, nil, nil)
 	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
 	for i := 0; i < 5; i++ {
-		pub.publish(t, room, fmt.Sprintf("t-%d", i), i)
+		publish(pub, room, fmt.Sprintf("t-%d", i), i)
 	}
-	waitFor(t, 20*time.Second, "eu-west has the first 5", func() bool { return live.count() == 5 })
+	wait.For(t, 20*time.Second, "eu-west has the first 5", func() bool { return live.Count() == 5 })
 	w.partition("us-east", "eu-west", "reset")
 	for i := 5; i < 600; i++ {
-		pub.publish(t, room, fmt.Sprintf("t-%d", i), i)
+		publish(pub, room, fmt.Sprintf("t-%d", i), i)
 	}
 	outboxLen, _ := w.regions["us-east"].redis.Client().XLen(context.Background(), "geolab:outbox:us-east").Result()
 	if outboxLen >= 595 {
@@ -328,11 +329,11 @@ func TestTrimmedOutboxIsAGapNeverSilent(t *testing.T) {
 	}
 	w.heal()
 	last := uint64(599 + 1)
-	waitFor(t, 30*time.Second, "eu-west applies up to the newest event", func() bool {
-		msgs := live.messages()
+	wait.For(t, 30*time.Second, "eu-west applies up to the newest event", func() bool {
+		msgs := live.Messages()
 		return len(msgs) > 0 && msgs[len(msgs)-1].Oseq == last
 	})
-	st := w.regions["eu-west"].bridge.b.Status().Links[0]
+	st := w.regions["eu-west"].bridge.b.Status().Feeds[0]
 	if st.Gaps < 1 {
 		t.Fatalf("the bridge did not count the gap: %+v", st)
 	}
@@ -341,18 +342,14 @@ func TestTrimmedOutboxIsAGapNeverSilent(t *testing.T) {
 		t.Fatalf("gap marker g:us-east = %d (%v), want between 5 and %d", g, err, last)
 	}
 	// The live subscriber was told before the jump.
-	var notice *protocol.ServerFrame
-	select {
-	case notice = <-live.subs:
-	default:
-	}
+	notice, _ := live.Next(0, "subscribed")
 	if notice == nil || notice.Recovered || notice.Reason != protocol.ReasonHistoryTrimmed || notice.Position["us-east"] != g {
 		t.Fatalf("live subscriber's gap notice: %+v, want recovered:false history_trimmed at %d", notice, g)
 	}
 	// A resume from before the gap cannot be served in eu-west.
 	c := dial(t, w.regions["eu-west"].gw.Addr(), "late")
-	first := live.messages()[4]
-	s := c.subscribe(t, room, protocol.Positions{"us-east": first.Oseq}, protocol.Epochs{"us-east": first.Epoch})
+	first := live.Messages()[4]
+	s := c.Subscribe(room, protocol.Positions{"us-east": first.Oseq}, protocol.Epochs{"us-east": first.Epoch})
 	if s.Recovered || s.Reason != protocol.ReasonGapMarked {
 		t.Fatalf("resume across the gap: %+v, want recovered:false gap_marked", s)
 	}

@@ -5,37 +5,30 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/gateway"
-	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/gatewaytest"
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/testbin"
+	"github.com/geolab/geolab/internal/wsprobe"
 )
 
 const testSecret = "federation-test-secret-0123456789abcdef0123456789"
 
-var authority = func() *auth.Authority {
-	a, err := auth.NewAuthority([]byte(testSecret))
-	if err != nil {
-		panic(err)
-	}
-	return a
-}()
+var authority = gatewaytest.Authority(testSecret)
 
 var federate = []string{"tenant:*"}
 
@@ -70,23 +63,12 @@ func newWorldWith(t *testing.T, mod func(*gateway.Config), names ...string) *wor
 		proxies: map[string]*toxiproxy.Proxy{}}
 	for _, n := range names {
 		r := &region{name: n, redis: redistest.Start(t, redistest.Persistent())}
-		cfg := gateway.DefaultConfig()
-		cfg.Region, cfg.Node, cfg.Listen, cfg.Redis = n, "gw-1", "127.0.0.1:0", r.redis.Addr()
-		cfg.Authority, cfg.Federate = authority, federate
-		cfg.PublishRate, cfg.PublishBurst, cfg.FrameRate, cfg.FrameBurst = 1e5, 100000, 1e5, 100000
-		cfg.Logger = quiet()
-		if mod != nil {
-			mod(&cfg)
-		}
-		gw, err := gateway.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := gw.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { gw.Close() })
-		r.gw = gw
+		r.gw = gatewaytest.Start(t, authority, r.redis.Addr(), n, "gw-1", func(c *gateway.Config) {
+			c.Federate = federate
+			if mod != nil {
+				mod(c)
+			}
+		})
 		w.regions[n] = r
 	}
 	for _, x := range names {
@@ -102,9 +84,6 @@ func newWorldWith(t *testing.T, mod func(*gateway.Config), names ...string) *wor
 		}
 	}
 	t.Cleanup(func() { _ = w.tp.Collection.Clear() })
-	for _, r := range w.regions {
-		waitFor(t, 10*time.Second, "gateway ready", func() bool { ok, _ := r.gw.Ready(); return ok })
-	}
 	return w
 }
 
@@ -187,134 +166,34 @@ func (w *world) heal() {
 	}
 }
 
-func waitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
+// dial opens a raw protocol v1 connection to the gateway at addr for sub
+// (addr may carry a query: "?session=s-1"). It is closed when the test
+// ends; a test that dials in a loop closes each connection as it goes.
+func dial(t testing.TB, addr, sub string) *wsprobe.Conn {
 	t.Helper()
-	end := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", bound, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return wsprobe.Open(t, addr, gatewaytest.Token(t, authority, sub))
 }
 
-// wsClient is a raw protocol v1 client that records every message.
-type wsClient struct {
-	ws   *websocket.Conn
-	wmu  sync.Mutex
-	mu   sync.Mutex
-	msgs []*protocol.ServerFrame
-	subs chan *protocol.ServerFrame
-	acks chan *protocol.ServerFrame
-}
+// publishBound is how long a publish may meet "unavailable" (its region's
+// Redis or gateway briefly gone) before the test fails.
+const publishBound = 20 * time.Second
 
-func dial(t testing.TB, addr, sub string) *wsClient {
-	t.Helper()
-	tok, _ := authority.Issue(sub, []string{"*"}, []string{"*"}, time.Hour, time.Now())
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", http.Header{"Authorization": {"Bearer " + tok}})
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	c := &wsClient{ws: ws, subs: make(chan *protocol.ServerFrame, 100), acks: make(chan *protocol.ServerFrame, 100000)}
-	t.Cleanup(func() { ws.Close() })
-	go func() {
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			f, err := protocol.DecodeServerFrame(b)
-			if err != nil {
-				continue
-			}
-			switch f.Type {
-			case "message":
-				c.mu.Lock()
-				c.msgs = append(c.msgs, f)
-				c.mu.Unlock()
-			case "subscribed":
-				c.subs <- f
-			case "ack", "error":
-				c.acks <- f
-			}
-		}
-	}()
-	return c
-}
-
-func (c *wsClient) send(v any) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.WriteJSON(v)
-}
-
-func (c *wsClient) subscribe(t testing.TB, room string, since protocol.Positions, epochs protocol.Epochs) *protocol.ServerFrame {
-	t.Helper()
-	f := map[string]any{"type": "subscribe", "room": room}
-	if since != nil {
-		f["since"], f["epochs"] = since, epochs
-	}
-	c.send(f)
-	select {
-	case s := <-c.subs:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no subscribed for %s", room)
-		return nil
-	}
-}
-
-// publish publishes and waits for the ack (retrying on unavailable).
-func (c *wsClient) publish(t testing.TB, room, id string, n int) *protocol.ServerFrame {
-	t.Helper()
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
-		c.send(map[string]any{"type": "publish", "room": room, "id": id, "data": map[string]int{"n": n}})
-		select {
-		case f := <-c.acks:
-			if f.Type == "ack" {
-				return f
-			}
-			if f.Code != protocol.CodeUnavailable {
-				t.Fatalf("publish %s: %+v", id, f)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no ack for %s", id)
-		}
-	}
-	t.Fatalf("publish %s: unavailable for 20s", id)
-	return nil
-}
-
-func (c *wsClient) messages() []*protocol.ServerFrame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*protocol.ServerFrame(nil), c.msgs...)
-}
-
-func (c *wsClient) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.msgs)
+// publish publishes event n as id into room and returns its ack.
+func publish(c *wsprobe.Conn, room, id string, n int) *protocol.ServerFrame {
+	return c.PublishAcked(room, id, map[string]int{"n": n}, publishBound)
 }
 
 // checkExactlyOnce: the subscriber got exactly the acked events, each once,
 // with oseq rising by one per origin (G2, G3, G7).
 func checkExactlyOnce(t testing.TB, who string, msgs []*protocol.ServerFrame, acked map[string]bool) {
 	t.Helper()
+	wsprobe.CheckStream(t, who, msgs)
 	seen := map[string]bool{}
-	last := map[string]uint64{}
 	for _, m := range msgs {
-		if seen[m.ID] {
-			t.Fatalf("%s: event %s (%s/%d) delivered twice", who, m.ID, m.Origin, m.Oseq)
-		}
 		seen[m.ID] = true
 		if !acked[m.ID] {
 			t.Fatalf("%s: event %s was never acked", who, m.ID)
 		}
-		if prev, ok := last[m.Origin]; ok && m.Oseq != prev+1 {
-			t.Fatalf("%s: origin %s oseq %d after %d", who, m.Origin, m.Oseq, prev)
-		}
-		last[m.Origin] = m.Oseq
 	}
 	if len(seen) != len(acked) {
 		var lost []string
@@ -328,35 +207,6 @@ func checkExactlyOnce(t testing.TB, who string, msgs []*protocol.ServerFrame, ac
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// geolabBinary builds cmd/geolab once per test binary, for the tests that
-// need a real process to kill -9.
-func geolabBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "geolab-fedtest-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "geolab")
-		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/geolab")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build geolab: %v", buildErr)
-	}
-	return binPath
-}
-
 // processBridge runs region x's bridge as a real geolab process.
 type processBridge struct {
 	cmd *exec.Cmd
@@ -364,7 +214,10 @@ type processBridge struct {
 
 func (w *world) startProcessBridge(x string) *processBridge {
 	w.t.Helper()
-	bin := geolabBinary(w.t)
+	bin, err := testbin.Path()
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	c := w.config(x)
 	var sb strings.Builder
 	sb.WriteString("regions:\n")

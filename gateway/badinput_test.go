@@ -13,13 +13,15 @@ import (
 
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/wsprobe"
 )
 
 // TestBadFramesGetErrorFramesAndTheConnectionSurvives covers every malformed
 // frame a client can send: each gets its documented error code, and the same
 // connection still works afterwards.
 func TestBadFramesGetErrorFramesAndTheConnectionSurvives(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	c := newClient(t, gw.Addr(), "mallory")
 	cases := []struct {
@@ -44,41 +46,38 @@ func TestBadFramesGetErrorFramesAndTheConnectionSurvives(t *testing.T) {
 		{"publish data too large", `{"type":"publish","room":"room:a","id":"z","data":"` + strings.Repeat("d", 40000) + `"}`, protocol.CodeDataTooLarge, "z"},
 	}
 	for _, tc := range cases {
-		c.sendRaw([]byte(tc.frame))
-		f := c.expect("error")
+		c.SendRaw([]byte(tc.frame))
+		f := c.Expect("error")
 		if f.Code != tc.code || f.Ref != tc.ref || f.Message == "" {
 			t.Errorf("%s: got error %+v, want code %s ref %q and a message", tc.name, f, tc.code, tc.ref)
 		}
 	}
 	// Binary frames are not protocol v1.
-	c.wmu.Lock()
-	_ = c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
-	c.wmu.Unlock()
-	if f := c.expect("error"); f.Code != protocol.CodeBadJSON {
+	c.SendBinary([]byte{1, 2, 3})
+	if f := c.Expect("error"); f.Code != protocol.CodeBadJSON {
 		t.Errorf("binary frame: %+v", f)
 	}
 	// The connection still works.
-	c.send(map[string]any{"type": "ping"})
-	c.expect("pong")
-	c.subscribe("room:a", nil, nil)
+	c.Send(map[string]any{"type": "ping"})
+	c.Expect("pong")
+	c.Subscribe("room:a", nil, nil)
 }
 
 func TestOversizedFrameClosesWith1009(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	c := newClient(t, gw.Addr(), "big")
-	c.sendRaw([]byte(`{"type":"publish","room":"room:a","id":"x","data":"` + strings.Repeat("d", 70000) + `"}`))
-	<-c.closed
-	if code := c.closeCode(); code != protocol.CloseMessageTooBig {
-		t.Fatalf("oversized frame: close %d (%v), want 1009", code, c.readErr())
+	c.SendRaw([]byte(`{"type":"publish","room":"room:a","id":"x","data":"` + strings.Repeat("d", 70000) + `"}`))
+	if code := c.AwaitClose(wsprobe.Bound); code != protocol.CloseMessageTooBig {
+		t.Fatalf("oversized frame: close %d (%v), want 1009", code, c.ReadErr())
 	}
 	// The process survives: a new connection works.
 	c2 := newClient(t, gw.Addr(), "next")
-	c2.subscribe("room:a", nil, nil)
+	c2.Subscribe("room:a", nil, nil)
 }
 
 func TestTokensAreCheckedAtTheDoor(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	forged := func() string {
 		claims := jwt.MapClaims{"sub": "eve", "read": []string{"*"}, "exp": time.Now().Add(time.Hour).Unix()}
@@ -96,8 +95,11 @@ func TestTokensAreCheckedAtTheDoor(t *testing.T) {
 		{"expired", expired, "token_expired"},
 	}
 	for _, tc := range cases {
-		_, resp, err := dialRaw(gw.Addr(), tc.tok)
+		c, resp, err := wsprobe.Dial(t, gw.Addr(), tc.tok)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			if c != nil {
+				c.Close()
+			}
 			t.Errorf("%s token: want 401, got %v %v", tc.name, err, resp)
 			continue
 		}
@@ -109,38 +111,28 @@ func TestTokensAreCheckedAtTheDoor(t *testing.T) {
 		}
 	}
 	// ?token= works as well as the header.
-	ws, resp, err := websocket.DefaultDialer.Dial("ws://"+gw.Addr()+"/ws?token="+token(t, "q", time.Hour), nil)
+	c, resp, err := wsprobe.Dial(t, gw.Addr()+"?token="+token(t, "q"), "")
 	if err != nil {
 		t.Fatalf("?token=: %v %v", err, resp)
 	}
-	ws.Close()
+	c.Close()
 }
 
 func TestTokenExpiringWhileConnectedCloses4002(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	tok, err := authority.Issue("brief", []string{"*"}, nil, 2*time.Second, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := dialRaw(gw.Addr(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.t = t
-	c.expect("welcome")
-	select {
-	case <-c.closed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("connection outlived its token")
-	}
-	if code := c.closeCode(); code != protocol.CloseTokenExpired || !protocol.Reconnectable(code) {
+	c := wsprobe.Open(t, gw.Addr(), tok)
+	if code := c.AwaitClose(15 * time.Second); code != protocol.CloseTokenExpired || !protocol.Reconnectable(code) {
 		t.Fatalf("close %d, want %d token_expired (reconnect range)", code, protocol.CloseTokenExpired)
 	}
 }
 
 func TestPublishFloodIsRateLimitedAndFrameFloodCloses(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) {
 		c.PublishRate, c.PublishBurst = 5, 5
 		c.FrameRate, c.FrameBurst = 50, 100
@@ -148,7 +140,7 @@ func TestPublishFloodIsRateLimitedAndFrameFloodCloses(t *testing.T) {
 	c := newClient(t, gw.Addr(), "flooder")
 	acks, limited := 0, 0
 	for i := 0; i < 40; i++ {
-		f := c.publish("room:flood", msgID("f", i), i)
+		f := c.Publish("room:flood", msgID("f", i), i)
 		switch {
 		case f.Type == "ack":
 			acks++
@@ -162,19 +154,18 @@ func TestPublishFloodIsRateLimitedAndFrameFloodCloses(t *testing.T) {
 		t.Fatalf("40 publishes at a 5/s limit: %d acked, %d rate_limited", acks, limited)
 	}
 	// The connection survived the publish flood.
-	c.send(map[string]any{"type": "ping"})
-	c.expect("pong")
+	c.Send(map[string]any{"type": "ping"})
+	c.Expect("pong")
 
 	// A flood of frames far over the frame rate closes with 4500.
 	for i := 0; i < 500; i++ {
-		c.send(map[string]any{"type": "ping"})
+		c.Send(map[string]any{"type": "ping"})
 	}
-	<-c.closed
-	if code := c.closeCode(); code != protocol.CloseFlood || protocol.Reconnectable(code) {
-		t.Fatalf("frame flood: close %d (%v), want %d (no-reconnect range)", code, c.readErr(), protocol.CloseFlood)
+	if code := c.AwaitClose(wsprobe.Bound); code != protocol.CloseFlood || protocol.Reconnectable(code) {
+		t.Fatalf("frame flood: close %d (%v), want %d (no-reconnect range)", code, c.ReadErr(), protocol.CloseFlood)
 	}
 	// The process survives.
-	newClient(t, gw.Addr(), "next").subscribe("room:flood", nil, nil)
+	newClient(t, gw.Addr(), "next").Subscribe("room:flood", nil, nil)
 }
 
 func TestConfigValidateNamesTheField(t *testing.T) {
@@ -185,15 +176,15 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		mod  func(*gateway.Config)
 		want string
 	}{
-		{"no region", func(c *gateway.Config) { c.Region = "" }, "--region"},
-		{"bad region", func(c *gateway.Config) { c.Region = "US East" }, "--region"},
-		{"no listen", func(c *gateway.Config) { c.Listen = "" }, "--listen"},
-		{"no redis", func(c *gateway.Config) { c.Redis = "" }, "--redis"},
+		{"no region", func(c *gateway.Config) { c.Region = "" }, "Region"},
+		{"bad region", func(c *gateway.Config) { c.Region = "US East" }, "Region"},
+		{"no listen", func(c *gateway.Config) { c.Listen = "" }, "Listen"},
+		{"no redis", func(c *gateway.Config) { c.Redis = "" }, "Redis"},
 		{"no secret", func(c *gateway.Config) { c.Authority = nil }, "GEOLAB_JWT_SECRET"},
-		{"bad mode", func(c *gateway.Config) { c.SubscribeMode = "psub" }, "--subscribe-mode"},
-		{"bad federate", func(c *gateway.Config) { c.Federate = []string{"a b"} }, "--federate"},
-		{"send queue", func(c *gateway.Config) { c.SendQueue = 1 }, "--send-queue"},
-		{"read timeout", func(c *gateway.Config) { c.ReadTimeout = c.PingInterval }, "--read-timeout"},
+		{"bad mode", func(c *gateway.Config) { c.SubscribeMode = "psub" }, "SubscribeMode"},
+		{"bad federate", func(c *gateway.Config) { c.Federate = []string{"a b"} }, "Federate"},
+		{"send queue", func(c *gateway.Config) { c.SendQueue = 1 }, "SendQueue"},
+		{"read timeout", func(c *gateway.Config) { c.ReadTimeout = c.PingInterval }, "ReadTimeout"},
 	}
 	for _, tc := range cases {
 		c := base
@@ -212,13 +203,13 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 }
 
 func TestBrowserOriginsAreChecked(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	strict := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	open := startGateway(t, rs.Addr(), "us-east", "gw-2", func(c *gateway.Config) {
 		c.AllowedOrigins = []string{"https://*.example.com"}
 	})
 	dialOrigin := func(addr, origin string) (int, error) {
-		h := http.Header{"Authorization": {"Bearer " + token(t, "b", time.Hour)}}
+		h := http.Header{"Authorization": {"Bearer " + token(t, "b")}}
 		if origin != "" {
 			h.Set("Origin", origin)
 		}

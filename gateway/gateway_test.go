@@ -16,21 +16,23 @@ import (
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/wait"
+	"github.com/geolab/geolab/internal/wsprobe"
 )
 
 func TestCrossNodeDeliveryCarriesEveryEnvelopeField(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2")
 	sub := newClient(t, gw1.Addr(), "alice")
 	pub := newClient(t, gw2.Addr(), "bob")
-	sub.subscribe("tenant:1", nil, nil)
+	sub.Subscribe("tenant:1", nil, nil)
 
-	ack := pub.publish("tenant:1", "m-1", map[string]int{"n": 1})
+	ack := pub.Publish("tenant:1", "m-1", map[string]int{"n": 1})
 	if ack.Type != "ack" || ack.ID != "m-1" || ack.Event == "" || ack.Oseq != 1 {
 		t.Fatalf("ack: %+v", ack)
 	}
-	m := sub.expect("message")
+	m := sub.Expect("message")
 	if m.ID != ack.Event || m.Room != "tenant:1" || m.Origin != "us-east" || m.Oseq != 1 ||
 		m.Epoch == "" || m.Sender != "bob" || dataN(m) != 1 {
 		t.Fatalf("message: %+v", m)
@@ -41,7 +43,7 @@ func TestCrossNodeDeliveryCarriesEveryEnvelopeField(t *testing.T) {
 }
 
 func TestTargetedSubscriptionCountsHostingNodes(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	rdb := rs.Client()
 	ctx := context.Background()
 	nodes := []*gateway.Server{
@@ -60,13 +62,13 @@ func TestTargetedSubscriptionCountsHostingNodes(t *testing.T) {
 	a := newClient(t, nodes[0].Addr(), "a")
 	b := newClient(t, nodes[0].Addr(), "b")
 	c := newClient(t, nodes[1].Addr(), "c")
-	for _, cl := range []*wsClient{a, b, c} {
-		cl.subscribe("room:t", nil, nil)
+	for _, cl := range []*wsprobe.Conn{a, b, c} {
+		cl.Subscribe("room:t", nil, nil)
 	}
-	waitFor(t, 5*time.Second, "NUMSUB 2", func() bool { return numsub() == 2 })
+	wait.For(t, 5*time.Second, "NUMSUB 2", func() bool { return numsub() == 2 })
 	// One publish: Redis delivers it to the two hosting nodes, not to gw-3.
-	newClient(t, nodes[2].Addr(), "p").publish("room:t", "one", 1)
-	waitFor(t, 5*time.Second, "deliveries on the hosting nodes", func() bool {
+	newClient(t, nodes[2].Addr(), "p").Publish("room:t", "one", 1)
+	wait.For(t, 5*time.Second, "deliveries on the hosting nodes", func() bool {
 		return counter(t, nodes[0], "geolab_gateway_redis_deliveries_total") == 1 &&
 			counter(t, nodes[1], "geolab_gateway_redis_deliveries_total") == 1
 	})
@@ -76,37 +78,37 @@ func TestTargetedSubscriptionCountsHostingNodes(t *testing.T) {
 	if pats, _ := rdb.PubSubNumPat(ctx).Result(); pats != 0 {
 		t.Fatalf("targeted mode made %d pattern subscriptions", pats)
 	}
-	a.send(map[string]any{"type": "unsubscribe", "room": "room:t"})
-	c.send(map[string]any{"type": "unsubscribe", "room": "room:t"})
-	waitFor(t, 5*time.Second, "NUMSUB 1 (gw-1 still hosts b)", func() bool { return numsub() == 1 })
-	b.ws.Close()
-	waitFor(t, 5*time.Second, "NUMSUB 0 after the last subscriber left", func() bool { return numsub() == 0 })
+	a.Send(map[string]any{"type": "unsubscribe", "room": "room:t"})
+	c.Send(map[string]any{"type": "unsubscribe", "room": "room:t"})
+	wait.For(t, 5*time.Second, "NUMSUB 1 (gw-1 still hosts b)", func() bool { return numsub() == 1 })
+	b.Close()
+	wait.For(t, 5*time.Second, "NUMSUB 0 after the last subscriber left", func() bool { return numsub() == 0 })
 
 	// Unsubscribing from a room one is not in is an error, not a crash.
-	a.send(map[string]any{"type": "unsubscribe", "room": "room:t"})
-	if e := a.expect("error"); e.Code != protocol.CodeNotSubscribed {
+	a.Send(map[string]any{"type": "unsubscribe", "room": "room:t"})
+	if e := a.Expect("error"); e.Code != protocol.CodeNotSubscribed {
 		t.Fatalf("unsubscribe twice: %+v", e)
 	}
 }
 
 func TestPatternModeReceivesEveryRoomOnEveryNode(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	pattern := func(c *gateway.Config) { c.SubscribeMode = gateway.SubscribePattern }
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1", pattern)
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2", pattern)
 	sub := newClient(t, gw1.Addr(), "a")
 	pub := newClient(t, gw1.Addr(), "b")
-	sub.subscribe("room:p", nil, nil)
+	sub.Subscribe("room:p", nil, nil)
 	if n, _ := rs.Client().PubSubNumSub(context.Background(), "geolab:ch:{room:p}").Result(); n["geolab:ch:{room:p}"] != 0 {
 		t.Fatalf("pattern mode made a per-room subscription")
 	}
-	pub.publish("room:p", "x", 1)
-	if m := sub.expect("message"); m.Oseq != 1 {
+	pub.Publish("room:p", "x", 1)
+	if m := sub.Expect("message"); m.Oseq != 1 {
 		t.Fatalf("pattern mode message: %+v", m)
 	}
 	// gw-2 hosts nobody in room:p, yet Redis delivered the publish to it too:
 	// the amplification targeted subscription avoids (G9).
-	waitFor(t, 5*time.Second, "gw-2 received the delivery", func() bool {
+	wait.For(t, 5*time.Second, "gw-2 received the delivery", func() bool {
 		return counter(t, gw2, "geolab_gateway_redis_deliveries_total") == 1
 	})
 	if d := counter(t, gw2, "geolab_gateway_redis_deliveries_discarded_total"); d != 1 {
@@ -118,17 +120,17 @@ func TestPatternModeReceivesEveryRoomOnEveryNode(t *testing.T) {
 // on both: every subscriber gets the same sequence (G1), oseq by 1 (G2), no
 // duplicate (G3).
 func TestRegionOrderAndPerOriginFIFO(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2")
-	var subs []*wsClient
+	var subs []*wsprobe.Conn
 	for i := 0; i < 4; i++ {
 		addr := gw1.Addr()
 		if i%2 == 1 {
 			addr = gw2.Addr()
 		}
 		s := newClient(t, addr, fmt.Sprintf("sub-%d", i))
-		s.subscribe("room:order", nil, nil)
+		s.Subscribe("room:order", nil, nil)
 		subs = append(subs, s)
 	}
 	const pubs, each = 4, 50
@@ -143,18 +145,18 @@ func TestRegionOrderAndPerOriginFIFO(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				pc.send(map[string]any{"type": "publish", "room": "room:order", "id": msgID("p", i), "data": map[string]int{"n": i}})
+				pc.Send(map[string]any{"type": "publish", "room": "room:order", "id": msgID("p", i), "data": map[string]int{"n": i}})
 			}
 		}()
 	}
 	wg.Wait()
 	var first []string
 	for i, s := range subs {
-		msgs := s.collect(pubs*each, 20*time.Second)
+		msgs := s.Collect(pubs*each, 20*time.Second)
 		if len(msgs) != pubs*each {
 			t.Fatalf("subscriber %d got %d messages, want %d", i, len(msgs), pubs*each)
 		}
-		checkStream(t, fmt.Sprintf("subscriber %d", i), msgs)
+		wsprobe.CheckStream(t, fmt.Sprintf("subscriber %d", i), msgs)
 		if i == 0 {
 			first = ids(msgs)
 		} else if !slices.Equal(first, ids(msgs)) {
@@ -165,30 +167,30 @@ func TestRegionOrderAndPerOriginFIFO(t *testing.T) {
 
 // TestIdempotentPublishAcrossDroppedConnection: G4.
 func TestIdempotentPublishAcrossDroppedConnection(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2")
 	sub := newClient(t, gw1.Addr(), "watcher")
-	sub.subscribe("tenant:g4", nil, nil)
+	sub.Subscribe("tenant:g4", nil, nil)
 
 	// The first connection sends the publish and drops before reading the ack.
 	first := newClient(t, gw1.Addr(), "carol")
-	first.send(map[string]any{"type": "publish", "room": "tenant:g4", "id": "retry-me", "data": 1})
-	first.ws.Close()
-	m := sub.expect("message")
+	first.Send(map[string]any{"type": "publish", "room": "tenant:g4", "id": "retry-me", "data": 1})
+	first.Close()
+	m := sub.Expect("message")
 
 	// The retry comes on another node, on a new connection: same event, same ack.
 	second := newClient(t, gw2.Addr(), "carol")
-	ack := second.publish("tenant:g4", "retry-me", 1)
+	ack := second.Publish("tenant:g4", "retry-me", 1)
 	if ack.Type != "ack" || ack.Event != m.ID || ack.Oseq != m.Oseq || !ack.Duplicate {
 		t.Fatalf("retried ack %+v does not match the event %s/%d", ack, m.ID, m.Oseq)
 	}
 	// Another sender with the same client id is another event.
 	other := newClient(t, gw2.Addr(), "dave")
-	if ack2 := other.publish("tenant:g4", "retry-me", 1); ack2.Event == m.ID {
+	if ack2 := other.Publish("tenant:g4", "retry-me", 1); ack2.Event == m.ID {
 		t.Fatalf("another sender's publish was deduplicated against carol's")
 	}
-	msgs := sub.collect(2, 3*time.Second)
+	msgs := sub.Collect(2, 3*time.Second)
 	if len(msgs) != 1 || msgs[0].Sender != "dave" {
 		t.Fatalf("after the retry the subscriber got %d more messages, want only dave's: %v", len(msgs), ids(msgs))
 	}
@@ -199,36 +201,26 @@ func TestIdempotentPublishAcrossDroppedConnection(t *testing.T) {
 func publishAll(t *testing.T, addr, sender, room string, n int, during func(i int)) []string {
 	t.Helper()
 	pc := newClient(t, addr, sender)
+	defer pc.Close()
 	var events []string
 	for i := 0; i < n; i++ {
 		if during != nil {
 			during(i)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			f := pc.publish(room, msgID(sender, i), map[string]int{"n": i})
-			if f.Type == "ack" {
-				events = append(events, f.Event)
-				break
-			}
-			if f.Code != protocol.CodeUnavailable || time.Now().After(deadline) {
-				t.Fatalf("publish %d: %+v", i, f)
-			}
-			time.Sleep(20 * time.Millisecond) // retry pacing, not synchronisation
-		}
+		events = append(events, pc.PublishAcked(room, msgID(sender, i), map[string]int{"n": i}, 30*time.Second).Event)
 	}
 	return events
 }
 
 // TestResubscribeAfterClientKill: G5 with CLIENT KILL of every connection.
 func TestResubscribeAfterClientKill(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2")
 	s1 := newClient(t, gw1.Addr(), "s1")
 	s2 := newClient(t, gw2.Addr(), "s2")
-	s1.subscribe("room:g5", nil, nil)
-	s2.subscribe("room:g5", nil, nil)
+	s1.Subscribe("room:g5", nil, nil)
+	s2.Subscribe("room:g5", nil, nil)
 	rdb := rs.Client()
 	const n = 300
 	events := publishAll(t, gw2.Addr(), "p", "room:g5", n, func(i int) {
@@ -238,12 +230,12 @@ func TestResubscribeAfterClientKill(t *testing.T) {
 			}
 		}
 	})
-	for i, s := range []*wsClient{s1, s2} {
-		msgs := s.collect(n, 30*time.Second)
+	for i, s := range []*wsprobe.Conn{s1, s2} {
+		msgs := s.Collect(n, 30*time.Second)
 		if !slices.Equal(ids(msgs), events) {
 			t.Fatalf("G5: subscriber %d got %d messages, want the %d acked in order; missing oseqs %v", i, len(msgs), len(events), missing(msgs, n))
 		}
-		checkStream(t, fmt.Sprintf("subscriber %d", i), msgs)
+		wsprobe.CheckStream(t, fmt.Sprintf("subscriber %d", i), msgs)
 	}
 }
 
@@ -264,11 +256,11 @@ func missing(msgs []*protocol.ServerFrame, n int) []uint64 {
 
 // TestResubscribeAfterRedisRestart: G5 across a restart of a persistent Redis.
 func TestResubscribeAfterRedisRestart(t *testing.T) {
-	rs := startRedis(t, redistest.Persistent())
+	rs := redistest.Start(t, redistest.Persistent())
 	gw1 := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	gw2 := startGateway(t, rs.Addr(), "us-east", "gw-2")
 	s1 := newClient(t, gw1.Addr(), "s1")
-	s1.subscribe("room:restart", nil, nil)
+	s1.Subscribe("room:restart", nil, nil)
 	const n = 120
 	events := publishAll(t, gw2.Addr(), "p", "room:restart", n, func(i int) {
 		if i == 50 {
@@ -277,29 +269,29 @@ func TestResubscribeAfterRedisRestart(t *testing.T) {
 			}
 			if ok, _ := gw1.Ready(); ok {
 				// /readyz goes false once the pub/sub link is noticed dead.
-				waitFor(t, 10*time.Second, "gateway not ready while Redis is down", func() bool { ok, _ := gw1.Ready(); return !ok })
+				wait.For(t, 10*time.Second, "gateway not ready while Redis is down", func() bool { ok, _ := gw1.Ready(); return !ok })
 			}
 			go func() { _ = rs.Restart(context.Background()) }()
 		}
 	})
-	msgs := s1.collect(n, 30*time.Second)
+	msgs := s1.Collect(n, 30*time.Second)
 	if !slices.Equal(ids(msgs), events) {
 		t.Fatalf("G5: subscriber got %d messages, want the %d acked in order", len(msgs), len(events))
 	}
-	checkStream(t, "subscriber", msgs)
+	wsprobe.CheckStream(t, "subscriber", msgs)
 }
 
 func TestRedisDownGivesUnavailableAndNoCrash(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) { c.SubscribeTimeout = time.Second })
 	c := newClient(t, gw.Addr(), "a")
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.publish("room:down", "x", 1); f.Type != "error" || f.Code != protocol.CodeUnavailable || f.Ref != "x" {
+	if f := c.Publish("room:down", "x", 1); f.Type != "error" || f.Code != protocol.CodeUnavailable || f.Ref != "x" {
 		t.Fatalf("publish with Redis down: %+v", f)
 	}
-	waitFor(t, 10*time.Second, "readyz false", func() bool {
+	wait.For(t, 10*time.Second, "readyz false", func() bool {
 		resp, err := http.Get("http://" + gw.Addr() + "/readyz")
 		if err != nil {
 			return false
@@ -307,46 +299,46 @@ func TestRedisDownGivesUnavailableAndNoCrash(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
-	c.send(map[string]any{"type": "subscribe", "room": "room:down"})
-	if f := c.expect("error"); f.Code != protocol.CodeUnavailable || f.Ref != "room:down" {
+	c.Send(map[string]any{"type": "subscribe", "room": "room:down"})
+	if f := c.Expect("error"); f.Code != protocol.CodeUnavailable || f.Ref != "room:down" {
 		t.Fatalf("subscribe with Redis down: %+v", f)
 	}
 	if err := rs.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "ready again", func() bool { ok, _ := gw.Ready(); return ok })
-	c.subscribe("room:down", nil, nil)
-	if f := c.publish("room:down", "y", 1); f.Type != "ack" {
+	wait.For(t, 10*time.Second, "ready again", func() bool { ok, _ := gw.Ready(); return ok })
+	c.Subscribe("room:down", nil, nil)
+	if f := c.Publish("room:down", "y", 1); f.Type != "ack" {
 		t.Fatalf("publish after Redis returned: %+v", f)
 	}
 }
 
 // TestResumeRecovered: G6, the good way: exactly the missed messages, then live.
 func TestResumeRecovered(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	pub := newClient(t, gw.Addr(), "p")
 	c := newClient(t, gw.Addr(), "c")
-	s := c.subscribe("tenant:r", nil, nil)
+	s := c.Subscribe("tenant:r", nil, nil)
 	if len(s.Position) != 0 {
 		t.Fatalf("a new room has positions %v", s.Position)
 	}
 	for i := 0; i < 5; i++ {
-		pub.publish("tenant:r", msgID("a", i), map[string]int{"n": i})
+		pub.Publish("tenant:r", msgID("a", i), map[string]int{"n": i})
 	}
-	got := c.collect(5, 5*time.Second)
+	got := c.Collect(5, 5*time.Second)
 	last := got[len(got)-1]
-	c.ws.Close()
+	c.Close()
 	for i := 5; i < 12; i++ {
-		pub.publish("tenant:r", msgID("a", i), map[string]int{"n": i})
+		pub.Publish("tenant:r", msgID("a", i), map[string]int{"n": i})
 	}
 	c2 := newClient(t, gw.Addr(), "c")
-	s2 := c2.subscribe("tenant:r", protocol.Positions{"us-east": last.Oseq}, protocol.Epochs{"us-east": last.Epoch})
+	s2 := c2.Subscribe("tenant:r", protocol.Positions{"us-east": last.Oseq}, protocol.Epochs{"us-east": last.Epoch})
 	if !s2.Recovered || s2.Missed != 7 {
 		t.Fatalf("resume: %+v, want recovered with 7 missed", s2)
 	}
-	pub.publish("tenant:r", "live", map[string]int{"n": 12})
-	msgs := c2.collect(8, 5*time.Second)
+	pub.Publish("tenant:r", "live", map[string]int{"n": 12})
+	msgs := c2.Collect(8, 5*time.Second)
 	if len(msgs) != 8 {
 		t.Fatalf("got %d messages after the resume, want 7 missed + 1 live", len(msgs))
 	}
@@ -355,7 +347,7 @@ func TestResumeRecovered(t *testing.T) {
 			t.Fatalf("message %d has oseq %d, want %d", i, m.Oseq, 6+i)
 		}
 	}
-	if extra := c2.collect(1, 300*time.Millisecond); len(extra) != 0 {
+	if extra := c2.Collect(1, 300*time.Millisecond); len(extra) != 0 {
 		t.Fatalf("an extra message after the resume: %+v", extra[0])
 	}
 }
@@ -363,27 +355,27 @@ func TestResumeRecovered(t *testing.T) {
 // TestResumeNotRecovered: G6, the other way: trimmed history and a lost epoch
 // answer recovered:false with a reason and replay nothing.
 func TestResumeNotRecovered(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) { c.History.MaxLen = 10 })
 	pub := newClient(t, gw.Addr(), "p")
 	for i := 0; i < 300; i++ {
-		pub.publish("tenant:trim", msgID("t", i), i)
+		pub.Publish("tenant:trim", msgID("t", i), i)
 	}
 	c := newClient(t, gw.Addr(), "c")
-	s := c.subscribe("tenant:trim", protocol.Positions{"us-east": 3}, nil)
+	s := c.Subscribe("tenant:trim", protocol.Positions{"us-east": 3}, nil)
 	if s.Recovered || s.Reason != protocol.ReasonHistoryTrimmed || s.Position["us-east"] != 300 {
 		t.Fatalf("resume past trimmed history: %+v", s)
 	}
-	if extra := c.collect(1, 300*time.Millisecond); len(extra) != 0 {
+	if extra := c.Collect(1, 300*time.Millisecond); len(extra) != 0 {
 		t.Fatalf("recovered:false replayed %+v", extra[0])
 	}
 	// A client from another life of the sequence: epoch mismatch.
-	s = c.subscribe("tenant:trim", protocol.Positions{"us-east": 299}, protocol.Epochs{"us-east": "old-epoch"})
+	s = c.Subscribe("tenant:trim", protocol.Positions{"us-east": 299}, protocol.Epochs{"us-east": "old-epoch"})
 	if s.Recovered || s.Reason != protocol.ReasonEpochChanged {
 		t.Fatalf("resume with an old epoch: %+v", s)
 	}
 	// Ahead of history with no epoch to tell why.
-	s = c.subscribe("tenant:trim", protocol.Positions{"us-east": 5000}, nil)
+	s = c.Subscribe("tenant:trim", protocol.Positions{"us-east": 5000}, nil)
 	if s.Recovered || s.Reason != protocol.ReasonAheadOfHistory {
 		t.Fatalf("resume ahead of history: %+v", s)
 	}
@@ -393,15 +385,15 @@ func TestResumeNotRecovered(t *testing.T) {
 // persistence restarts the sequence under a new epoch, and both the live
 // subscriber and a resuming client are told, never silently renumbered.
 func TestRedisLostHistoryAnnouncesEpochChange(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	pub := newClient(t, gw.Addr(), "p")
 	live := newClient(t, gw.Addr(), "live")
-	live.subscribe("tenant:e", nil, nil)
+	live.Subscribe("tenant:e", nil, nil)
 	for i := 0; i < 3; i++ {
-		pub.publish("tenant:e", msgID("e", i), i)
+		pub.Publish("tenant:e", msgID("e", i), i)
 	}
-	before := live.collect(3, 5*time.Second)
+	before := live.Collect(3, 5*time.Second)
 	old := before[2]
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
@@ -409,22 +401,22 @@ func TestRedisLostHistoryAnnouncesEpochChange(t *testing.T) {
 	if err := rs.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "ready after restart", func() bool { ok, _ := gw.Ready(); return ok })
+	wait.For(t, 10*time.Second, "ready after restart", func() bool { ok, _ := gw.Ready(); return ok })
 	var ack *protocol.ServerFrame
-	waitFor(t, 10*time.Second, "publish after restart", func() bool {
-		ack = pub.publish("tenant:e", "after", 1)
+	wait.For(t, 10*time.Second, "publish after restart", func() bool {
+		ack = pub.Publish("tenant:e", "after", 1)
 		return ack.Type == "ack"
 	})
-	notice := live.expect("subscribed")
+	notice := live.Expect("subscribed")
 	if notice.Recovered || notice.Reason != protocol.ReasonEpochChanged || notice.Epochs["us-east"] == old.Epoch {
 		t.Fatalf("live subscriber's notice: %+v", notice)
 	}
-	m := live.expect("message")
+	m := live.Expect("message")
 	if m.Oseq != 1 || m.Epoch == old.Epoch || m.ID != ack.Event {
 		t.Fatalf("first message of the new epoch: %+v (old epoch %s)", m, old.Epoch)
 	}
 	c := newClient(t, gw.Addr(), "c")
-	s := c.subscribe("tenant:e", protocol.Positions{"us-east": old.Oseq}, protocol.Epochs{"us-east": old.Epoch})
+	s := c.Subscribe("tenant:e", protocol.Positions{"us-east": old.Oseq}, protocol.Epochs{"us-east": old.Epoch})
 	if s.Recovered || s.Reason != protocol.ReasonEpochChanged {
 		t.Fatalf("resume with the lost epoch: %+v", s)
 	}
@@ -432,14 +424,14 @@ func TestRedisLostHistoryAnnouncesEpochChange(t *testing.T) {
 
 // TestSlowConsumerIsCutOthersKeepReceiving: G10.
 func TestSlowConsumerIsCutOthersKeepReceiving(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	// The write timeout outlasts the test's pause, so that what the slow
 	// client has not read stays deliverable and its close code reaches it.
 	small := func(c *gateway.Config) { c.SendQueue = 16; c.WriteTimeout = 30 * time.Second }
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", small)
 
 	// The slow client reads its welcome and subscribed frames, then nothing.
-	h := http.Header{"Authorization": {"Bearer " + token(t, "slow", time.Hour)}}
+	h := http.Header{"Authorization": {"Bearer " + token(t, "slow")}}
 	slow, _, err := websocket.DefaultDialer.Dial("ws://"+gw.Addr()+"/ws", h)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -450,20 +442,20 @@ func TestSlowConsumerIsCutOthersKeepReceiving(t *testing.T) {
 	_, _, _ = slow.ReadMessage() // subscribed
 
 	fast := newClient(t, gw.Addr(), "fast")
-	fast.subscribe("room:slow", nil, nil)
+	fast.Subscribe("room:slow", nil, nil)
 	pub := newClient(t, gw.Addr(), "pub")
 	payload := strings.Repeat("x", 30000)
 	const n = 600
 	for i := 0; i < n; i++ {
-		if f := pub.publish("room:slow", msgID("s", i), payload); f.Type != "ack" {
+		if f := pub.Publish("room:slow", msgID("s", i), payload); f.Type != "ack" {
 			t.Fatalf("publish %d: %+v", i, f)
 		}
 	}
-	msgs := fast.collect(n, 30*time.Second)
+	msgs := fast.Collect(n, 30*time.Second)
 	if len(msgs) != n {
 		t.Fatalf("the fast client got %d of %d messages while another was slow", len(msgs), n)
 	}
-	checkStream(t, "fast", msgs)
+	wsprobe.CheckStream(t, "fast", msgs)
 
 	// Now read what the slow client had buffered: it ends in close 4001.
 	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -486,25 +478,27 @@ func TestSlowConsumerIsCutOthersKeepReceiving(t *testing.T) {
 }
 
 func TestDrainSaysByeThenGoingAway(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	c := newClient(t, gw.Addr(), "c")
-	c.subscribe("room:d", nil, nil)
+	c.Subscribe("room:d", nil, nil)
 	done := make(chan struct{})
 	go func() { gw.Drain(); close(done) }()
-	bye := c.expect("bye")
+	bye := c.Expect("bye")
 	if bye.Code != "going_away" || !bye.Reconnect {
 		t.Fatalf("bye: %+v", bye)
 	}
-	<-c.closed
-	if code := c.closeCode(); code != protocol.CloseGoingAway {
+	if code := c.AwaitClose(wsprobe.Bound); code != protocol.CloseGoingAway {
 		t.Fatalf("closed with %d after bye, want 1001", code)
 	}
 	<-done
 	if ok, why := gw.Ready(); ok || why != "draining" {
 		t.Fatalf("ready while draining: %v %s", ok, why)
 	}
-	if _, resp, err := dialRaw(gw.Addr(), token(t, "late", time.Hour)); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+	if late, resp, err := wsprobe.Dial(t, gw.Addr(), token(t, "late")); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		if late != nil {
+			late.Close()
+		}
 		t.Fatalf("a connection during drain was not refused with 503: %v", err)
 	}
 }
@@ -515,14 +509,14 @@ func TestDrainSaysByeThenGoingAway(t *testing.T) {
 // silent "recovered" that skips everything. A federated room is different:
 // us-east may simply be behind, and the stranded events arrive later.
 func TestResumeOfAnotherRegionsLocalRoom(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) { c.Federate = []string{"tenant:*"} })
 	c := newClient(t, gw.Addr(), "c")
-	s := c.subscribe("room:eu-west-local", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
+	s := c.Subscribe("room:eu-west-local", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
 	if s.Recovered || s.Reason != protocol.ReasonAheadOfHistory {
 		t.Fatalf("resume of eu-west's local room in us-east: %+v, want recovered:false ahead_of_history", s)
 	}
-	s = c.subscribe("tenant:fo", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
+	s = c.Subscribe("tenant:fo", protocol.Positions{"eu-west": 18}, protocol.Epochs{"eu-west": "e1"})
 	if !s.Recovered {
 		t.Fatalf("resume of a federated room in a region behind the client: %+v, want recovered:true", s)
 	}
@@ -535,33 +529,34 @@ func TestResumeOfAnotherRegionsLocalRoom(t *testing.T) {
 // (a room-level "already dispatched" mark taken from one snapshot once
 // dropped it for the others).
 func TestSubscribersJoiningTogetherMissNothing(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
 	pub := newClient(t, gw.Addr(), "p")
 	for round := 0; round < 20; round++ {
 		room := fmt.Sprintf("tenant:join-%d", round)
 		const n = 6
-		subs := make([]*wsClient, n)
+		subs := make([]*wsprobe.Conn, n)
 		for i := range subs {
 			subs[i] = newClient(t, gw.Addr(), fmt.Sprintf("s%d", i))
 		}
 		var wg sync.WaitGroup
 		for _, s := range subs {
 			wg.Add(1)
-			go func() { defer wg.Done(); s.send(map[string]any{"type": "subscribe", "room": room}) }()
+			go func() { defer wg.Done(); s.Send(map[string]any{"type": "subscribe", "room": room}) }()
 		}
 		for i := 0; i < 5; i++ {
-			pub.publish(room, msgID(room, i), i)
+			pub.Publish(room, msgID(room, i), i)
 		}
 		wg.Wait()
 		for i, s := range subs {
-			sub := s.expect("subscribed")
+			sub := s.Expect("subscribed")
 			pos := sub.Position["us-east"]
 			want := 5 - int(pos)
-			got := s.collect(want, 5*time.Second)
+			got := s.Collect(want, 5*time.Second)
 			if len(got) != want {
 				t.Fatalf("round %d: subscriber %d subscribed at oseq %d and got %d of the %d events after it", round, i, pos, len(got), want)
 			}
+			s.Close() // 20 rounds of 6: each round's clients go with it
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 const testRoom = "tenant:42"
@@ -45,7 +46,7 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 	}
 
 	fc.send(messageFrame(testRoom, "us-east", "e1", 4))
-	eventually(t, "message delivered", func() bool { return len(rec.messages()) == 1 }, bound)
+	wait.For(t, bound, "message delivered", func() bool { return len(rec.messages()) == 1 })
 	m := rec.messages()[0]
 	wantTS := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 	if m.Room != testRoom || m.Origin != "us-east" || m.Oseq != 4 || m.Epoch != "e1" || m.Sender != "alice" ||
@@ -53,7 +54,7 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 		t.Errorf("message = %+v", m)
 	}
 
-	wait := async(t, func() (Ack, error) {
+	call := async(t, func() (Ack, error) {
 		return c.Publish(context.Background(), testRoom, "m-1", map[string]string{"text": "hi"})
 	})
 	pf := fc.expect(t, protocol.TypePublish)
@@ -61,7 +62,7 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 		t.Errorf("publish frame = %s", pf.raw)
 	}
 	fc.send(protocol.Ack{Type: protocol.TypeAck, ID: "m-1", Event: "ev-1", Oseq: 5, Room: testRoom})
-	ack, err := wait()
+	ack, err := call()
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -70,7 +71,7 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 	}
 
 	// The writer counts a frame once its write returned: the ack may come first.
-	eventually(t, "2 frames out", func() bool { return c.Stats().FramesOut == 2 }, bound)
+	wait.For(t, bound, "2 frames out", func() bool { return c.Stats().FramesOut == 2 })
 	st := c.Stats()
 	if st.FramesIn != 4 || st.FramesOut != 2 || st.Messages != 1 || st.Reconnects != 0 {
 		t.Errorf("stats = %+v", st)
@@ -89,7 +90,7 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 	if in != 4 || out != 2 {
 		t.Errorf("OnFrame saw %d in, %d out; want 4, 2", in, out)
 	}
-	eventually(t, "connecting, connected", func() bool { return len(rec.stateEvents()) >= 2 }, bound)
+	wait.For(t, bound, "connecting, connected", func() bool { return len(rec.stateEvents()) >= 2 })
 	states := rec.stateEvents()
 	if len(states) < 2 || states[0].State != StateConnecting || states[1].State != StateConnected ||
 		states[1].Session != "s1" || states[1].Region != "us-east" || states[1].Node != "gw-1" {
@@ -102,11 +103,11 @@ func TestNonReconnectableCloseEndsClient(t *testing.T) {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			f := newFake(t, "us-east")
 			c, fc, rec := dial(t, f, nil)
-			wait := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "m-1", 1) })
+			call := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "m-1", 1) })
 			fc.expect(t, protocol.TypePublish)
 			fc.closeWith(code, "go away")
 
-			_, err := wait()
+			_, err := call()
 			var ce *CloseError
 			if !errors.As(err, &ce) || ce.Code != code || !strings.Contains(err.Error(), strconv.Itoa(code)) {
 				t.Fatalf("pending Publish error = %v, want a *CloseError naming %d", err, code)
@@ -119,7 +120,7 @@ func TestNonReconnectableCloseEndsClient(t *testing.T) {
 			if !errors.As(c.Err(), &ce) || ce.Code != code {
 				t.Errorf("Err() = %v", c.Err())
 			}
-			eventually(t, "closed state", func() bool { return lastState(rec).State == StateClosed }, bound)
+			wait.For(t, bound, "closed state", func() bool { return lastState(rec).State == StateClosed })
 			if s := lastState(rec); s.Code != code {
 				t.Errorf("closed state = %+v", s)
 			}
@@ -149,7 +150,7 @@ func TestReconnectableCloseReconnects(t *testing.T) {
 			if fc2.auth != "Bearer tok-2" {
 				t.Errorf("reconnect sent %q: the token is asked for again on every attempt", fc2.auth)
 			}
-			eventually(t, "connected again", func() bool { return c.Session() == "s2" }, bound)
+			wait.For(t, bound, "connected again", func() bool { return c.Session() == "s2" })
 			waitState(t, rec, "disconnected with the code, will reconnect", func(s StateEvent) bool {
 				return s.State == StateDisconnected && s.Code == code && s.WillReconnect
 			})
@@ -167,7 +168,7 @@ func TestByeThenGoingAwayReconnectsElsewhere(t *testing.T) {
 	fa.send(protocol.Bye{Type: protocol.TypeBye, Code: "going_away", Reconnect: true})
 	fa.closeWith(protocol.CloseGoingAway, "draining")
 	b.accept(t)
-	eventually(t, "on the other endpoint", func() bool { return c.Endpoint() == b.URL() && c.Region() == "us-west" }, bound)
+	wait.For(t, bound, "on the other endpoint", func() bool { return c.Endpoint() == b.URL() && c.Region() == "us-west" })
 }
 
 func TestEndpointRotationOnDialFailure(t *testing.T) {
@@ -204,13 +205,13 @@ func TestResolverConsultedOnEachReconnect(t *testing.T) {
 	}
 	fa.drop()
 	fb := b.accept(t)
-	eventually(t, "moved to the resolved endpoint", func() bool { return c.Endpoint() == b.URL() }, bound)
+	wait.For(t, bound, "moved to the resolved endpoint", func() bool { return c.Endpoint() == b.URL() })
 	if calls.Load() != 2 {
 		t.Errorf("%d resolves after one reconnect, want 2", calls.Load())
 	}
 	fb.closeWith(protocol.CloseSessionTakenOver, "another region owns the session")
 	b.accept(t)
-	eventually(t, "third connection", func() bool { return c.Session() == "s2" && calls.Load() == 3 }, bound)
+	wait.For(t, bound, "third connection", func() bool { return c.Session() == "s2" && calls.Load() == 3 })
 }
 
 func TestBackoffGrowsAndIsBounded(t *testing.T) {
@@ -312,13 +313,13 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	base := runtime.NumGoroutine()
 	c, fc, rec := dial(t, f, nil)
 	subscribe(t, c, fc, testRoom, subscribedFrame(testRoom, true, 0, "", nil, nil))
-	wait := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "m-1", 1) })
+	call := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "m-1", 1) })
 	fc.expect(t, protocol.TypePublish)
 
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := wait(); !errors.Is(err, ErrClosed) {
+	if _, err := call(); !errors.Is(err, ErrClosed) {
 		t.Errorf("pending Publish after Close = %v, want ErrClosed", err)
 	}
 	if err := c.Close(); err != nil {
@@ -369,7 +370,7 @@ func TestCloseWhileReconnecting(t *testing.T) {
 	c, fc, _ := dial(t, f, func(o *Options) { o.MinBackoff, o.MaxBackoff = 50*time.Millisecond, time.Second })
 	f.reject.Store(1 << 20)
 	fc.drop()
-	eventually(t, "failing to reconnect", func() bool { return c.Stats().DialFailures >= 2 }, bound)
+	wait.For(t, bound, "failing to reconnect", func() bool { return c.Stats().DialFailures >= 2 })
 	done := async(t, func() (struct{}, error) { return struct{}{}, c.Close() })
 	if _, err := done(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 // bound is how long any wait in these tests may take before it fails.
@@ -344,18 +345,6 @@ func async[T any](t *testing.T, fn func() (T, error)) func() (T, error) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after limit.
-func eventually(t *testing.T, what string, cond func() bool, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v", what, limit)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // noLeaks checks that the goroutine count returns to base and that no
 // goroutine of this package's Client remains.
 func noLeaks(t *testing.T, base int) {
@@ -366,12 +355,8 @@ func noLeaks(t *testing.T, base int) {
 		stacks = string(buf[:runtime.Stack(buf, true)])
 		return runtime.NumGoroutine() <= base && !strings.Contains(stacks, "gateway/client.(*Client).")
 	}
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines did not return to %d (now %d):\n%s", base, runtime.NumGoroutine(), stacks)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if !wait.Until(bound, cond) {
+		t.Fatalf("goroutines did not return to %d within %v (now %d):\n%s", base, bound, runtime.NumGoroutine(), stacks)
 	}
 }
 
@@ -386,12 +371,12 @@ func lastState(rec *recorder) StateEvent {
 // waitState waits until OnState has seen an event matching pred.
 func waitState(t *testing.T, rec *recorder, what string, pred func(StateEvent) bool) {
 	t.Helper()
-	eventually(t, what, func() bool {
+	wait.For(t, bound, what, func() bool {
 		for _, s := range rec.stateEvents() {
 			if pred(s) {
 				return true
 			}
 		}
 		return false
-	}, bound)
+	})
 }

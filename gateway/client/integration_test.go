@@ -3,16 +3,15 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/client"
+	"github.com/geolab/geolab/internal/gatewaytest"
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 // These tests run the client against real gateway nodes on a real
@@ -20,30 +19,6 @@ import (
 // sides agree.
 
 const secret = "client-integration-secret-0123456789abcdef0123"
-
-func realGateway(t *testing.T, redisAddr, node string, a *auth.Authority) *gateway.Server {
-	t.Helper()
-	cfg := gateway.DefaultConfig()
-	cfg.Region, cfg.Node, cfg.Listen, cfg.Redis, cfg.Authority = "us-east", node, "127.0.0.1:0", redisAddr, a
-	cfg.PublishRate, cfg.PublishBurst = 1e5, 100000
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := gateway.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	end := time.Now().Add(10 * time.Second)
-	for ok, _ := srv.Ready(); !ok; ok, _ = srv.Ready() {
-		if time.Now().After(end) {
-			t.Fatal("gateway not ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return srv
-}
 
 type recorder struct {
 	mu   sync.Mutex
@@ -60,10 +35,7 @@ func (r *recorder) count() int {
 func dialClient(t *testing.T, a *auth.Authority, sub string, endpoints ...string) (*client.Client, *recorder) {
 	t.Helper()
 	rec := &recorder{}
-	tok, err := a.Issue(sub, []string{"*"}, []string{"*"}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := gatewaytest.Token(t, a, sub)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	c, err := client.Dial(ctx, client.Options{
@@ -84,25 +56,14 @@ func dialClient(t *testing.T, a *auth.Authority, sub string, endpoints ...string
 	return c, rec
 }
 
-func eventually(t *testing.T, bound time.Duration, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for %s", bound, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestClientFailsOverToAnotherNodeAndResumes: the client's node dies; it
 // reconnects to the next endpoint, resumes with its tracked positions, and
 // gets exactly what was published meanwhile, with no duplicate and no gap.
 func TestClientFailsOverToAnotherNodeAndResumes(t *testing.T) {
 	rs := redistest.Start(t)
-	a, _ := auth.NewAuthority([]byte(secret))
-	gw1 := realGateway(t, rs.Addr(), "gw-1", a)
-	gw2 := realGateway(t, rs.Addr(), "gw-2", a)
+	a := gatewaytest.Authority(secret)
+	gw1 := gatewaytest.Start(t, a, rs.Addr(), "us-east", "gw-1")
+	gw2 := gatewaytest.Start(t, a, rs.Addr(), "us-east", "gw-2")
 	c, rec := dialClient(t, a, "watcher", "ws://"+gw1.Addr()+"/ws", "ws://"+gw2.Addr()+"/ws")
 	if _, err := c.Subscribe(context.Background(), "tenant:fo"); err != nil {
 		t.Fatal(err)
@@ -114,14 +75,14 @@ func TestClientFailsOverToAnotherNodeAndResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "10 messages", func() bool { return rec.count() == 10 })
+	wait.For(t, 10*time.Second, "10 messages", func() bool { return rec.count() == 10 })
 	gw1.Close() // the watcher's node dies
 	for i := 10; i < 30; i++ {
 		if _, err := pub.Publish(ctx, "tenant:fo", fmt.Sprintf("a-%d", i), i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "30 messages after the failover", func() bool { return rec.count() >= 30 })
+	wait.For(t, 20*time.Second, "30 messages after the failover", func() bool { return rec.count() >= 30 })
 	if c.Endpoint() != "ws://"+gw2.Addr()+"/ws" {
 		t.Fatalf("client on %s, want gw-2", c.Endpoint())
 	}
@@ -147,9 +108,9 @@ func TestClientFailsOverToAnotherNodeAndResumes(t *testing.T) {
 // subscriber sees each publish exactly once.
 func TestClientPublishRetryAcrossNodeLossIsOneEvent(t *testing.T) {
 	rs := redistest.Start(t)
-	a, _ := auth.NewAuthority([]byte(secret))
-	gw1 := realGateway(t, rs.Addr(), "gw-1", a)
-	gw2 := realGateway(t, rs.Addr(), "gw-2", a)
+	a := gatewaytest.Authority(secret)
+	gw1 := gatewaytest.Start(t, a, rs.Addr(), "us-east", "gw-1")
+	gw2 := gatewaytest.Start(t, a, rs.Addr(), "us-east", "gw-2")
 	sub, rec := dialClient(t, a, "sub", "ws://"+gw2.Addr()+"/ws")
 	if _, err := sub.Subscribe(context.Background(), "tenant:g4"); err != nil {
 		t.Fatal(err)
@@ -175,7 +136,7 @@ func TestClientPublishRetryAcrossNodeLossIsOneEvent(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	eventually(t, 20*time.Second, "50 deliveries", func() bool { return rec.count() >= 50 })
+	wait.For(t, 20*time.Second, "50 deliveries", func() bool { return rec.count() >= 50 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	seen := map[string]bool{}

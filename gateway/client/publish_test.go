@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 func TestPublishRetriedAfterDropReusesID(t *testing.T) {
 	f := newFake(t, "us-east")
 	c, fc1, rec := dial(t, f, nil)
 
-	wait := async(t, func() (Ack, error) {
+	call := async(t, func() (Ack, error) {
 		return c.Publish(context.Background(), testRoom, "m-7", json.RawMessage(`{"n":7}`))
 	})
 	first := fc1.expect(t, protocol.TypePublish)
@@ -29,7 +30,7 @@ func TestPublishRetriedAfterDropReusesID(t *testing.T) {
 		t.Errorf("resent publish = %s, first was %s", second.raw, first.raw)
 	}
 	fc2.send(protocol.Ack{Type: protocol.TypeAck, ID: "m-7", Event: "ev-7", Oseq: 1, Duplicate: true})
-	ack, err := wait()
+	ack, err := call()
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -74,10 +75,10 @@ func TestPublishErrors(t *testing.T) {
 
 	t.Run("refused at once", func(t *testing.T) {
 		for _, code := range []string{protocol.CodeForbidden, protocol.CodeDataTooLarge, protocol.CodeBadFrame} {
-			wait := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "p-"+code, 1) })
+			call := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "p-"+code, 1) })
 			pf := fc.expect(t, protocol.TypePublish)
 			fc.send(protocol.ErrorFrame{Type: protocol.TypeError, Ref: pf.f.ID, Code: code, Message: "no"})
-			_, err := wait()
+			_, err := call()
 			var se *ServerError
 			if !errors.As(err, &se) || se.Code != code || se.Local {
 				t.Errorf("%s: Publish = %v", code, err)
@@ -88,7 +89,7 @@ func TestPublishErrors(t *testing.T) {
 		for _, code := range []string{protocol.CodeUnavailable, protocol.CodeRateLimited, protocol.CodeInternal} {
 			id := "r-" + code
 			before := c.Stats().PublishRetries
-			wait := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, id, 1) })
+			call := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, id, 1) })
 			first := fc.expect(t, protocol.TypePublish)
 			fc.send(protocol.ErrorFrame{Type: protocol.TypeError, Ref: id, Code: code, Message: "retry"})
 			second := fc.expect(t, protocol.TypePublish)
@@ -96,7 +97,7 @@ func TestPublishErrors(t *testing.T) {
 				t.Errorf("%s: retry %s differs from %s", code, second.raw, first.raw)
 			}
 			fc.send(ackFrame(id, "ev", 1))
-			if ack, err := wait(); err != nil || ack.Attempts != 2 || ack.Conn != 1 {
+			if ack, err := call(); err != nil || ack.Attempts != 2 || ack.Conn != 1 {
 				t.Errorf("%s: Publish = %+v, %v", code, ack, err)
 			}
 			if got := c.Stats().PublishRetries - before; got != 1 {
@@ -124,10 +125,10 @@ func TestPublishErrors(t *testing.T) {
 	})
 	t.Run("context ends", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		wait := async(t, func() (Ack, error) { return c.Publish(ctx, testRoom, "c-1", 1) })
+		call := async(t, func() (Ack, error) { return c.Publish(ctx, testRoom, "c-1", 1) })
 		fc.expect(t, protocol.TypePublish)
 		cancel()
-		if _, err := wait(); !errors.Is(err, context.Canceled) {
+		if _, err := call(); !errors.Is(err, context.Canceled) {
 			t.Errorf("Publish = %v, want context.Canceled", err)
 		}
 		fc.send(ackFrame("c-1", "ev", 1)) // a late ack is ignored
@@ -167,7 +168,7 @@ func TestCallbackMayPublishAndClose(t *testing.T) {
 	case <-time.After(bound):
 		t.Fatal("Publish from a callback deadlocked")
 	}
-	eventually(t, "message 2", func() bool { return len(rec.messages()) == 2 }, bound)
+	wait.For(t, bound, "message 2", func() bool { return len(rec.messages()) == 2 })
 	fc.send(messageFrame(testRoom, "us-east", "e1", 3))
 	select {
 	case <-c.Done():

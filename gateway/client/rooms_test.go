@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 func TestResumeSendsSinceAndEpochsOfLastDelivered(t *testing.T) {
@@ -19,7 +20,7 @@ func TestResumeSendsSinceAndEpochsOfLastDelivered(t *testing.T) {
 	fc1.send(messageFrame(testRoom, "us-east", "e1", 4))
 	fc1.send(messageFrame(testRoom, "us-east", "e1", 5))
 	fc1.send(messageFrame(testRoom, "eu-west", "e2", 1))
-	eventually(t, "3 messages", func() bool { return len(rec.messages()) == 3 }, bound)
+	wait.For(t, bound, "3 messages", func() bool { return len(rec.messages()) == 3 })
 	fc1.closeWith(protocol.CloseSlowConsumer, "send queue full")
 
 	fc2 := f.accept(t)
@@ -31,7 +32,7 @@ func TestResumeSendsSinceAndEpochsOfLastDelivered(t *testing.T) {
 	fc2.send(subscribedFrame(testRoom, true, 1, "", protocol.Positions{"us-east": 6, "eu-west": 1},
 		protocol.Epochs{"us-east": "e1", "eu-west": "e2"}))
 	fc2.send(messageFrame(testRoom, "us-east", "e1", 6))
-	eventually(t, "replayed message", func() bool { return len(rec.messages()) == 4 }, bound)
+	wait.For(t, bound, "replayed message", func() bool { return len(rec.messages()) == 4 })
 
 	pos, _ := c.Positions(testRoom)
 	if !maps.Equal(pos, protocol.Positions{"us-east": 6, "eu-west": 1}) {
@@ -71,11 +72,11 @@ func TestRecoveredFalseResetsPositions(t *testing.T) {
 	fc2 := f.accept(t)
 	fc2.expect(t, protocol.TypeSubscribe)
 	fc2.send(subscribedFrame(testRoom, false, 0, protocol.ReasonHistoryTrimmed, protocol.Positions{"us-east": 40}, protocol.Epochs{"us-east": "e1"}))
-	eventually(t, "positions replaced", func() bool {
+	wait.For(t, bound, "positions replaced", func() bool {
 		pos, ep := c.Positions(testRoom)
 		return maps.Equal(pos, protocol.Positions{"us-east": 40}) && maps.Equal(ep, protocol.Epochs{"us-east": "e1"})
-	}, bound)
-	eventually(t, "resume reported", func() bool { return len(rec.subscribed()) == 2 }, bound)
+	})
+	wait.For(t, bound, "resume reported", func() bool { return len(rec.subscribed()) == 2 })
 	subs := rec.subscribed()
 	if last := subs[len(subs)-1]; last.Recovered || !last.Resumed || last.Reason != protocol.ReasonHistoryTrimmed || last.Unasked {
 		t.Errorf("resume event = %+v", last)
@@ -83,7 +84,7 @@ func TestRecoveredFalseResetsPositions(t *testing.T) {
 
 	fc2.send(messageFrame(testRoom, "us-east", "e1", 40)) // at the new position: a duplicate
 	fc2.send(messageFrame(testRoom, "us-east", "e1", 41)) // next after it: no gap
-	eventually(t, "message 41", func() bool { return len(rec.messages()) == 1 }, bound)
+	wait.For(t, bound, "message 41", func() bool { return len(rec.messages()) == 1 })
 	if m := rec.messages()[0]; m.Oseq != 41 || m.Gap {
 		t.Errorf("message = %+v", m)
 	}
@@ -102,7 +103,7 @@ func TestUnaskedRecoveredFalseReplacesNamedOrigins(t *testing.T) {
 		protocol.Positions{"us-east": 5, "eu-west": 2}, protocol.Epochs{"us-east": "e1", "eu-west": "e2"}))
 	fc.send(subscribedFrame(testRoom, false, 0, protocol.ReasonHistoryLost, protocol.Positions{"us-east": 9}, protocol.Epochs{"us-east": "e9"}))
 	fc.send(messageFrame(testRoom, "us-east", "e9", 10))
-	eventually(t, "message after the gap", func() bool { return len(rec.messages()) == 1 }, bound)
+	wait.For(t, bound, "message after the gap", func() bool { return len(rec.messages()) == 1 })
 
 	pos, ep := c.Positions(testRoom)
 	if !maps.Equal(pos, protocol.Positions{"us-east": 10, "eu-west": 2}) || !maps.Equal(ep, protocol.Epochs{"us-east": "e9", "eu-west": "e2"}) {
@@ -124,7 +125,7 @@ func TestBackstopDropsAndCountsDuplicates(t *testing.T) {
 	for _, q := range []uint64{4, 5, 5, 4, 6} {
 		fc.send(messageFrame(testRoom, "us-east", "e1", q))
 	}
-	eventually(t, "3 messages", func() bool { return len(rec.messages()) == 3 }, bound)
+	wait.For(t, bound, "3 messages", func() bool { return len(rec.messages()) == 3 })
 	var got []uint64
 	for _, m := range rec.messages() {
 		got = append(got, m.Oseq)
@@ -152,7 +153,7 @@ func TestBackstopCountsGap(t *testing.T) {
 	subscribe(t, c, fc, testRoom, subscribedFrame(testRoom, true, 0, "", protocol.Positions{"us-east": 3}, protocol.Epochs{"us-east": "e1"}))
 	fc.send(messageFrame(testRoom, "us-east", "e1", 4))
 	fc.send(messageFrame(testRoom, "us-east", "e1", 7))
-	eventually(t, "2 messages", func() bool { return len(rec.messages()) == 2 }, bound)
+	wait.For(t, bound, "2 messages", func() bool { return len(rec.messages()) == 2 })
 	ms := rec.messages()
 	if ms[0].Gap || !ms[1].Gap || ms[1].Oseq != 7 {
 		t.Errorf("messages = %+v", ms)
@@ -170,7 +171,7 @@ func TestBackstopAcceptsEpochChange(t *testing.T) {
 	fc.send(messageFrame(testRoom, "us-east", "e2", 2))
 	fc.send(messageFrame(testRoom, "us-east", "e2", 2)) // a duplicate in the new epoch
 	fc.send(messageFrame(testRoom, "eu-west", "x1", 8)) // an origin never seen: just added
-	eventually(t, "3 messages", func() bool { return len(rec.messages()) == 3 }, bound)
+	wait.For(t, bound, "3 messages", func() bool { return len(rec.messages()) == 3 })
 	pos, ep := c.Positions(testRoom)
 	if !maps.Equal(pos, protocol.Positions{"us-east": 2, "eu-west": 8}) || !maps.Equal(ep, protocol.Epochs{"us-east": "e2", "eu-west": "x1"}) {
 		t.Errorf("positions = %v %v", pos, ep)
@@ -224,10 +225,10 @@ func TestSubscribeAfterUnsubscribeInFlight(t *testing.T) {
 func TestSubscribeErrorTakesRoomOutOfSet(t *testing.T) {
 	f := newFake(t, "us-east")
 	c, fc1, _ := dial(t, f, nil)
-	wait := async(t, func() (SubscribeResult, error) { return c.Subscribe(context.Background(), "secret:1") })
+	call := async(t, func() (SubscribeResult, error) { return c.Subscribe(context.Background(), "secret:1") })
 	fc1.expect(t, protocol.TypeSubscribe)
 	fc1.send(protocol.ErrorFrame{Type: protocol.TypeError, Ref: "secret:1", Code: protocol.CodeForbidden, Message: "no"})
-	_, err := wait()
+	_, err := call()
 	var se *ServerError
 	if !errors.As(err, &se) || se.Code != protocol.CodeForbidden || se.Ref != "secret:1" {
 		t.Fatalf("Subscribe = %v", err)
@@ -239,7 +240,7 @@ func TestSubscribeErrorTakesRoomOutOfSet(t *testing.T) {
 	// frame on the new connection is the publish below.
 	fc1.drop()
 	fc2 := f.accept(t)
-	eventually(t, "reconnected", func() bool { return c.Session() == "s2" }, bound)
+	wait.For(t, bound, "reconnected", func() bool { return c.Session() == "s2" })
 	wp := async(t, func() (Ack, error) { return c.Publish(context.Background(), testRoom, "after", 1) })
 	fc2.expect(t, protocol.TypePublish)
 	fc2.send(ackFrame("after", "ev", 1))
@@ -261,10 +262,10 @@ func TestResubscribeRefusedIsRetried(t *testing.T) {
 		t.Errorf("retried resubscribe = %s", again.raw)
 	}
 	fc2.send(subscribedFrame(testRoom, true, 0, "", protocol.Positions{"us-east": 2}, protocol.Epochs{"us-east": "e1"}))
-	eventually(t, "refusal then answer reported", func() bool {
+	wait.For(t, bound, "refusal then answer reported", func() bool {
 		s := rec.subscribed()
 		return len(s) == 3 && s[1].Err != nil && s[1].WillRetry && s[2].Recovered && s[2].Conn == 2
-	}, bound)
+	})
 }
 
 // FuzzHandleFrame feeds arbitrary gateway frames to the client's frame
