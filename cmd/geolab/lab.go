@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,13 +131,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			control.PrintStatus(cmd.OutOrStdout(), st)
-			return nil
+			return printStatus(cmd.OutOrStdout(), asJSON, st, func(w io.Writer) { control.PrintStatus(w, st) })
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", control.DefaultStatePath(), "state file written by 'geolab up'")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -101,11 +102,17 @@ func stackStatus(cmd *cobra.Command, url string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	return printStatus(cmd.OutOrStdout(), asJSON, v, func(w io.Writer) { stack.PrintStatus(w, v) })
+}
+
+// printStatus writes a status as indented JSON when asJSON, else as the
+// text that text writes: the one shape of both status commands' output.
+func printStatus(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
 	if asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	stack.PrintStatus(cmd.OutOrStdout(), v)
+	text(w)
 	return nil
 }

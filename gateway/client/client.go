@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/backoff"
 )
 
 // Client is one user's connection to geolab gateways, replaced when lost.
@@ -209,16 +210,10 @@ func (c *Client) emitMessage(m Message) {
 
 // sleep waits d, or less if the client ends; it reports whether d passed.
 func (c *Client) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-c.ctx.Done():
-		return false
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
+	return backoff.Sleep(ctx, d)
 }
 
 // backoff draws the sleep before attempt n.
