@@ -20,21 +20,18 @@ import (
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/client"
 	"github.com/geolab/geolab/internal/gatewaytest"
+	"github.com/geolab/geolab/internal/harness"
 	"github.com/geolab/geolab/internal/testbin"
 	"github.com/geolab/geolab/internal/wait"
 	"github.com/geolab/geolab/lab/provider"
 )
 
-// needDocker skips unless the docker tests are asked for (PROVIDER=docker,
-// as 'make chaos-docker' sets it) and an engine answers.
+// needDocker skips unless the docker provider can run here (an engine
+// answers, the images are built) and $PROVIDER does not name another one:
+// the harness's rule for every docker test.
 func needDocker(t *testing.T) {
 	t.Helper()
-	if os.Getenv("PROVIDER") != "docker" {
-		t.Skip("docker tests run with PROVIDER=docker (make chaos-docker)")
-	}
-	if err := provider.DockerEngine(context.Background()); err != nil {
-		t.Skip(err)
-	}
+	harness.RequireProvider(t, provider.DockerName)
 }
 
 // compose returns the command that runs Compose: 'docker compose' when the

@@ -13,6 +13,7 @@
 #
 # environment:
 #   DOCKER_TESTS   Go packages of the docker tests, space-separated (required)
+#   DOCKER_RUN     go test -run filter of the docker tests (empty: all of them)
 #   DOCKER_LABELS  Ginkgo label filter of the chaos specs (empty: all of them)
 #   KEEP_ENGINE    non-empty and not 0: leave the engine it started running
 #   GO             the go command (default go); GINKGO the Ginkgo CLI (default bin/ginkgo)
@@ -74,8 +75,10 @@ if [[ -n $left ]]; then "$DOCKER" network rm $left >/dev/null; fi
 
 mkdir -p "$REPORTS"
 t0=$(date +%s)
-echo "PROVIDER=docker $GO test -count=1 -timeout 15m -v ${tests[*]}   (log ${REPORTS#"$root"/}/docker-tests.log)"
-PROVIDER=docker "$GO" test -count=1 -timeout 15m -v "${tests[@]}" 2>&1 | tee "$REPORTS/docker-tests.log" |
+run=()
+if [[ -n ${DOCKER_RUN:-} ]]; then run=(-run "$DOCKER_RUN"); fi
+echo "PROVIDER=docker $GO test -count=1 -timeout 15m -v ${run[*]} ${tests[*]}   (log ${REPORTS#"$root"/}/docker-tests.log)"
+PROVIDER=docker "$GO" test -count=1 -timeout 15m -v "${run[@]}" "${tests[@]}" 2>&1 | tee "$REPORTS/docker-tests.log" |
 	grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|#)|\.go:[0-9]+:'
 echo "PROVIDER=docker $GINKGO --label-filter='$DOCKER_LABELS' ... ./specs/chaos"
 PROVIDER=docker "$GINKGO" --label-filter="$DOCKER_LABELS" --junit-report=junit-docker.xml \

@@ -53,5 +53,5 @@ run "$GINKGO" --label-filter="$CHAOS_SMOKE" --timeout 10m ./specs/chaos
 if [[ $DOCKER_SMOKE == 0 ]]; then
 	echo "make test: DOCKER_SMOKE=0: the docker smoke subset (make chaos-docker) was NOT run"
 else
-	DOCKER_LABELS=$DOCKER_SMOKE_LABELS "$here/chaos-docker.sh"
+	DOCKER_LABELS=$DOCKER_SMOKE_LABELS DOCKER_RUN=${DOCKER_SMOKE_RUN:-} "$here/chaos-docker.sh"
 fi
