@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,43 @@ func TestRunWithProviderSkipsAProviderThatCannotRun(t *testing.T) {
 	}
 	if err := ProviderReady("docker"); err == nil || !strings.Contains(err.Error(), "no Docker engine answers") {
 		t.Errorf("docker without an engine: %v", err)
+	}
+}
+
+// outcome is a testing.TB that records a Skipf or Fatalf instead of
+// ending the test.
+type outcome struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (o *outcome) Helper()                      {}
+func (o *outcome) Skipf(f string, args ...any)  { o.skipped = fmt.Sprintf(f, args...) }
+func (o *outcome) Fatalf(f string, args ...any) { o.failed = fmt.Sprintf(f, args...) }
+
+// A provider that cannot run is skipped when the run did not ask for it, and
+// fails the test when $PROVIDER named it: make chaos-docker without an engine
+// or images must not pass with nothing run.
+func TestAProviderAskedForByNameFailsWhenItCannotRun(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	readyMu.Lock()
+	saved := readyCache
+	readyCache = map[string]error{}
+	readyMu.Unlock()
+	t.Cleanup(func() { readyMu.Lock(); readyCache = saved; readyMu.Unlock() })
+
+	t.Setenv(provider.Env, "")
+	o := &outcome{TB: t}
+	requireReady(o, provider.DockerName)
+	if o.failed != "" || !strings.Contains(o.skipped, "no Docker engine answers") {
+		t.Errorf("PROVIDER unset: skipped %q, failed %q; want a skip naming why", o.skipped, o.failed)
+	}
+
+	t.Setenv(provider.Env, provider.DockerName)
+	o = &outcome{TB: t}
+	requireReady(o, provider.DockerName)
+	if o.skipped != "" || !strings.Contains(o.failed, "PROVIDER=docker") || !strings.Contains(o.failed, "no Docker engine answers") {
+		t.Errorf("PROVIDER=docker: skipped %q, failed %q; want a failure naming the variable and why", o.skipped, o.failed)
 	}
 }
 

@@ -97,20 +97,16 @@ func dockerReady(ctx context.Context) error {
 // RunWithProvider runs body as a subtest named after each provider of
 // Providers, with lab.Options naming that provider: every provider when
 // $PROVIDER is unset, only that one when it is set. A provider that cannot
-// run here (ProviderReady) is skipped with the reason; an unknown $PROVIDER
-// fails the test. body starts its labs with StartLab(t, file, opts),
+// run here (ProviderReady) is skipped with the reason, unless $PROVIDER
+// names it: a run that asked for a provider fails when it cannot have it,
+// rather than passing with nothing run. An unknown $PROVIDER fails too. body starts its labs with StartLab(t, file, opts),
 // adding to opts what it needs (gateway flags).
 func RunWithProvider(t *testing.T, body func(t *testing.T, opts lab.Options)) {
 	t.Helper()
 	for _, name := range Providers() {
 		t.Run(name, func(t *testing.T) {
 			t.Helper()
-			if err := ProviderReady(name); err != nil {
-				if !slices.Contains(known(), name) {
-					t.Fatalf("%s=%s: %v", provider.Env, name, err)
-				}
-				t.Skipf("provider %s cannot run here: %v", name, err)
-			}
+			requireReady(t, name)
 			body(t, lab.Options{Provider: name})
 		})
 	}
@@ -126,7 +122,20 @@ func RequireProvider(t testing.TB, name string) {
 		p, _ := provider.FromEnv()
 		t.Skipf("a test of the %s provider; %s=%s", name, provider.Env, p)
 	}
-	if err := ProviderReady(name); err != nil {
-		t.Skipf("provider %s cannot run here: %v", name, err)
+	requireReady(t, name)
+}
+
+// requireReady skips t when the named provider cannot run here, or fails it
+// when $PROVIDER asked for that provider by name.
+func requireReady(t testing.TB, name string) {
+	t.Helper()
+	err := ProviderReady(name)
+	if err == nil {
+		return
 	}
+	if asked, ok := provider.FromEnv(); ok && asked == name {
+		t.Fatalf("%s=%s, but that provider cannot run here: %v", provider.Env, name, err)
+		return // for a TB whose Fatalf returns
+	}
+	t.Skipf("provider %s cannot run here: %v", name, err)
 }
