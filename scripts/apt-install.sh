@@ -16,13 +16,9 @@
 # could not be installed (not root, no apt-get, or still missing after
 # apt-get); 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 3 || -z $1 || -z $2 ]]; then
-	echo "apt-install.sh: want 3 arguments CMD PKGS WHAT, got $#: $*" >&2
-	echo "usage: scripts/apt-install.sh CMD PKGS WHAT (--help for more)" >&2
-	exit 2
+	usage_error "apt-install.sh: want 3 arguments CMD PKGS WHAT, got $#: $*" "scripts/apt-install.sh CMD PKGS WHAT (--help for more)"
 fi
 cmd=$1 pkgs=$2 what=$3
 APT_GET=${APT_GET:-apt-get}

@@ -26,16 +26,10 @@
 # exit codes: 0 every test and spec passed; non-zero: the first step that
 # failed (make images, go test, ginkgo), whose output is shown; 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "chaos-docker.sh: takes no arguments (set DOCKER_TESTS, DOCKER_LABELS), got: $*" >&2
-	echo "usage: DOCKER_TESTS='./lab/provider ./docker' scripts/chaos-docker.sh (--help for more)" >&2
-	exit 2
+	usage_error "chaos-docker.sh: takes no arguments (set DOCKER_TESTS, DOCKER_LABELS), got: $*" "DOCKER_TESTS='./lab/provider ./docker' scripts/chaos-docker.sh (--help for more)"
 fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 GO=${GO:-go}
 GINKGO=${GINKGO:-$root/bin/ginkgo}
 MAKE=${MAKE:-make}

@@ -24,15 +24,10 @@
 # was not ready in time (the stack's state and logs are shown); 2 usage error
 # or no Compose installed.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 1 || ! $1 =~ ^(up|down|config)$ ]]; then
-	echo "compose.sh: want one of up, down, config; got: ${*:-nothing}" >&2
-	echo "usage: scripts/compose.sh up|down|config (--help for more)" >&2
-	exit 2
+	usage_error "compose.sh: want one of up, down, config; got: ${*:-nothing}" "scripts/compose.sh up|down|config (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 DOCKER=${DOCKER:-docker}
 DOCKER_COMPOSE=${DOCKER_COMPOSE:-docker-compose}
 COMPOSE_WAIT=${COMPOSE_WAIT:-60}

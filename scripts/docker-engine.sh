@@ -25,15 +25,10 @@
 # 1 no engine and none could be started (not root, or it did not answer in
 # time; the log's tail is shown), or status: no engine answers; 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 1 || ! $1 =~ ^(start|stop|status)$ ]]; then
-	echo "docker-engine.sh: want one of start, stop, status; got: ${*:-nothing}" >&2
-	echo "usage: scripts/docker-engine.sh start|stop|status (--help for more)" >&2
-	exit 2
+	usage_error "docker-engine.sh: want one of start, stop, status; got: ${*:-nothing}" "scripts/docker-engine.sh start|stop|status (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 DOCKER=${DOCKER:-docker}
 DOCKERD=${DOCKERD:-dockerd}
 DOCKERD_FLAGS=${DOCKERD_FLAGS:---iptables=false --storage-driver=vfs}

@@ -16,15 +16,10 @@
 # exist, or go test failed (a fuzz failure: its input is written to the
 # package's testdata/fuzz/); 2 usage error (no targets, or one not package:FuzzName).
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "fuzz.sh: takes no arguments (set FUZZ_TARGETS), got: $*" >&2
-	echo "usage: FUZZ_TARGETS='pkg:FuzzName ...' scripts/fuzz.sh (--help for more)" >&2
-	exit 2
+	usage_error "fuzz.sh: takes no arguments (set FUZZ_TARGETS), got: $*" "FUZZ_TARGETS='pkg:FuzzName ...' scripts/fuzz.sh (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-5s}
 read -r -a targets <<<"${FUZZ_TARGETS:-}"

@@ -12,15 +12,10 @@
 # exit codes: 0 the right version is there (or was installed); 1 go.mod's
 # version cannot be read or 'go install' failed; 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "ginkgo-install.sh: takes no arguments, got: $*" >&2
-	echo "usage: scripts/ginkgo-install.sh (--help for more)" >&2
-	exit 2
+	usage_error "ginkgo-install.sh: takes no arguments, got: $*" "scripts/ginkgo-install.sh (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 GO=${GO:-go}
 GINKGO=${GINKGO:-$root/bin/ginkgo}
 cd "$root"

@@ -19,15 +19,10 @@
 # exit codes: 0 clean; 1 a file is not formatted (listed), or go vet or
 # staticcheck found something, or the install failed; 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -gt 1 ]]; then
-	echo "lint.sh: at most one argument DIR, got $#: $*" >&2
-	echo "usage: scripts/lint.sh [DIR] (--help for more)" >&2
-	exit 2
+	usage_error "lint.sh: at most one argument DIR, got $#: $*" "scripts/lint.sh [DIR] (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$root}
 if [[ ! -f $dir/go.mod ]]; then
 	echo "make lint: $dir is not a Go module (no go.mod)" >&2

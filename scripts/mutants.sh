@@ -20,15 +20,10 @@
 # exit codes: 0 every mutant was caught; 1 a mutant survived (named), or the
 # faulty build failed; 2 usage error (MUTANTS empty or an entry not mutant:group).
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "mutants.sh: takes no arguments (set MUTANTS), got: $*" >&2
-	echo "usage: MUTANTS='mutant:group ...' scripts/mutants.sh (--help for more)" >&2
-	exit 2
+	usage_error "mutants.sh: takes no arguments (set MUTANTS), got: $*" "MUTANTS='mutant:group ...' scripts/mutants.sh (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 GO=${GO:-go}
 GINKGO=${GINKGO:-$root/bin/ginkgo}
 FAULTY_BIN=${FAULTY_BIN:-$root/bin/geolab-faulty}

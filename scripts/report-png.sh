@@ -14,22 +14,15 @@
 # or it wrote no PNG (its output is shown); 2 usage error (REPORT unset, or
 # no such file).
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "report-png.sh: takes no arguments (set REPORT), got: $*" >&2
-	echo "usage: make report-png REPORT=reports/<run>/report.html" >&2
-	exit 2
+	usage_error "report-png.sh: takes no arguments (set REPORT), got: $*" "make report-png REPORT=reports/<run>/report.html"
 fi
-here=$(cd "$(dirname "$0")" && pwd)
 REPORT=${REPORT:-}
 REPORT_WINDOW=${REPORT_WINDOW:-1400,3000}
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 if [[ -z $REPORT ]]; then
-	echo "make report-png: REPORT is not set" >&2
-	echo "usage: make report-png REPORT=reports/<run>/report.html" >&2
-	exit 2
+	usage_error "make report-png: REPORT is not set" "make report-png REPORT=reports/<run>/report.html"
 fi
 if [[ ! -f $REPORT ]]; then
 	echo "make report-png: no such file: $REPORT" >&2

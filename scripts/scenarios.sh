@@ -13,15 +13,10 @@
 # exit codes: 0 every scenario passed; 1 a scenario failed (named); 2 usage
 # error (no such directory, no *.yaml in it, GEOLAB_BIN not executable).
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -gt 1 ]]; then
-	echo "scenarios.sh: at most one argument DIR, got $#: $*" >&2
-	echo "usage: scripts/scenarios.sh [DIR] (--help for more)" >&2
-	exit 2
+	usage_error "scenarios.sh: at most one argument DIR, got $#: $*" "scripts/scenarios.sh [DIR] (--help for more)"
 fi
-root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 dir=${1:-scenarios}
 GEOLAB_BIN=${GEOLAB_BIN:-$root/bin/geolab}

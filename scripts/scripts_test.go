@@ -185,6 +185,9 @@ func TestScriptsAreWellFormed(t *testing.T) {
 			if !strings.Contains(src, "\nset -euo pipefail\n") {
 				t.Error("no 'set -euo pipefail'")
 			}
+			if !strings.Contains(src, "\nset -euo pipefail\n. \"$(dirname \"$0\")/lib.bash\"\n") {
+				t.Error("does not source lib.bash right after 'set -euo pipefail' (here, root, --help)")
+			}
 			if st, err := os.Stat(name); err != nil || st.Mode()&0o111 == 0 {
 				t.Errorf("not executable: %v", err)
 			}

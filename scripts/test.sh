@@ -18,16 +18,10 @@
 # exit codes: 0 everything passed; non-zero: the exit code of the first step
 # that failed; 2 usage error.
 set -euo pipefail
-
-usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+. "$(dirname "$0")/lib.bash"
 if [[ $# -ne 0 ]]; then
-	echo "test.sh: takes no arguments, got: $*" >&2
-	echo "usage: scripts/test.sh (--help for more; 'make test' runs it)" >&2
-	exit 2
+	usage_error "test.sh: takes no arguments, got: $*" "scripts/test.sh (--help for more; 'make test' runs it)"
 fi
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 GO=${GO:-go}
 GINKGO=${GINKGO:-$root/bin/ginkgo}
 DOCKER_SMOKE=${DOCKER_SMOKE:-1}
