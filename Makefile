@@ -25,8 +25,8 @@ CHAOS_SMOKE  ?= amplification || resubscribe
 DOCKER_SMOKE ?= 1
 
 # Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
-FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/auth:FuzzVerify \
-	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./lab/topology:FuzzParse \
+FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
+	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./federation:FuzzValidateEntry ./lab/topology:FuzzParse \
 	./lab/history:FuzzRead ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName
 FUZZTIME ?= 5s
 
@@ -96,9 +96,9 @@ chaos-mutants: deps ## run the chaos group of each mutant (MUTANTS) against a -t
 scenarios: deps build ## run every shipped scenario with geolab run (reports in reports/NAME-seedN/); fails naming any that fails
 	@scripts/scenarios.sh scenarios
 
-bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), then the checker's 1M-record benchmarks
+bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench 1M -benchtime 3x ./lab/check ./lab/history
+	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap' -benchtime 3x ./lab/check ./lab/history ./gateway
 lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)
 	@scripts/lint.sh
 clean: ## remove bin/ and reports/

@@ -19,6 +19,9 @@
 //     (applied events never do), and a bridge applies only events whose origin
 //     is the outbox's region: full mesh, no echo, no storm.
 //   - Only rooms matching Federate cross; every other room stays home.
+//   - Trust between regions: every outbox entry is checked (validateEntry)
+//     before it is applied; one that breaks a rule of the outbox is refused,
+//     counted by reason and logged, and the feed moves past it.
 //   - A gap (the outbox was trimmed past the checkpoint, or this region lost
 //     its checkpoint and the outbox no longer reaches back) is never silent:
 //     it is counted, logged, and recorded as a gap marker so that gateways
@@ -40,6 +43,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/internal/netprofile"
 )
 
@@ -127,7 +131,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{Registry: b.reg}))
 		b.mu.Lock()
 		b.ln = ln
-		b.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		b.http = httpserve.New(mux)
 		b.mu.Unlock()
 		go func() { _ = b.http.Serve(ln) }()
 		defer b.http.Close()
@@ -158,6 +162,7 @@ type FeedStatus struct {
 	Applied    int64   `json:"applied"`
 	Duplicates int64   `json:"duplicates"`
 	Gaps       int64   `json:"gaps"`
+	Rejected   int64   `json:"rejected"` // entries refused: they broke a rule of the outbox
 	Checkpoint string  `json:"checkpoint"`
 	LastError  string  `json:"last_error,omitempty"`
 }

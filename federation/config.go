@@ -39,7 +39,15 @@ type Config struct {
 	// (internal/netprofile): "wan" or "lan"; "" is DefaultProfile. The link
 	// to this region's own Redis is always LocalProfile.
 	Profile string `yaml:"profile"`
+	// MaxFrameBytes bounds the frame of one outbox event: a longer one is
+	// refused (oversize). It must stay above the frames the gateways make
+	// (their --max-data-bytes plus the envelope).
+	MaxFrameBytes int `yaml:"max_frame_bytes"`
 }
+
+// DefaultMaxFrameBytes is max_frame_bytes when the file names none: 1 MiB,
+// far above a frame of the gateways' default 32 KiB of data.
+const DefaultMaxFrameBytes = 1 << 20
 
 // RegionConfig is one region as this bridge reaches it.
 type RegionConfig struct {
@@ -106,6 +114,9 @@ func (c *Config) Defaults() {
 	if c.Profile == "" {
 		c.Profile = DefaultProfile
 	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
 }
 
 // Validate names the first thing wrong: a file key, or region (the
@@ -145,6 +156,8 @@ func (c *Config) Validate() error {
 		return fielderr.New("batch", c.Batch, "must be in", "1..10000")
 	case c.Block < 10*time.Millisecond || c.Block > 10*time.Second:
 		return fielderr.New("block", c.Block, "must be in", "10ms..10s")
+	case c.MaxFrameBytes < 1<<10 || c.MaxFrameBytes > 64<<20:
+		return fielderr.New("max_frame_bytes", c.MaxFrameBytes, "must be in", "1024..67108864")
 	}
 	_, err := netprofile.ByName(c.Profile)
 	return err

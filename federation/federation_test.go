@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -265,15 +266,22 @@ func TestSessionTakeoverDuringPartition(t *testing.T) {
 	w := newWorld(t, "us-east", "eu-west")
 	w.startBridges()
 	a := dialSession(t, w.regions["us-east"].gw.Addr(), "s-1")
+	// A first claim's epoch is its time in milliseconds (session.lua); a
+	// takeover of a known record is that epoch + 1.
+	first, _ := w.regions["us-east"].redis.Client().HGet(context.Background(), "geolab:session:{s-1}", "epoch").Int64()
+	if first < 1 {
+		t.Fatalf("us-east's record has epoch %d", first)
+	}
+	want := strconv.FormatInt(first+1, 10)
 	wait.For(t, 20*time.Second, "eu-west learns us-east owns s-1", func() bool {
 		h, _ := w.regions["eu-west"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
-		return h["region"] == "us-east" && h["epoch"] == "1"
+		return h["region"] == "us-east" && h["epoch"] == strconv.FormatInt(first, 10)
 	})
 	w.partition("us-east", "eu-west", "reset")
 	b := dialSession(t, w.regions["eu-west"].gw.Addr(), "s-1")
 	h, _ := w.regions["eu-west"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
-	if h["region"] != "eu-west" || h["epoch"] != "2" {
-		t.Fatalf("eu-west's takeover record: %v, want eu-west epoch 2", h)
+	if h["region"] != "eu-west" || h["epoch"] != want {
+		t.Fatalf("eu-west's takeover record: %v, want eu-west epoch %s", h, want)
 	}
 	// While cut off, us-east still believes it owns the session.
 	a.Send(map[string]any{"type": "ping"})
@@ -282,7 +290,7 @@ func TestSessionTakeoverDuringPartition(t *testing.T) {
 		t.Fatalf("us-east closed the session with %d, want %d session_taken_over", code, protocol.CloseSessionTakenOver)
 	}
 	hA, _ := w.regions["us-east"].redis.Client().HGetAll(context.Background(), "geolab:session:{s-1}").Result()
-	if hA["region"] != "eu-west" || hA["epoch"] != "2" {
+	if hA["region"] != "eu-west" || hA["epoch"] != want {
 		t.Fatalf("us-east's record after the heal: %v", hA)
 	}
 	// The new owner's connection is untouched.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -42,6 +41,7 @@ type feed struct {
 	applied    int64
 	dups       int64
 	gaps       int64
+	rejected   int64
 }
 
 func newFeed(b *Bridge, origin string, remote *redis.Client) *feed {
@@ -100,14 +100,17 @@ func (f *feed) run(ctx context.Context) {
 	}
 }
 
-// outboxEntry is one event read from an outbox.
+// outboxEntry is one entry read from an outbox, as validateEntry parsed it.
 type outboxEntry struct {
 	kind string // "" an event, "s" a session ownership record
 	id   string
+	// bad says why the entry must not be applied (nil: apply it).
+	bad *rejection
 	// session records only: the session, its owner region and epoch
 	session    string
 	owner      string
 	ownerEpoch int64
+	sub        string // the token subject the session is bound to ("" from a gateway that predates binding)
 	ms         int64
 	n          int64
 	room       string
@@ -142,24 +145,8 @@ func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 	var out []outboxEntry
 	for _, s := range streams {
 		for _, m := range s.Messages {
-			e := outboxEntry{id: m.ID}
-			id, _ := broker.ParseStreamID(m.ID)
-			e.ms = int64(id.Ms)
-			e.kind, _ = m.Values["t"].(string)
-			e.room, _ = m.Values["r"].(string)
-			if e.kind == "s" {
-				e.session, _ = m.Values["s"].(string)
-				e.owner, _ = m.Values["g"].(string)
-				p, _ := m.Values["p"].(string)
-				e.ownerEpoch, _ = strconv.ParseInt(p, 10, 64)
-			}
-			e.origin, _ = m.Values["o"].(string)
-			e.epoch, _ = m.Values["e"].(string)
-			e.frame, _ = m.Values["f"].(string)
-			n, _ := m.Values["n"].(string)
-			e.n, _ = strconv.ParseInt(n, 10, 64)
-			q, _ := m.Values["q"].(string)
-			e.oseq, _ = strconv.ParseUint(q, 10, 64)
+			e, bad := validateEntry(f.origin, f.b.cfg.MaxFrameBytes, m.ID, m.Values)
+			e.bad = bad
 			out = append(out, e)
 		}
 	}
@@ -167,25 +154,22 @@ func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 }
 
 // apply applies one event to this region, retrying while this region's
-// Redis is unavailable; it returns false only when ctx ended.
+// Redis is unavailable; it returns false only when ctx ended. An entry
+// validateEntry refused is counted and logged, never applied, and the
+// feed moves past it.
 func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 	switch {
-	case e.origin != f.origin:
+	case e.bad != nil && e.bad.reason == reasonNotOrigin:
 		// Only the origin's own publishes enter its outbox; anything else
 		// would be an echo. Never forward it.
 		f.b.m.skipped.WithLabelValues(f.origin, "not_origin").Inc()
-		f.log.Error("outbox entry of another origin skipped: loop prevention", "entry", e.id, "entry_origin", e.origin)
+		f.log.Error("outbox entry of another origin skipped: loop prevention", "entry", e.id, "entry_origin", cut(e.origin))
 		return true
-	case e.kind == "s" && (e.session == "" || e.owner == "" || e.ownerEpoch < 1):
-		f.b.m.skipped.WithLabelValues(f.origin, "malformed").Inc()
-		f.log.Error("malformed session record skipped", "entry", e.id)
+	case e.bad != nil:
+		f.refuse(e)
 		return true
 	case e.kind == "s":
 		return f.applySession(ctx, e)
-	case e.room == "" || e.oseq == 0 || e.frame == "":
-		f.b.m.skipped.WithLabelValues(f.origin, "malformed").Inc()
-		f.log.Error("malformed outbox entry skipped", "entry", e.id)
-		return true
 	case !f.b.cfg.Federated(e.room):
 		f.b.m.skipped.WithLabelValues(f.origin, "not_federated").Inc()
 		return true
@@ -249,13 +233,29 @@ func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 	}
 }
 
+// refuse counts and logs an entry that broke a rule of the outbox. It
+// writes no gap marker: the entry's own fields are what is not trusted. If
+// it stood for a real event, the next valid event of its room and origin
+// finds the sequence one ahead and the gap is counted, marked and
+// announced there, from trusted data (docs/federation.md).
+func (f *feed) refuse(e outboxEntry) {
+	f.b.m.rejected.WithLabelValues(f.origin, e.bad.reason).Inc()
+	// skipped_total counts every entry not applied; a refused one there
+	// keeps the reason it always had.
+	f.b.m.skipped.WithLabelValues(f.origin, "malformed").Inc()
+	f.mu.Lock()
+	f.rejected++
+	f.mu.Unlock()
+	f.log.Error("outbox entry refused", "entry", e.id, "reason", e.bad.reason, "detail", e.bad.detail)
+}
+
 // applySession carries a remote session ownership record into this region
 // (G11): the higher epoch wins; a region that loses a session it owned
 // tells its gateways, which close that session's connections.
 func (f *feed) applySession(ctx context.Context, e outboxEntry) bool {
 	attempt := 0
 	for {
-		own, err := f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch)
+		own, err := f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch, e.sub)
 		if err == nil {
 			f.mu.Lock()
 			f.appliedN = e.n
@@ -402,7 +402,7 @@ func (f *feed) status(now time.Time) FeedStatus {
 	defer f.mu.Unlock()
 	return FeedStatus{Origin: f.origin, Up: f.up, LagSeconds: f.lagLocked(now).Seconds(),
 		LagEvents: max(f.remoteN-f.appliedN, 0), State: f.state, Applied: f.applied, Duplicates: f.dups,
-		Gaps: f.gaps, Checkpoint: f.checkpoint, LastError: f.lastErr}
+		Gaps: f.gaps, Rejected: f.rejected, Checkpoint: f.checkpoint, LastError: f.lastErr}
 }
 
 // retryPause paces the feed's retries: 50 ms doubling to 2 s, full jitter.

@@ -124,8 +124,11 @@ func (w *world) startBridges() {
 	}
 }
 
-func (w *world) startBridge(x string) {
-	b, err := federation.New(w.config(x), quiet())
+func (w *world) startBridge(x string) { w.startBridgeLog(x, quiet()) }
+
+// startBridgeLog is startBridge with the bridge logging to log.
+func (w *world) startBridgeLog(x string, log *slog.Logger) {
+	b, err := federation.New(w.config(x), log)
 	if err != nil {
 		w.t.Fatal(err)
 	}

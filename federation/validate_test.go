@@ -29,6 +29,7 @@ func TestValidateNamesFieldValueAndBound(t *testing.T) {
 		{twoRegions + "batch: 20000\n", "us-east", "batch", "batch 20000 must be in 1..10000"},
 		{twoRegions + "block: 1ms\n", "us-east", "block", "block 1ms must be in 10ms..10s"},
 		{twoRegions + "profile: moon\n", "us-east", "profile", `profile "moon" must be lan or wan`},
+		{twoRegions + "max_frame_bytes: 100\n", "us-east", "max_frame_bytes", "max_frame_bytes 100 must be in 1024..67108864"},
 		{twoRegions, "ap-south", "region", `region "ap-south" is not in the file (have eu-west, us-east)`},
 		{twoRegions, "US", "region", `region: region "US" has a character outside a-z 0-9 -`},
 	} {
@@ -68,5 +69,8 @@ func TestEmptyProfileMeansWan(t *testing.T) {
 	}
 	if c.Profile != federation.DefaultProfile || federation.DefaultProfile != netprofile.WAN || federation.LocalProfile != netprofile.LAN {
 		t.Fatalf("profile %q (default %q, local %q)", c.Profile, federation.DefaultProfile, federation.LocalProfile)
+	}
+	if c.MaxFrameBytes != federation.DefaultMaxFrameBytes || federation.DefaultMaxFrameBytes != 1<<20 {
+		t.Fatalf("max_frame_bytes %d (default %d)", c.MaxFrameBytes, federation.DefaultMaxFrameBytes)
 	}
 }

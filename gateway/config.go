@@ -9,6 +9,7 @@ import (
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/internal/netprofile"
 )
 
@@ -27,6 +28,10 @@ type Config struct {
 	Redis  string // the region's Redis, e.g. "127.0.0.1:6379"
 
 	Authority *auth.Authority // verifies tokens (one authority for all regions)
+	// JWTLeeway is the clock skew tolerated between the token authority and
+	// this node: a token's exp may have passed, and its nbf may be ahead, by
+	// up to this much; a connection is closed (4002) at exp + JWTLeeway.
+	JWTLeeway time.Duration
 
 	SubscribeMode string // SubscribeTargeted or SubscribePattern
 	// Federate lists the room patterns whose events this region appends to
@@ -46,15 +51,28 @@ type Config struct {
 	SendQueue        int           // frames queued per connection before the slow-consumer close (4001)
 	SendBuffer       int           // kernel send buffer per client socket in bytes (0: the kernel's autotuning, up to megabytes)
 	ReplayLimit      int           // most messages one resume replays before answering recovered:false
+	ReplayMaxBytes   int64         // most bytes of message frames one resume replays before answering recovered:false
 	AllowedOrigins   []string      // browser Origin header patterns allowed; empty: no Origin header, or the same host
 	PingInterval     time.Duration // WebSocket ping period
 	ReadTimeout      time.Duration // no frame or pong from a client for this long closes it (4004)
 	WriteTimeout     time.Duration // one frame's write deadline
 	SubscribeTimeout time.Duration // how long a subscribe waits for Redis before answering unavailable
 	DrainTimeout     time.Duration // how long a drain waits for clients to go
+	// DrainDelay is the least time a drain keeps the port open answering 503
+	// draining, clients or not: long enough for a load balancer's health
+	// check to see the node not ready before the port closes.
+	DrainDelay      time.Duration
+	MaxConns        int           // client connections per node (0: no cap); one more is refused with 503 too_many_connections
+	MaxConnsPerSub  int           // client connections per token subject on the node (0: no cap); one more: 429 too_many_sub_connections
+	HTTPIdleTimeout time.Duration // an idle keep-alive HTTP connection (not a WebSocket) is closed after this long
 
 	Logger *slog.Logger
 }
+
+// DefaultDrainDelay is how long a drain keeps answering 503 draining at
+// least: two checks of a load balancer that looks every second. Raise it
+// (--drain-delay) to your balancer's interval times its unhealthy threshold.
+const DefaultDrainDelay = 2 * time.Second
 
 // DefaultRedisProfile is the profile of a gateway's link to its region's
 // Redis when none is named (""): lan, for a gateway runs next to its
@@ -75,6 +93,7 @@ func ProfileByName(name string) (netprofile.Profile, error) {
 func DefaultConfig() Config {
 	return Config{
 		SubscribeMode:    SubscribeTargeted,
+		JWTLeeway:        auth.DefaultLeeway,
 		History:          broker.DefaultHistory(),
 		RedisLink:        netprofile.Lan(),
 		MaxFrameBytes:    64 << 10,
@@ -87,11 +106,16 @@ func DefaultConfig() Config {
 		SendQueue:        1024,
 		SendBuffer:       256 << 10,
 		ReplayLimit:      10000,
+		ReplayMaxBytes:   64 << 20,
 		PingInterval:     10 * time.Second,
 		ReadTimeout:      30 * time.Second,
 		WriteTimeout:     5 * time.Second,
 		SubscribeTimeout: 5 * time.Second,
 		DrainTimeout:     10 * time.Second,
+		DrainDelay:       DefaultDrainDelay,
+		MaxConns:         10000,
+		MaxConnsPerSub:   100,
+		HTTPIdleTimeout:  httpserve.IdleTimeout,
 	}
 }
 
@@ -112,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Authority == nil {
 		return fielderr.Missing("Authority", "(no JWT secret: auth.LoadSecret reads "+auth.SecretEnv+" or a file)")
+	}
+	if c.JWTLeeway < 0 || c.JWTLeeway > auth.MaxLeeway {
+		return fielderr.New("JWTLeeway", c.JWTLeeway, "must be between 0 and", auth.MaxLeeway)
 	}
 	if c.SubscribeMode != SubscribeTargeted && c.SubscribeMode != SubscribePattern {
 		return fielderr.New("SubscribeMode", c.SubscribeMode, "must be", SubscribeTargeted+" or "+SubscribePattern)
@@ -139,11 +166,16 @@ func (c *Config) Validate() error {
 		{c.SendQueue >= 16, fielderr.New("SendQueue", c.SendQueue, "must be at least", 16)},
 		{c.SendBuffer >= 0, fielderr.New("SendBuffer", c.SendBuffer, "must not be below", 0)},
 		{c.ReplayLimit >= 1, fielderr.New("ReplayLimit", c.ReplayLimit, "must be at least", 1)},
+		{c.ReplayMaxBytes >= 1, fielderr.New("ReplayMaxBytes", c.ReplayMaxBytes, "must be at least", 1)},
 		{c.PingInterval > 0, fielderr.New("PingInterval", c.PingInterval, "must be above", 0)},
 		{c.ReadTimeout > c.PingInterval, fielderr.Than("ReadTimeout", c.ReadTimeout, "must be above", "PingInterval", c.PingInterval)},
 		{c.WriteTimeout > 0, fielderr.New("WriteTimeout", c.WriteTimeout, "must be above", 0)},
 		{c.SubscribeTimeout > 0, fielderr.New("SubscribeTimeout", c.SubscribeTimeout, "must be above", 0)},
 		{c.DrainTimeout >= 0, fielderr.New("DrainTimeout", c.DrainTimeout, "must not be below", 0)},
+		{c.DrainDelay >= 0, fielderr.New("DrainDelay", c.DrainDelay, "must not be below", 0)},
+		{c.MaxConns >= 0, fielderr.New("MaxConns", c.MaxConns, "must not be below", 0)},
+		{c.MaxConnsPerSub >= 0, fielderr.New("MaxConnsPerSub", c.MaxConnsPerSub, "must not be below", 0)},
+		{c.HTTPIdleTimeout > 0, fielderr.New("HTTPIdleTimeout", c.HTTPIdleTimeout, "must be above", 0)},
 	} {
 		if !b.ok {
 			return b.err
@@ -151,6 +183,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// federates reports whether this region federates at all: a bridge runs to
+// carry its outbox, so session ownership records go there too.
+func (c *Config) federates() bool { return len(c.Federate) > 0 }
 
 // federated reports whether room's events go to the federation outbox.
 func (c *Config) federated(room string) bool {

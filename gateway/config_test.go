@@ -30,6 +30,8 @@ func TestValidateErrorsNameFieldValueAndBound(t *testing.T) {
 		{func(c *gateway.Config) { c.MaxDataBytes = 70000 }, "MaxDataBytes", "MaxDataBytes 70000 must be below MaxFrameBytes 65536"},
 		{func(c *gateway.Config) { c.PublishRate = 0 }, "PublishRate", "PublishRate 0 must be above 0"},
 		{func(c *gateway.Config) { c.DrainTimeout = -time.Second }, "DrainTimeout", "DrainTimeout -1s must not be below 0"},
+		{func(c *gateway.Config) { c.MaxConnsPerSub = -1 }, "MaxConnsPerSub", "MaxConnsPerSub -1 must not be below 0"},
+		{func(c *gateway.Config) { c.HTTPIdleTimeout = 0 }, "HTTPIdleTimeout", "HTTPIdleTimeout 0s must be above 0"},
 		{func(c *gateway.Config) { c.SubscribeMode = "psub" }, "SubscribeMode", `SubscribeMode "psub" must be targeted or pattern`},
 		{func(c *gateway.Config) { c.Listen = "" }, "Listen", "Listen is required (e.g. 127.0.0.1:8080)"},
 		{func(c *gateway.Config) { c.Region = "" }, "Region", "Region: region is empty"},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type conn struct {
 	log     *slog.Logger
 
 	out       chan []byte
+	took      chan struct{} // signalled (never blocking) each time the writer takes a frame from out
 	closeOnce sync.Once
 	closed    chan struct{} // closed when the connection is over
 
@@ -45,6 +47,7 @@ func newConn(s *Server, ws *websocket.Conn, claims *auth.Claims) *conn {
 	c := &conn{
 		srv: s, ws: ws, claims: claims, session: uuid.NewString(),
 		out:          make(chan []byte, s.cfg.SendQueue),
+		took:         make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 		subs:         map[string]*subscription{},
 		publishLimit: rate.NewLimiter(rate.Limit(s.cfg.PublishRate), s.cfg.PublishBurst),
@@ -65,7 +68,9 @@ func (c *conn) run() {
 	c.send(welcome)
 
 	if exp, err := c.claims.GetExpirationTime(); err == nil && exp != nil {
-		t := time.AfterFunc(time.Until(exp.Time), func() {
+		// The handshake accepted the token up to exp + the leeway: so long
+		// it stays valid here too.
+		t := time.AfterFunc(time.Until(exp.Time.Add(c.srv.cfg.JWTLeeway)), func() {
 			c.closeWith(protocol.CloseTokenExpired, "token expired")
 		})
 		defer t.Stop()
@@ -85,7 +90,23 @@ func (c *conn) readLoop() {
 	ws := c.ws
 	ws.SetReadLimit(c.srv.cfg.MaxFrameBytes)
 	_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	// Control frames count in the frame rate like every other frame: a
+	// ping (or pong) flood is cut as a frame flood is.
+	ws.SetPingHandler(func(data string) error {
+		if !c.frameLimit.Allow() {
+			return errFlood
+		}
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.srv.cfg.WriteTimeout))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil // as gorilla's own ping handler: the reader finds out
+		}
+		return err
+	})
 	ws.SetPongHandler(func(string) error {
+		if !c.frameLimit.Allow() {
+			return errFlood
+		}
 		return ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 	})
 	for {
@@ -93,6 +114,8 @@ func (c *conn) readLoop() {
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			switch {
+			case errors.Is(err, errFlood):
+				c.flood()
 			case errors.Is(err, websocket.ErrReadLimit):
 				c.srv.m.errors.WithLabelValues(protocol.CloseReason(protocol.CloseMessageTooBig)).Inc()
 				c.closeWith(protocol.CloseMessageTooBig, "frame larger than the limit")
@@ -103,8 +126,7 @@ func (c *conn) readLoop() {
 		}
 		_ = ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
 		if !c.frameLimit.Allow() {
-			c.srv.m.errors.WithLabelValues(protocol.CloseReason(protocol.CloseFlood)).Inc()
-			c.closeWith(protocol.CloseFlood, "frames far over the rate limit")
+			c.flood()
 			return
 		}
 		if mt != websocket.TextMessage {
@@ -118,6 +140,16 @@ func (c *conn) readLoop() {
 		default:
 		}
 	}
+}
+
+// errFlood is what the control frame handlers return to the reader when a
+// ping or pong passes the frame rate.
+var errFlood = errors.New("frames far over the rate limit")
+
+// flood closes a client that sent frames far over its frame rate (4500).
+func (c *conn) flood() {
+	c.srv.m.errors.WithLabelValues(protocol.CloseReason(protocol.CloseFlood)).Inc()
+	c.closeWith(protocol.CloseFlood, "frames far over the rate limit")
 }
 
 // pongFrame answers every ping; the writer only reads it, so one copy
@@ -195,11 +227,11 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 	c.srv.hub.initRoom(r, snap)
 	ack := protocol.Subscribed{Type: protocol.TypeSubscribed, Room: f.Room, Recovered: true,
 		Position: protocol.Positions(snap.Seq), Epochs: protocol.Epochs(snap.Epochs)}
-	var replay []broker.Entry
+	var plan replayPlan
 	floors := map[string]floor{}
 	if f.Since != nil {
 		var reason string
-		replay, reason, floors, err = c.srv.hub.resume(ctx, f.Room, snap, f.Since, f.Epochs)
+		plan, reason, floors, err = c.srv.hub.resume(ctx, f.Room, snap, f.Since, f.Epochs)
 		if err != nil {
 			fail()
 			return
@@ -210,9 +242,10 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 		} else {
 			c.srv.m.resumes.WithLabelValues("true").Inc()
 		}
-		ack.Missed = len(replay)
+		ack.Missed = plan.missed
 	}
 	if f.Since == nil || !ack.Recovered {
+		plan = replayPlan{tip: snap.Tip}
 		floors = map[string]floor{}
 		for o, q := range snap.Seq {
 			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
@@ -222,22 +255,9 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 	if !c.sendWait(b) {
 		return
 	}
-	for _, e := range replay {
-		floors[e.Origin] = floor{epoch: e.Epoch, oseq: e.Oseq}
-		if !c.sendWait(e.Frame) {
-			return
-		}
-	}
-	r.mu.Lock()
-	s.floors = floors
-	s.lastID = snap.Tip
-	s.pending = false
-	backlog := s.backlog
-	s.backlog = nil
-	for _, d := range backlog {
-		s.offer(d)
-	}
-	r.mu.Unlock()
+	// The replay, then what was delivered meanwhile, streamed under the
+	// client's send queue; then live.
+	c.srv.hub.stream(s, plan, floors)
 }
 
 func (c *conn) unsubscribe(room string) {
@@ -266,7 +286,7 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 	}
 	var data bytes.Buffer
 	if err := json.Compact(&data, f.Data); err != nil {
-		c.sendError(f.ID, protocol.CodeBadFrame, "data is not valid JSON")
+		c.sendError(f.ID, protocol.CodeBadJSON, "data is not valid JSON")
 		return
 	}
 	if data.Len() > c.srv.cfg.MaxDataBytes {
@@ -294,9 +314,18 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 		Federated: c.srv.cfg.federated(f.Room),
 	})
 	if err != nil {
+		if broker.IsOOM(err) {
+			c.srv.redisOOM()
+			c.log.Warn("publish refused: redis is out of memory", "room", f.Room, "err", err)
+			c.sendError(f.ID, protocol.CodeRedisOOM, "redis is at its maxmemory: not published, retry later with the same id")
+			return
+		}
 		c.log.Warn("publish failed", "room", f.Room, "err", err)
 		c.sendError(f.ID, protocol.CodeUnavailable, "redis unavailable: not published, retry with the same id")
 		return
+	}
+	if res.Status == "ok" { // a dup wrote nothing: it says nothing of Redis's memory
+		c.srv.redisWrote()
 	}
 	c.srv.m.publishSeconds.Observe(time.Since(start).Seconds())
 	b, _ := json.Marshal(protocol.Ack{Type: protocol.TypeAck, ID: f.ID, Event: res.EventID, Oseq: res.Oseq,
@@ -346,6 +375,47 @@ func (c *conn) sendWait(b []byte) bool {
 	}
 }
 
+// replayProgress is called by the subscribe that streams a replay, on the
+// reader's goroutine, each time another page of it went into the queue
+// (which only empties as fast as the client reads): a client reading a long
+// replay is alive, and must not find its read deadline passed (close 4004)
+// when the reader reads again.
+func (c *conn) replayProgress() {
+	_ = c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+}
+
+// queueBelow waits until the queue holds at most n frames. A replay waits
+// so for headroom: to go live with the queue at most half full (else the
+// first live frames after a replay that kept the queue full would find it
+// full and cut a client that reads), and to keep at most replayQueueBytes of
+// its frames queued (hub.go). A client that takes nothing from its queue for
+// the write timeout is cut, as sendWait cuts it. It reports false when the
+// connection ended.
+func (c *conn) queueBelow(n int) bool {
+	last, progress := len(c.out), time.Now()
+	for {
+		l := len(c.out)
+		switch {
+		case l <= n:
+			return true
+		case l < last:
+			last, progress = l, time.Now()
+		case time.Since(progress) > c.srv.cfg.WriteTimeout:
+			c.closeSlow()
+			return false
+		}
+		t := time.NewTimer(c.srv.cfg.WriteTimeout - time.Since(progress) + time.Millisecond)
+		select {
+		case <-c.closed:
+			t.Stop()
+			return false
+		case <-c.took: // the writer took a frame: look at the length again
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
 func (c *conn) closeSlow() {
 	c.closeOnce.Do(func() {
 		c.srv.m.slowConsumers.Inc()
@@ -382,13 +452,13 @@ func (c *conn) writeLoop() {
 			return
 		case b := <-c.out:
 			select {
+			case c.took <- struct{}{}:
+			default:
+			}
+			select {
 			case <-c.closed: // the close frame goes next, from finish
 				return
 			default:
-			}
-			if b == nil { // drain: everything queued before is written
-				c.closeWith(protocol.CloseGoingAway, "server draining: reconnect elsewhere and resume")
-				return
 			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
@@ -405,11 +475,12 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// drain says bye and closes with going_away.
+// drain says bye: the client is to reconnect elsewhere and resume, and is
+// served until it goes; Server.Drain closes it with going_away if it has
+// not gone by the drain timeout.
 func (c *conn) drain() {
 	b, _ := json.Marshal(protocol.Bye{Type: protocol.TypeBye, Code: protocol.CodeGoingAway, Reconnect: true})
 	c.sendWait(b)
-	c.sendWait(nil) // the writer closes with going_away once the bye is out
 }
 
 func newEventID() string {

@@ -477,9 +477,13 @@ func TestSlowConsumerIsCutOthersKeepReceiving(t *testing.T) {
 	}
 }
 
+// A drain says bye, refuses new connections and reports not ready while
+// the client that has not left yet is still served, and closes it with
+// going_away at the drain timeout. (cmd/geolab's
+// TestGatewaySIGTERMDrainsBehindAnOpenPort drains a real process.)
 func TestDrainSaysByeThenGoingAway(t *testing.T) {
 	rs := redistest.Start(t)
-	gw := startGateway(t, rs.Addr(), "us-east", "gw-1")
+	gw := startGateway(t, rs.Addr(), "us-east", "gw-1", func(c *gateway.Config) { c.DrainTimeout = 2 * time.Second })
 	c := newClient(t, gw.Addr(), "c")
 	c.Subscribe("room:d", nil, nil)
 	done := make(chan struct{})
@@ -488,10 +492,6 @@ func TestDrainSaysByeThenGoingAway(t *testing.T) {
 	if bye.Code != "going_away" || !bye.Reconnect {
 		t.Fatalf("bye: %+v", bye)
 	}
-	if code := c.AwaitClose(wsprobe.Bound); code != protocol.CloseGoingAway {
-		t.Fatalf("closed with %d after bye, want 1001", code)
-	}
-	<-done
 	if ok, why := gw.Ready(); ok || why != "draining" {
 		t.Fatalf("ready while draining: %v %s", ok, why)
 	}
@@ -501,6 +501,13 @@ func TestDrainSaysByeThenGoingAway(t *testing.T) {
 		}
 		t.Fatalf("a connection during drain was not refused with 503: %v", err)
 	}
+	if s := c.Subscribe("room:d2", nil, nil); s.Room != "room:d2" {
+		t.Fatalf("a client not gone yet is not served during the drain: %+v", s)
+	}
+	if code := c.AwaitClose(wsprobe.Bound); code != protocol.CloseGoingAway {
+		t.Fatalf("closed with %d at the drain timeout, want 1001", code)
+	}
+	<-done
 }
 
 // TestResumeOfAnotherRegionsLocalRoom: a client that failed over from

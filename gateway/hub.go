@@ -274,11 +274,40 @@ func (h *hub) initRoom(r *room, snap broker.Snapshot) {
 	r.inited = true
 }
 
+// replayPlan is what a resume answered recovered:true replays: the entries
+// of the room's history from from to tip, of the origins in need, in the
+// snapshot's epochs, after the oseq need names. Nothing of it is read yet:
+// resume counted the entries and summed their bytes, keeping none, and
+// hub.stream reads and sends them page by page.
+type replayPlan struct {
+	from   broker.StreamID   // the oldest entry to replay
+	tip    broker.StreamID   // the snapshot's tip: the newest
+	need   map[string]uint64 // origin → the oseq the client has
+	epochs map[string]string // origin → the snapshot's epoch
+	missed int               // entries to replay
+	bytes  int64             // their frames' bytes
+}
+
+// replayPage is how many history entries a resume reads at a time, to
+// decide and to send: at most replayPage frames of --max-data-bytes and
+// their envelope (about 3 MB at the defaults) per resuming client.
+const replayPage = 100
+
+// replayQueueBytes is about the most a replay keeps queued for its client:
+// it waits for room in the send queue, and for large frames also until the
+// queue holds less than this many bytes of frames of their size (1024 frames
+// of 30 KB would be 30 MB per resuming client). The writer has a few
+// milliseconds' worth of frames to write at any time either way.
+const replayQueueBytes = 4 << 20
+
 // resume works out what a client resuming at since (and epochs) missed in
-// the room at snapshot snap: the entries to replay in stream order, or
-// recovered false with a reason. It also returns the per-origin floors the
-// subscription starts from (what the client has, by its own word).
-func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, since protocol.Positions, epochs protocol.Epochs) (replay []broker.Entry, reason string, floors map[string]floor, err error) {
+// the room at snapshot snap: a plan of the entries to replay, or recovered
+// false with a reason. It also returns the per-origin floors the
+// subscription starts from (what the client has, by its own word). The
+// replay's count and bytes are decided here, before anything is sent, so a
+// client never gets part of a replay and then recovered:false; the walk
+// holds one page of history at a time and keeps none of it.
+func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, since protocol.Positions, epochs protocol.Epochs) (plan replayPlan, reason string, floors map[string]floor, err error) {
 	floors = map[string]floor{}
 	if faulty.On("noresume") {
 		// MUTANT noresume breaks G6: every resume is "recovered" with nothing
@@ -287,27 +316,40 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 		for o, q := range snap.Seq {
 			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
 		}
-		return nil, "", floors, nil
+		return replayPlan{tip: snap.Tip}, "", floors, nil
 	}
 	need := map[string]uint64{} // origin → oseq the client has; entries after it are missed
 	for o, pos := range since {
 		cur, have := snap.Seq[o]
 		ep := snap.Epochs[o]
 		given := epochs[o]
+		own := o == h.cfg.Region
 		switch {
 		case given != "" && ep != "" && given != ep:
-			return nil, protocol.ReasonEpochChanged, nil, nil
-		case pos > cur && o != h.cfg.Region && !h.cfg.federated(name):
+			return replayPlan{}, protocol.ReasonEpochChanged, nil, nil
+		case own && given != "" && ep == "" && pos > 0:
+			// This region is the authority on its own origin's sequences.
+			// An epoch of its own that it does not hold is a life its Redis
+			// lost (restarted without persistence, nothing published since).
+			return replayPlan{}, protocol.ReasonEpochChanged, nil, nil
+		case own && pos > cur:
+			// Nothing of this region's own origin can be on its way here:
+			// a position it never reached (or no longer has) is history it
+			// lost, never lag. A floor at pos would drop, unannounced, the
+			// events it numbers next.
+			return replayPlan{}, protocol.ReasonAheadOfHistory, nil, nil
+		case pos > cur && !h.cfg.federated(name):
 			// A local room's events of another region never come here: a
 			// client that failed over from o cannot get o's sequence in
 			// this region (G8: recovered false for region-local rooms).
-			return nil, protocol.ReasonAheadOfHistory, nil, nil
+			return replayPlan{}, protocol.ReasonAheadOfHistory, nil, nil
 		case pos > cur:
-			// The client saw more of o than this region has: either this
-			// region is behind (federation lag after a failover) or o's
-			// sequence restarted. Only the epoch tells which.
+			// The client saw more of another region's origin o than this
+			// region has: either this region is behind (federation lag
+			// after a failover) or o's sequence restarted. Only the epoch
+			// tells which.
 			if given == "" && have {
-				return nil, protocol.ReasonAheadOfHistory, nil, nil
+				return replayPlan{}, protocol.ReasonAheadOfHistory, nil, nil
 			}
 			fe := given
 			if fe == "" {
@@ -321,7 +363,7 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 			}
 		}
 		if g, ok := snap.Gaps[o]; ok && pos < g {
-			return nil, protocol.ReasonGapMarked, nil, nil
+			return replayPlan{}, protocol.ReasonGapMarked, nil, nil
 		}
 	}
 	// Origins the client did not name: it has none of their events.
@@ -331,18 +373,19 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 			floors[o] = floor{epoch: snap.Epochs[o]}
 		}
 	}
+	plan = replayPlan{tip: snap.Tip, need: need, epochs: snap.Epochs}
 	if len(need) == 0 {
-		return nil, "", floors, nil
+		return plan, "", floors, nil
 	}
-	// Walk back from the tip until every origin reaches the client's position.
+	// Walk back from the tip until every origin reaches the client's
+	// position, counting what is missed and its bytes.
 	remaining := len(need)
 	satisfied := map[string]bool{}
 	cursor, inclusive := snap.Tip, true
-	const page = 512
 	for remaining > 0 && !snap.Tip.IsZero() {
-		entries, err := h.broker.Before(ctx, name, cursor, inclusive, page)
+		entries, err := h.broker.Before(ctx, name, cursor, inclusive, replayPage)
 		if err != nil {
-			return nil, "", nil, err
+			return replayPlan{}, "", nil, err
 		}
 		for _, e := range entries {
 			pos, ok := need[e.Origin]
@@ -350,9 +393,11 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 				continue
 			}
 			if e.Oseq > pos {
-				replay = append(replay, e)
-				if len(replay) > h.cfg.ReplayLimit {
-					return nil, protocol.ReasonHistoryTrimmed, nil, nil
+				plan.missed++
+				plan.bytes += int64(len(e.Frame))
+				plan.from = e.ID
+				if plan.missed > h.cfg.ReplayLimit || plan.bytes > h.cfg.ReplayMaxBytes {
+					return replayPlan{}, protocol.ReasonHistoryTrimmed, nil, nil
 				}
 			}
 			if e.Oseq <= pos+1 {
@@ -360,18 +405,149 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 				remaining--
 			}
 		}
-		if len(entries) < page {
+		if len(entries) < replayPage {
 			break
 		}
 		cursor, inclusive = entries[len(entries)-1].ID, false
 	}
 	if remaining > 0 {
-		return nil, protocol.ReasonHistoryTrimmed, nil, nil
+		return replayPlan{}, protocol.ReasonHistoryTrimmed, nil, nil
 	}
-	for i, j := 0, len(replay)-1; i < j; i, j = i+1, j-1 {
-		replay[i], replay[j] = replay[j], replay[i]
+	return plan, "", floors, nil
+}
+
+// stream sends a new subscription's client, after its subscribed frame,
+// what plan says it missed and then the deliveries that waited while it was
+// pending, and lets it go live. Every frame waits for room in the client's
+// bounded queue (conn.sendWait: a client that does not read is cut with
+// 4001 after the write timeout), and nothing is held in memory beyond a page
+// of history and a queue's worth of waiting deliveries: the replay is read
+// page by page, and a backlog that outgrows the queue is dropped and read
+// again from the history. Order and exactly-once rest on stream ids and the
+// floors (admit). It reports false when the connection ended first.
+func (h *hub) stream(s *subscription, plan replayPlan, floors map[string]floor) bool {
+	s.floors = floors // pending: nothing else touches the floors yet
+	if plan.missed > 0 {
+		from, inclusive := plan.from, true
+		for {
+			entries, ok := h.readHistory(s.conn, func(ctx context.Context) ([]broker.Entry, error) {
+				return h.broker.Range(ctx, s.room.name, from, inclusive, plan.tip, replayPage)
+			})
+			if !ok {
+				return false
+			}
+			for _, e := range entries {
+				from, inclusive = e.ID, false
+				if _, named := plan.need[e.Origin]; !named || e.Epoch != plan.epochs[e.Origin] {
+					continue // another origin, or another life of it: not missed
+				}
+				if !s.sendWait(broker.Delivery{Room: s.room.name, Entry: e}) {
+					return false
+				}
+			}
+			s.conn.replayProgress()
+			if len(entries) < replayPage {
+				break
+			}
+		}
 	}
-	return replay, "", floors, nil
+	if s.lastID.Less(plan.tip) {
+		s.lastID = plan.tip
+	}
+	return h.goLive(s)
+}
+
+// goLive sends what waited in s's backlog and turns s live. The backlog is
+// sent outside the room's lock, waiting for room in the queue, until what is
+// left fits the queue at once with the queue at most half full; then, under
+// the lock (so that no delivery overtakes it), the rest goes and s is live.
+// A backlog that overflowed was dropped: what it held is read again from the
+// history.
+func (h *hub) goLive(s *subscription) bool {
+	r, c := s.room, s.conn
+	for {
+		if !c.queueBelow(cap(c.out) / 2) {
+			return false
+		}
+		r.mu.Lock()
+		if s.overflow {
+			s.overflow, s.backlog = false, nil
+			r.mu.Unlock()
+			if !h.catchUp(s) {
+				return false
+			}
+			continue
+		}
+		backlog := s.backlog
+		s.backlog = nil
+		// Room for each delivery and a gap announcement before it.
+		if 2*len(backlog) <= cap(c.out)-len(c.out) {
+			s.pending = false
+			for _, d := range backlog {
+				s.offer(d)
+			}
+			r.mu.Unlock()
+			return true
+		}
+		r.mu.Unlock()
+		for _, d := range backlog {
+			if !s.sendWait(d) {
+				return false
+			}
+		}
+		c.replayProgress()
+	}
+}
+
+// catchUp sends s's client the room's history after the last id it was
+// sent, to the history's end: what a dropped backlog held, and what was
+// published since. Deliveries of it that come later are dropped by id.
+func (h *hub) catchUp(s *subscription) bool {
+	for {
+		entries, ok := h.readHistory(s.conn, func(ctx context.Context) ([]broker.Entry, error) {
+			return h.broker.After(ctx, s.room.name, s.lastID, replayPage)
+		})
+		if !ok {
+			return false
+		}
+		for _, e := range entries {
+			if !s.sendWait(broker.Delivery{Room: s.room.name, Entry: e}) {
+				return false
+			}
+		}
+		s.conn.replayProgress()
+		if len(entries) < replayPage {
+			return true
+		}
+	}
+}
+
+// readHistory runs one history read of a replay, again with backoff while
+// it fails, for up to the subscribe timeout. The subscribed frame is out by
+// then: past the timeout the client is closed with 4000, to reconnect and
+// resume from what it was sent. It reports false when the connection ended.
+func (h *hub) readHistory(c *conn, read func(context.Context) ([]broker.Entry, error)) ([]broker.Entry, bool) {
+	giveUp := time.Now().Add(h.cfg.SubscribeTimeout)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*h.cfg.RedisLink.ReadTimeout)
+		entries, err := read(ctx)
+		cancel()
+		if err == nil {
+			return entries, true
+		}
+		if time.Now().After(giveUp) {
+			c.log.Warn("replay: history unreadable; closing the client so that it resumes later", "err", err)
+			c.closeWith(protocol.CloseInternalError, "history unavailable during the replay: reconnect and resume")
+			return nil, false
+		}
+		t := time.NewTimer(min(time.Duration(attempt)*100*time.Millisecond, time.Second))
+		select {
+		case <-c.closed:
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+	}
 }
 
 // floor is what a subscription's client has of one origin: deliveries at or
@@ -381,45 +557,43 @@ type floor struct {
 	oseq  uint64
 }
 
-// subscription is one connection's membership of one room.
+// subscription is one connection's membership of one room. While pending,
+// the goroutine setting it up (conn.subscribe, hub.stream) owns lastID and
+// floors; once live, room.mu guards them.
 type subscription struct {
-	conn    *conn
-	room    *room
-	pending bool              // being set up: deliveries wait in backlog
-	backlog []broker.Delivery // guarded by room.mu
-	lastID  broker.StreamID   // the last stream id sent to this client
-	floors  map[string]floor  // per origin: the last (epoch, oseq) the client has
+	conn     *conn
+	room     *room
+	pending  bool              // being set up: deliveries wait in backlog
+	backlog  []broker.Delivery // guarded by room.mu
+	overflow bool              // guarded by room.mu: the backlog outgrew the send queue and was dropped
+	lastID   broker.StreamID   // the last stream id sent to this client
+	floors   map[string]floor  // per origin: the last (epoch, oseq) the client has
 }
 
 // offer sends d to the client unless it has it already; called under room.mu.
 // A jump in oseq or a new epoch is announced with an unasked subscribed
-// frame (recovered:false) before the event: never a silent gap.
+// frame (recovered:false) before the event: never a silent gap. While the
+// subscription is pending, d waits in its backlog; a backlog as long as the
+// send queue is dropped instead of growing (the history has what it held:
+// hub.goLive reads it again).
 func (s *subscription) offer(d broker.Delivery) {
 	if s.pending {
-		if len(s.backlog) >= maxBacklog {
-			s.conn.closeSlow()
-			return
-		}
-		s.backlog = append(s.backlog, d)
-		return
-	}
-	if !s.lastID.Less(d.ID) {
-		return
-	}
-	s.lastID = d.ID
-	if f, ok := s.floors[d.Origin]; ok {
-		sameEpoch := f.epoch == "" || f.epoch == d.Epoch
 		switch {
-		case sameEpoch && d.Oseq <= f.oseq:
-			s.conn.srv.m.duplicatesDropped.Inc()
-			return
-		case sameEpoch && d.Oseq > f.oseq+1:
-			s.conn.send(gapFrame(d, protocol.ReasonHistoryTrimmed))
-		case !sameEpoch:
-			s.conn.send(gapFrame(d, protocol.ReasonEpochChanged))
+		case s.overflow:
+		case len(s.backlog) >= s.conn.srv.cfg.SendQueue:
+			s.backlog, s.overflow = nil, true
+		default:
+			s.backlog = append(s.backlog, d)
 		}
+		return
 	}
-	s.floors[d.Origin] = floor{epoch: d.Epoch, oseq: d.Oseq}
+	gap, ok := s.admit(d)
+	if !ok {
+		return
+	}
+	if gap != nil {
+		s.conn.send(gap)
+	}
 	if faulty.On("goroutinepermsg") {
 		// MUTANT goroutinepermsg breaks G1/G2: each message is handed to
 		// the client's queue by a goroutine of its own, so frames overtake
@@ -432,6 +606,48 @@ func (s *subscription) offer(d broker.Delivery) {
 		// MUTANT dupwire breaks G3: every live message is written twice.
 		s.conn.send(d.Frame)
 	}
+}
+
+// sendWait is offer for the goroutine that sets a subscription up: the
+// frames wait for room in the client's queue (conn.sendWait), and large
+// ones until the queue holds under replayQueueBytes of them.
+func (s *subscription) sendWait(d broker.Delivery) bool {
+	gap, ok := s.admit(d)
+	if !ok {
+		return true
+	}
+	if n := replayQueueBytes / max(len(d.Frame), 1); n < cap(s.conn.out) && !s.conn.queueBelow(n-1) {
+		return false
+	}
+	if gap != nil && !s.conn.sendWait(gap) {
+		return false
+	}
+	return s.conn.sendWait(d.Frame)
+}
+
+// admit decides whether the client is sent d: not when it was sent d's
+// stream id or had d's oseq already; with the frame announcing a gap first
+// (gap not nil) when d does not follow what it had of d's origin. It
+// advances lastID and the floors.
+func (s *subscription) admit(d broker.Delivery) (gap []byte, ok bool) {
+	if !s.lastID.Less(d.ID) {
+		return nil, false
+	}
+	s.lastID = d.ID
+	if f, ok := s.floors[d.Origin]; ok {
+		sameEpoch := f.epoch == "" || f.epoch == d.Epoch
+		switch {
+		case sameEpoch && d.Oseq <= f.oseq:
+			s.conn.srv.m.duplicatesDropped.Inc()
+			return nil, false
+		case sameEpoch && d.Oseq > f.oseq+1:
+			gap = gapFrame(d, protocol.ReasonHistoryTrimmed)
+		case !sameEpoch:
+			gap = gapFrame(d, protocol.ReasonEpochChanged)
+		}
+	}
+	s.floors[d.Origin] = floor{epoch: d.Epoch, oseq: d.Oseq}
+	return gap, true
 }
 
 func gapFrame(d broker.Delivery, reason string) []byte {

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -36,6 +37,7 @@ import (
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/faulty"
+	"github.com/geolab/geolab/internal/httpserve"
 )
 
 // Server is one gateway node.
@@ -58,7 +60,13 @@ type Server struct {
 	sessions map[string]map[*conn]struct{} // connections by the session id their client named
 	draining bool
 	connWG   sync.WaitGroup
+	admitted int            // connections admitted (handshaking or open), for MaxConns
+	perSub   map[string]int // the same by token subject, for MaxConnsPerSub
 
+	oom      atomic.Bool // Redis refused a publish for memory (OOM) and has not taken one since
+	oomWatch atomic.Bool // a watchOOM runs
+
+	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -81,7 +89,8 @@ func New(cfg Config) (*Server, error) {
 	log = log.With("component", "gateway", "region", cfg.Region, "node", cfg.Node)
 	reg := prometheus.NewRegistry()
 	s := &Server{cfg: cfg, log: log, reg: reg, m: newMetrics(reg, cfg.Region, cfg.Node),
-		conns: map[*conn]struct{}{}, sessions: map[string]map[*conn]struct{}{}, done: make(chan struct{})}
+		conns: map[*conn]struct{}{}, sessions: map[string]map[*conn]struct{}{}, perSub: map[string]int{},
+		done: make(chan struct{})}
 	p := cfg.RedisLink
 	s.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis, DialTimeout: p.DialTimeout,
 		ReadTimeout: p.ReadTimeout, WriteTimeout: p.WriteTimeout, MaxRetries: p.MaxRetries,
@@ -92,7 +101,7 @@ func New(cfg Config) (*Server, error) {
 	s.sub = broker.NewSubscriber(s.rdb, subCfg, log)
 	s.hub = newHub(&s.cfg, s.broker, s.sub, log, s.m)
 	s.hub.onSessionTaken = s.sessionTaken
-	s.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: s.checkOrigin,
+	s.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: s.upgradeOrigin,
 		HandshakeTimeout: 5 * time.Second}
 	return s, nil
 }
@@ -119,7 +128,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.ctx, s.cancel = ctx, cancel
 	go func() {
 		s.sub.Run(ctx)
 		close(s.done)
@@ -131,7 +140,8 @@ func (s *Server) Start() error {
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = httpserve.New(mux)
+	s.http.IdleTimeout = s.cfg.HTTPIdleTimeout
 	go func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
@@ -141,27 +151,64 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Drain stops taking connections, says bye (reconnect:true) to every client,
-// closes them with going_away and waits for them to go, up to DrainTimeout.
+// Drain stops taking connections and says bye (reconnect:true) to every
+// client, then serves them on while they leave, for up to DrainTimeout;
+// whoever is still connected then is closed with going_away. The listener
+// stays open all along, answering /readyz and every new /ws with 503
+// draining, so that a load balancer's health check sees the node not ready
+// before its port closes (Close closes it).
 func (s *Server) Drain() {
 	s.mu.Lock()
 	s.draining = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.connList()
 	s.mu.Unlock()
-	s.log.Info("draining", "connections", len(conns))
+	s.log.Info("draining", "connections", len(conns), "timeout", s.cfg.DrainTimeout, "delay", s.cfg.DrainDelay)
+	// Whatever the clients do, the port answers 503 draining for DrainDelay:
+	// a load balancer's health check must see the node not ready before the
+	// port closes, also when no client was there to wait for.
+	notBefore := time.Now().Add(s.cfg.DrainDelay)
+	defer func() {
+		if d := time.Until(notBefore); d > 0 {
+			t := time.NewTimer(d)
+			<-t.C
+		}
+	}()
 	for _, c := range conns {
 		go c.drain()
 	}
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
+	timeout := time.NewTimer(s.cfg.DrainTimeout)
+	defer timeout.Stop()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.DrainTimeout):
-		s.log.Warn("drain timeout: closing the rest", "timeout", s.cfg.DrainTimeout)
+		s.log.Info("drained: every client left")
+		return
+	case <-timeout.C:
 	}
+	s.mu.Lock()
+	rest := s.connList()
+	s.mu.Unlock()
+	s.log.Warn("drain timeout: closing the clients still connected", "timeout", s.cfg.DrainTimeout, "connections", len(rest))
+	for _, c := range rest {
+		c.closeWith(protocol.CloseGoingAway, "server draining: reconnect elsewhere and resume")
+	}
+	// Their close frames are written in the background: let them go out.
+	written := time.NewTimer(s.cfg.WriteTimeout)
+	defer written.Stop()
+	select {
+	case <-done:
+	case <-written.C:
+	}
+}
+
+// connList returns the open connections; s.mu is held.
+func (s *Server) connList() []*conn {
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Close stops the node at once (no drain), releasing Redis and listeners.
@@ -181,14 +228,28 @@ func (s *Server) Close() error {
 	return s.rdb.Close()
 }
 
+// errForbiddenOrigin is the code label of geolab_gateway_errors_total that
+// counts handshakes refused for their Origin (403, gorilla's plain answer).
+const errForbiddenOrigin = "forbidden_origin"
+
+// checkOrigin reports whether a request's Origin may open a WebSocket: no
+// Origin (not a browser); else, without --allowed-origin, the same host:
+// an http:// or https:// Origin whose host and port are the request's Host
+// (letter case aside); else an Origin an --allowed-origin pattern matches.
+// A page opened from a file sends "Origin: null": only a pattern that
+// matches "null" allows it.
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
 	if len(s.cfg.AllowedOrigins) == 0 {
-		host := strings.TrimPrefix(strings.TrimPrefix(origin, "http://"), "https://")
-		return host == r.Host
+		for _, scheme := range []string{"http://", "https://"} {
+			if host, ok := strings.CutPrefix(origin, scheme); ok {
+				return strings.EqualFold(host, r.Host)
+			}
+		}
+		return false
 	}
 	for _, p := range s.cfg.AllowedOrigins {
 		if auth.MatchPattern(p, origin) {
@@ -198,53 +259,71 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return false
 }
 
+// upgradeOrigin is the upgrader's origin check: checkOrigin, with each
+// refusal counted (errors_total{code="forbidden_origin"}) and logged at
+// debug level. A browser sees the refusal only as a close 1006.
+func (s *Server) upgradeOrigin(r *http.Request) bool {
+	if s.checkOrigin(r) {
+		return true
+	}
+	s.m.errors.WithLabelValues(errForbiddenOrigin).Inc()
+	s.log.Debug("handshake refused: Origin not allowed", "origin", r.Header.Get("Origin"), "host", r.Host)
+	return false
+}
+
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
 	if draining {
-		httpError(w, http.StatusServiceUnavailable, protocol.CodeDraining, "node is draining: connect to another node")
+		s.refuse(w, http.StatusServiceUnavailable, protocol.CodeDraining, "node is draining: connect to another node")
 		return
 	}
 	tok := ""
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		tok = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
+	if t, ok := auth.BearerToken(r.Header.Get("Authorization")); ok {
+		tok = t
 	} else if q := r.URL.Query().Get("token"); q != "" {
 		tok = q
 	}
-	claims, err := s.cfg.Authority.Verify(tok, time.Now())
+	claims, err := s.cfg.Authority.VerifyWithLeeway(tok, time.Now(), s.cfg.JWTLeeway)
 	if err != nil {
 		code := protocol.CodeUnauthorized
 		if errors.Is(err, auth.ErrExpired) {
 			code = protocol.CodeTokenExpired
 		}
-		s.m.errors.WithLabelValues(code).Inc()
-		httpError(w, http.StatusUnauthorized, code, err.Error())
+		s.refuse(w, http.StatusUnauthorized, code, err.Error())
 		return
 	}
+	release, status, code, msg := s.admit(claims.Subject)
+	if code != "" {
+		s.refuse(w, status, code, msg)
+		return
+	}
+	defer release() // when the connection is over, or refused after all
 	session := r.URL.Query().Get("session")
 	if h := r.Header.Get("X-Geolab-Session"); h != "" {
 		session = h
 	}
 	if session != "" {
 		if err := protocol.ValidID(session); err != nil {
-			httpError(w, http.StatusBadRequest, protocol.CodeBadSession, "session: "+err.Error())
+			s.refuse(w, http.StatusBadRequest, protocol.CodeBadSession, "session: "+err.Error())
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SubscribeTimeout)
-		own, err := s.broker.ClaimSession(ctx, session)
-		cancel()
-		if err != nil {
-			httpError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, "redis unavailable: cannot claim the session, retry")
-			return
-		}
-		if own.Status == "taken" {
-			s.log.Info("session owned by this region now", "session", session, "epoch", own.Epoch)
+		// Only a request the upgrade will take (its Origin allowed) may
+		// learn whose the session is; nothing is claimed before the upgrade.
+		if websocket.IsWebSocketUpgrade(r) && s.checkOrigin(r) {
+			if status, code, msg := s.sessionAllowed(r.Context(), session, claims.Subject); code != "" {
+				s.refuse(w, status, code, msg)
+				return
+			}
 		}
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the HTTP error itself
+	}
+	if session != "" && !s.claimSession(r.Context(), ws, session, claims.Subject) {
+		return
 	}
 	c := newConn(s, ws, claims)
 	if session != "" {
@@ -282,6 +361,77 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.run()
 }
 
+// admit takes a connection slot for a client of token subject sub before
+// its upgrade, within MaxConns and MaxConnsPerSub: a release that gives it
+// back, or the HTTP status, handshake code and message refusing it.
+func (s *Server) admit(sub string) (release func(), status int, code, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max := s.cfg.MaxConns; max > 0 && s.admitted >= max {
+		return nil, http.StatusServiceUnavailable, protocol.CodeTooManyConnections,
+			fmt.Sprintf("node holds its most connections (%d): connect to another node", max)
+	}
+	if max := s.cfg.MaxConnsPerSub; max > 0 && s.perSub[sub] >= max {
+		return nil, http.StatusTooManyRequests, protocol.CodeTooManySubConnections,
+			fmt.Sprintf("token subject %q holds its most connections on this node (%d): close one first", sub, max)
+	}
+	s.admitted++
+	s.perSub[sub]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.admitted--
+			if s.perSub[sub]--; s.perSub[sub] <= 0 {
+				delete(s.perSub, sub)
+			}
+		})
+	}, 0, "", ""
+}
+
+// sessionAllowed checks, before the upgrade, that session is not bound to
+// another token subject than sub: the HTTP status, handshake code and
+// message refusing the connection, or code "".
+func (s *Server) sessionAllowed(ctx context.Context, session, sub string) (status int, code, msg string) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SubscribeTimeout)
+	defer cancel()
+	owner, err := s.broker.SessionSubject(ctx, session)
+	switch {
+	case err != nil:
+		return http.StatusServiceUnavailable, protocol.CodeUnavailable, "redis unavailable: cannot check the session, retry"
+	case owner != "" && owner != sub:
+		return http.StatusForbidden, protocol.CodeSessionForbidden, "session " + session + " belongs to another token subject"
+	}
+	return 0, "", ""
+}
+
+// claimSession claims session for sub once the upgrade succeeded (G11).
+// When it cannot (Redis did not answer, or another subject bound the
+// session since sessionAllowed looked) it closes ws with a close code and
+// reports false.
+func (s *Server) claimSession(ctx context.Context, ws *websocket.Conn, session, sub string) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SubscribeTimeout)
+	own, err := s.broker.ClaimSession(ctx, broker.SessionClaim{ID: session, Sub: sub, Federated: s.cfg.federates()})
+	cancel()
+	code, reason := 0, ""
+	switch {
+	case err != nil:
+		code, reason = protocol.CloseInternalError, "redis unavailable: cannot claim the session, reconnect"
+	case own.Status == broker.SessionForbidden:
+		code, reason = protocol.CloseSessionForbidden, "session belongs to another token subject"
+	case own.Status == broker.SessionTaken:
+		s.log.Info("session owned by this region now", "session", session, "epoch", own.Epoch)
+	}
+	if code == 0 {
+		return true
+	}
+	s.m.errors.WithLabelValues(protocol.CloseReason(code)).Inc()
+	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(s.cfg.WriteTimeout))
+	_ = ws.Close()
+	return false
+}
+
 // sessionTaken closes this node's connections of a session another region
 // now owns (G11): close code 4003, reconnect through the resolver.
 func (s *Server) sessionTaken(session, region string) {
@@ -304,6 +454,14 @@ func (s *Server) sessionTaken(session, region string) {
 
 // httpError refuses a handshake: status, and a JSON body whose code is a
 // protocol handshake code (protocol.CodeUnauthorized …).
+// refuse answers a handshake with an HTTP error and counts it in
+// geolab_gateway_errors_total under its code: every refused connection is
+// counted, in one place.
+func (s *Server) refuse(w http.ResponseWriter, status int, code, msg string) {
+	s.m.errors.WithLabelValues(code).Inc()
+	httpError(w, status, code, msg)
+}
+
 func httpError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -315,8 +473,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "region": s.cfg.Region, "node": s.cfg.Node})
 }
 
-// Ready reports whether the node serves: its Redis pub/sub link is up and it
-// is not draining.
+// Ready reports whether the node serves: it is not draining, its Redis
+// pub/sub link is up, and Redis takes writes (the last publish was not
+// refused for memory, or Redis has been under its maxmemory since).
 func (s *Server) Ready() (bool, string) {
 	s.mu.Lock()
 	draining := s.draining
@@ -326,8 +485,63 @@ func (s *Server) Ready() (bool, string) {
 		return false, "draining"
 	case !s.sub.Up():
 		return false, "redis pub/sub not connected"
+	case s.oom.Load():
+		return false, protocol.CodeRedisOOM
 	}
 	return true, "ok"
+}
+
+// oomCheckInterval is how often a node whose publish Redis refused for
+// memory reads Redis's INFO memory to see whether it is under its
+// maxmemory again.
+const oomCheckInterval = time.Second
+
+// redisOOM records that Redis refused a publish for memory: the node is not
+// ready until a publish succeeds or Redis is seen under its maxmemory.
+func (s *Server) redisOOM() {
+	if !s.oom.Swap(true) {
+		s.log.Warn("redis refused a publish: out of memory (maxmemory); not ready until it takes writes again")
+	}
+	if s.oomWatch.CompareAndSwap(false, true) {
+		go s.watchOOM()
+	}
+}
+
+// redisWrote records that Redis took a publish.
+func (s *Server) redisWrote() {
+	if s.oom.Load() && s.oom.Swap(false) {
+		s.log.Info("redis takes writes again")
+	}
+}
+
+// watchOOM reads Redis's memory every oomCheckInterval while the node
+// counts it out of memory, and clears that once it is under its maxmemory.
+func (s *Server) watchOOM() {
+	for {
+		t := time.NewTicker(oomCheckInterval)
+		for s.oom.Load() {
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				s.oomWatch.Store(false)
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RedisLink.ReadTimeout)
+			m, err := s.broker.Memory(ctx)
+			cancel()
+			if err == nil && m.BelowLimit() && s.oom.Swap(false) {
+				s.log.Info("redis is under its maxmemory again", "used_memory", m.Used, "maxmemory", m.MaxMemory)
+			}
+		}
+		t.Stop()
+		s.oomWatch.Store(false)
+		// A refusal between the last check and the Store above found
+		// oomWatch set and started no watcher: this one goes on.
+		if !s.oom.Load() || !s.oomWatch.CompareAndSwap(false, true) {
+			return
+		}
+	}
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {

@@ -16,13 +16,14 @@ import (
 // for the errors of gateway.Config.Validate.
 var gatewayFlags = map[string]string{
 	"Region": "--region", "Node": "--node", "Listen": "--listen", "Redis": "--redis",
-	"SubscribeMode": "--subscribe-mode", "Federate": "--federate",
+	"SubscribeMode": "--subscribe-mode", "Federate": "--federate", "JWTLeeway": "--jwt-leeway",
 	"MaxFrameBytes": "--max-frame-bytes", "MaxDataBytes": "--max-data-bytes", "MaxRooms": "--max-rooms",
 	"PublishRate": "--publish-rate", "PublishBurst": "--publish-burst",
 	"FrameRate": "--frame-rate", "FrameBurst": "--frame-burst",
-	"SendQueue": "--send-queue", "SendBuffer": "--send-buffer", "ReplayLimit": "--replay-limit",
+	"SendQueue": "--send-queue", "SendBuffer": "--send-buffer", "ReplayLimit": "--replay-limit", "ReplayMaxBytes": "--replay-max-bytes",
 	"PingInterval": "--ping-interval", "ReadTimeout": "--read-timeout", "WriteTimeout": "--write-timeout",
-	"SubscribeTimeout": "--subscribe-timeout", "DrainTimeout": "--drain-timeout",
+	"SubscribeTimeout": "--subscribe-timeout", "DrainTimeout": "--drain-timeout", "DrainDelay": "--drain-delay",
+	"MaxConns": "--max-conns", "MaxConnsPerSub": "--max-conns-per-sub", "HTTPIdleTimeout": "--http-idle-timeout",
 }
 
 func newGatewayCmd(g *globalFlags) *cobra.Command {
@@ -34,8 +35,11 @@ func newGatewayCmd(g *globalFlags) *cobra.Command {
 		Long: `Run one gateway node of a region. It serves protocol v1 on /ws (docs/protocol.md),
 /healthz, /readyz and /metrics, and uses the region's Redis for publish, history
 and fan-out. The JWT secret comes from the GEOLAB_JWT_SECRET environment variable
-or --jwt-secret-file, never from a flag value. SIGTERM or SIGINT drains: every
-client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`,
+or --jwt-secret-file, never from a flag value. SIGTERM or SIGINT drains: /readyz
+and new connections get 503 draining while the port stays open, every client gets
+{"type":"bye","code":"going_away","reconnect":true}, and the node exits once they
+have gone (but not before --drain-delay), or at --drain-timeout, closing those
+still connected with 1001.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -73,28 +77,35 @@ client gets {"type":"bye","code":"going_away","reconnect":true} and close 1001.`
 	f.StringVar(&cfg.Listen, "listen", "", "HTTP listen address, e.g. 127.0.0.1:8080 (required)")
 	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis address, e.g. 127.0.0.1:6379 (required)")
 	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")
+	f.DurationVar(&cfg.JWTLeeway, "jwt-leeway", cfg.JWTLeeway, "clock skew tolerated: a token's exp may have passed, and its nbf may be ahead, by up to this much (0..5m)")
 	f.StringVar(&cfg.SubscribeMode, "subscribe-mode", cfg.SubscribeMode, "targeted (SUBSCRIBE per hosted room) or pattern (PSUBSCRIBE every room: only to demonstrate G9's amplification)")
-	f.StringSliceVar(&cfg.Federate, "federate", nil, "room pattern whose events go to the region's federation outbox, e.g. tenant:* (repeatable)")
+	f.StringSliceVar(&cfg.Federate, "federate", nil, "room pattern whose events go to the region's federation outbox, e.g. tenant:* (repeatable); with any, session ownership records go there too")
 	f.StringVar(&profile, "redis-profile", gateway.DefaultRedisProfile, "timeouts of the link to Redis: lan or wan")
 	f.Int64Var(&cfg.History.MaxLen, "history-maxlen", cfg.History.MaxLen, "events kept per room history stream (approximate)")
 	f.DurationVar(&cfg.History.MaxAge, "history-max-age", cfg.History.MaxAge, "age bound of a room's history (0 = none)")
 	f.DurationVar(&cfg.History.DedupWindow, "dedup-window", cfg.History.DedupWindow, "how long a publish's (sender, id) is remembered for idempotent retries")
 	f.Int64Var(&cfg.History.OutboxMaxLen, "outbox-maxlen", cfg.History.OutboxMaxLen, "events kept in the region's federation outbox (approximate)")
+	f.DurationVar(&cfg.History.SessionTTL, "session-ttl", cfg.History.SessionTTL, "how long a session's ownership record lives after the session was last claimed (connected) in this region")
 	f.Int64Var(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest client frame; larger closes with 1009")
 	f.IntVar(&cfg.MaxDataBytes, "max-data-bytes", cfg.MaxDataBytes, "largest publish data (compact JSON); larger gets error data_too_large")
 	f.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "rooms one connection may be in")
 	f.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "publishes per second per connection; over it: error rate_limited")
 	f.IntVar(&cfg.PublishBurst, "publish-burst", cfg.PublishBurst, "publishes allowed at once above the rate")
-	f.Float64Var(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second per connection; over it (past the burst): close 4500 flood")
+	f.Float64Var(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second per connection, pings and pongs included; over it (past the burst): close 4500 flood")
 	f.IntVar(&cfg.FrameBurst, "frame-burst", cfg.FrameBurst, "frames allowed at once above the frame rate")
 	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued per client before the slow-consumer close 4001")
 	f.IntVar(&cfg.SendBuffer, "send-buffer", cfg.SendBuffer, "kernel send buffer per client socket, bytes (0: kernel autotuning, which lets a slow client hold megabytes before --send-queue fills)")
 	f.IntVar(&cfg.ReplayLimit, "replay-limit", cfg.ReplayLimit, "most messages one resume replays; more answers recovered:false")
-	f.StringSliceVar(&cfg.AllowedOrigins, "allowed-origin", nil, "browser Origin allowed, * wildcards (repeatable; default: no Origin header, or the same host)")
+	f.Int64Var(&cfg.ReplayMaxBytes, "replay-max-bytes", cfg.ReplayMaxBytes, "most bytes of messages one resume replays; more answers recovered:false")
+	f.StringSliceVar(&cfg.AllowedOrigins, "allowed-origin", nil, "browser Origin allowed, * wildcards (repeatable; default: no Origin header, or the same host and port as the request)")
 	f.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "WebSocket ping period")
 	f.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "close 4004 when nothing (frame or pong) came from a client for this long")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "write deadline of one frame")
 	f.DurationVar(&cfg.SubscribeTimeout, "subscribe-timeout", cfg.SubscribeTimeout, "how long a subscribe waits for Redis before error unavailable")
-	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long a drain waits for clients to leave")
+	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long a drain waits for clients to leave before closing them with 1001")
+	f.DurationVar(&cfg.DrainDelay, "drain-delay", cfg.DrainDelay, "the least time a drain answers 503 draining before the port closes, clients or not: a load balancer's health check must see it (0: none)")
+	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "client connections per node; one more is refused with 503 too_many_connections (0 = no cap)")
+	f.IntVar(&cfg.MaxConnsPerSub, "max-conns-per-sub", cfg.MaxConnsPerSub, "client connections per token subject on the node; one more is refused with 429 too_many_sub_connections (0 = no cap)")
+	f.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "an idle keep-alive HTTP connection (not a WebSocket) is closed after this long")
 	return cmd
 }

@@ -4,7 +4,7 @@
 // issues with it.
 //
 //	secret (GEOLAB_JWT_SECRET or a file) ─▶ Authority ─▶ Issue ─▶ token
-//	token ─▶ Verify (HS256 only, iss, sub, exp, nbf, patterns) ─▶ Claims.CanRead/CanPublish
+//	token ─▶ Verify (HS256 only, iss, sub, exp, nbf ± leeway, patterns) ─▶ Claims.CanRead/CanPublish
 package auth
 
 import (
@@ -41,12 +41,46 @@ const MaxTokenLen = 8 << 10
 
 // Errors Verify wraps: exactly one of them per failure, in an error whose
 // message says what was wrong. ErrExpired means "get a new token and
-// reconnect"; ErrMissing and ErrInvalid mean the client must be fixed.
+// reconnect" (a token whose nbf is still ahead wraps it too, through
+// ErrNotYetValid); ErrMissing and ErrInvalid mean the client must be fixed.
 var (
 	ErrMissing = errors.New("no token")
 	ErrExpired = errors.New("token expired")
 	ErrInvalid = errors.New("token invalid")
 )
+
+// ErrNotYetValid is Verify's error for a token whose nbf is ahead of now by
+// more than the leeway. It wraps ErrExpired: the token is outside its
+// validity window, as an expired one is, and the answer is the same (a token
+// valid now, and a look at the clocks).
+var ErrNotYetValid error = notYetValid{}
+
+type notYetValid struct{}
+
+func (notYetValid) Error() string { return "token not valid yet" }
+func (notYetValid) Unwrap() error { return ErrExpired }
+
+// DefaultLeeway is the clock skew a gateway tolerates unless told otherwise
+// (geolab gateway --jwt-leeway): a token's exp may have passed, and its nbf
+// may be ahead, by up to this much.
+const DefaultLeeway = 5 * time.Second
+
+// MaxLeeway bounds the leeway: a longer one would keep expired tokens
+// working for longer than a clock can plausibly be off.
+const MaxLeeway = 5 * time.Minute
+
+// BearerToken returns the token of an Authorization header value of the
+// Bearer scheme, whose name is case-insensitive (RFC 9110 §11.1: "bearer x"
+// and "BEARER x" are "Bearer x"); ok is false for any other scheme or an
+// empty token.
+func BearerToken(header string) (token string, ok bool) {
+	scheme, cred, found := strings.Cut(strings.TrimSpace(header), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(cred)
+	return token, token != ""
+}
 
 // Claims are a geolab token's claims: the registered ones (sub names the
 // user and becomes the sender of its publishes) and the room patterns the
@@ -145,14 +179,20 @@ func (a *Authority) Issue(sub string, read, publish []string, ttl time.Duration,
 	return s, nil
 }
 
-// Verify checks token at now and returns its claims. It accepts only HS256
-// tokens signed with the authority's secret (any other alg, "none"
-// included, is refused before the signature is looked at), issued by
-// Issuer, with exp after now, nbf (when present) not after now, a valid sub
-// and valid room patterns. Expiry is exact, with no leeway, like the
-// gateway's close of a connection at exp. On failure the error wraps
-// exactly one of ErrMissing, ErrExpired, ErrInvalid.
+// Verify checks token at now with no leeway: VerifyWithLeeway(token, now, 0).
 func (a *Authority) Verify(token string, now time.Time) (*Claims, error) {
+	return a.VerifyWithLeeway(token, now, 0)
+}
+
+// VerifyWithLeeway checks token at now and returns its claims. It accepts
+// only HS256 tokens signed with the authority's secret (any other alg,
+// "none" included, is refused before the signature is looked at), issued by
+// Issuer, with a valid sub, an exp after now - leeway, an nbf (when present)
+// not after now + leeway, and valid room patterns. The leeway (negative
+// counts as 0) tolerates clock skew between the issuer and this verifier;
+// a gateway closes a connection at exp + leeway to match. On failure the
+// error wraps exactly one of ErrMissing, ErrExpired, ErrInvalid.
+func (a *Authority) VerifyWithLeeway(token string, now time.Time, leeway time.Duration) (*Claims, error) {
 	if token == "" {
 		return nil, fmt.Errorf("auth: %w: send Authorization: Bearer <token> or ?token=", ErrMissing)
 	}
@@ -178,14 +218,14 @@ func (a *Authority) Verify(token string, now time.Time) (*Claims, error) {
 			return nil, invalid("%v", err)
 		}
 	}
-	if err := c.validate(now); err != nil {
+	if err := c.validate(now, max(leeway, 0)); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
 // validate checks the claims of a token whose signature is good.
-func (c *Claims) validate(now time.Time) error {
+func (c *Claims) validate(now time.Time, leeway time.Duration) error {
 	if c.Issuer != Issuer {
 		return invalid("iss %q, want %q", c.Issuer, Issuer)
 	}
@@ -198,11 +238,12 @@ func (c *Claims) validate(now time.Time) error {
 	if c.ExpiresAt == nil {
 		return invalid("no exp claim")
 	}
-	if exp := c.ExpiresAt.Time; !now.Before(exp) {
-		return fmt.Errorf("auth: %w at %s", ErrExpired, exp.UTC().Format(time.RFC3339))
+	if exp := c.ExpiresAt.Time; !now.Before(exp.Add(leeway)) {
+		return fmt.Errorf("auth: %w at %s%s", ErrExpired, exp.UTC().Format(time.RFC3339), leewayNote(leeway))
 	}
-	if c.NotBefore != nil && now.Before(c.NotBefore.Time) {
-		return invalid("not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
+	if c.NotBefore != nil && now.Add(leeway).Before(c.NotBefore.Time) {
+		return fmt.Errorf("auth: %w: not valid before %s, and now is %s%s (is a clock off?)", ErrNotYetValid,
+			c.NotBefore.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), leewayNote(leeway))
 	}
 	if err := validPatterns(c.Read, c.Publish); err != nil {
 		return invalid("%v", err)
@@ -210,10 +251,22 @@ func (c *Claims) validate(now time.Time) error {
 	return nil
 }
 
+func leewayNote(leeway time.Duration) string {
+	if leeway <= 0 {
+		return ""
+	}
+	return " (leeway " + leeway.String() + ")"
+}
+
 // invalid is an ErrInvalid error saying what was wrong.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("auth: %w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
+
+// ValidSubject checks a sub as Verify and Issue do: 1–128 bytes of UTF-8
+// without white space or control characters. (A bridge checks the subject a
+// session ownership record carries with it.)
+func ValidSubject(sub string) error { return validSubject(sub) }
 
 // validSubject checks a sub: 1–128 bytes of UTF-8 without white space or
 // control characters.

@@ -125,8 +125,8 @@ func TestVerify(t *testing.T) {
 		{"empty", "", auth.ErrMissing, "no token"},
 		{"expired", sign(t, jwt.SigningMethodHS256, with("exp", now.Add(-time.Minute).Unix()), key), auth.ErrExpired,
 			"token expired at 2026-11-23T11:59:00Z"},
-		{"not yet valid", sign(t, jwt.SigningMethodHS256, with("nbf", now.Add(time.Minute).Unix()), key), auth.ErrInvalid,
-			"not valid before 2026-11-23T12:01:00Z"},
+		{"not yet valid", sign(t, jwt.SigningMethodHS256, with("nbf", now.Add(time.Minute).Unix()), key), auth.ErrExpired,
+			"token not valid yet: not valid before 2026-11-23T12:01:00Z"},
 		{"forged signature", sign(t, jwt.SigningMethodHS256, good(), []byte(strings.Repeat("k", 32))), auth.ErrInvalid,
 			"signature invalid"},
 		{"tampered claims", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(
@@ -172,6 +172,82 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verify: %q, want it to say %q", err, c.msg)
 			}
 		})
+	}
+}
+
+// TestVerifyWithLeeway: exp may have passed and nbf may be ahead by up to
+// the leeway, not more; a token whose nbf is still ahead is ErrExpired (the
+// handshake's token_expired), as ErrNotYetValid.
+func TestVerifyWithLeeway(t *testing.T) {
+	a := authority(t)
+	key := []byte(secret)
+	leeway := 5 * time.Second
+	cases := []struct {
+		name   string
+		claims jwt.MapClaims
+		want   error // nil: accepted
+		msg    string
+	}{
+		{"exp passed within the leeway", with("exp", now.Add(-4*time.Second).Unix()), nil, ""},
+		{"exp passed by the leeway", with("exp", now.Add(-leeway).Unix()), auth.ErrExpired, "token expired at 2026-11-23T11:59:55Z (leeway 5s)"},
+		{"exp passed beyond the leeway", with("exp", now.Add(-time.Minute).Unix()), auth.ErrExpired, "token expired"},
+		{"nbf ahead within the leeway", with("nbf", now.Add(leeway).Unix()), nil, ""},
+		{"nbf ahead beyond the leeway", with("nbf", now.Add(leeway+time.Second).Unix()), auth.ErrExpired,
+			"token not valid yet: not valid before 2026-11-23T12:00:06Z, and now is 2026-11-23T12:00:00Z (leeway 5s)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			claims, err := a.VerifyWithLeeway(sign(t, jwt.SigningMethodHS256, c.claims, key), now, leeway)
+			if c.want == nil {
+				if err != nil || claims == nil {
+					t.Fatalf("VerifyWithLeeway: %v", err)
+				}
+				// Without the leeway the same token is refused, as ErrExpired.
+				if _, err := a.Verify(sign(t, jwt.SigningMethodHS256, c.claims, key), now); kind(t, err) != auth.ErrExpired {
+					t.Fatalf("Verify without leeway: %v, want ErrExpired", err)
+				}
+				return
+			}
+			if got := kind(t, err); got != c.want || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("VerifyWithLeeway: %v, want %v saying %q", err, c.want, c.msg)
+			}
+		})
+	}
+	// nbf ahead is ErrNotYetValid; an expired token is not.
+	_, err := a.Verify(sign(t, jwt.SigningMethodHS256, with("nbf", now.Add(time.Hour).Unix()), key), now)
+	if !errors.Is(err, auth.ErrNotYetValid) || !errors.Is(err, auth.ErrExpired) {
+		t.Fatalf("nbf ahead: %v, want ErrNotYetValid wrapping ErrExpired", err)
+	}
+	_, err = a.Verify(sign(t, jwt.SigningMethodHS256, with("exp", now.Add(-time.Hour).Unix()), key), now)
+	if errors.Is(err, auth.ErrNotYetValid) {
+		t.Fatalf("expired token: %v is ErrNotYetValid", err)
+	}
+	// A negative leeway counts as none.
+	if _, err := a.VerifyWithLeeway(sign(t, jwt.SigningMethodHS256, good(), key), now, -time.Hour); err != nil {
+		t.Fatalf("negative leeway: %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for _, c := range []struct {
+		header, token string
+		ok            bool
+	}{
+		{"Bearer abc.def.ghi", "abc.def.ghi", true},
+		{"bearer abc", "abc", true},
+		{"BEARER abc", "abc", true},
+		{"bEaReR   abc  ", "abc", true},
+		{"  Bearer abc", "abc", true},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"Basic dXNlcjpwYXNz", "", false},
+		{"Bearerabc", "", false},
+		{"", "", false},
+	} {
+		tok, ok := auth.BearerToken(c.header)
+		if tok != c.token || ok != c.ok {
+			t.Errorf("BearerToken(%q) = %q, %v; want %q, %v", c.header, tok, ok, c.token, c.ok)
+		}
 	}
 }
 
@@ -336,6 +412,42 @@ func FuzzVerify(f *testing.F) {
 		if c.Subject == "" || c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time) {
 			t.Fatalf("accepted claims that should fail: %+v", c)
 		}
+		// A leeway only widens the window: what Verify accepts, it accepts.
+		if lc, err := a.VerifyWithLeeway(token, now, auth.DefaultLeeway); err != nil || lc.Subject != c.Subject {
+			t.Fatalf("accepted without a leeway but not with one: %v", err)
+		}
 		_ = c.CanRead("tenant:1")
+	})
+}
+
+// FuzzBearerToken: BearerToken never panics; what it returns is a
+// non-empty token with no surrounding white space, taken from a header whose
+// scheme is "Bearer" in any letter case; and any such header gives back its
+// token.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer abc", "BEARER  abc ", "Basic x", "Bearer", " Bearer x y", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		tok, ok := auth.BearerToken(header)
+		if !ok {
+			if tok != "" {
+				t.Fatalf("%q: not ok but token %q", header, tok)
+			}
+		} else {
+			trimmed := strings.TrimSpace(header)
+			if tok == "" || tok != strings.TrimSpace(tok) || len(trimmed) < 7 ||
+				!strings.EqualFold(trimmed[:7], "Bearer ") || !strings.HasSuffix(trimmed, tok) {
+				t.Fatalf("%q: accepted token %q", header, tok)
+			}
+		}
+		// Round trip: a token with no surrounding white space comes back.
+		if cand := strings.TrimSpace(header); cand != "" {
+			for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+				if got, ok := auth.BearerToken(scheme + " " + cand); !ok || got != cand {
+					t.Fatalf("%s %q: got %q %v", scheme, cand, got, ok)
+				}
+			}
+		}
 	})
 }

@@ -58,9 +58,18 @@ func init() {
 // Redis Cluster keeps a room on one slot.
 func seqKey(room string) string    { return "geolab:s:{" + room + "}" }
 func streamKey(room string) string { return "geolab:h:{" + room + "}" }
+
+// idemKey is the idempotency key of a publish: geolab:idem:{ROOM}:LEN:SENDER:ID,
+// LEN the byte length of SENDER in decimal. The length prefix makes the key
+// injective: a sub may hold ':' and the client id is the rest of the key, so
+// without it sender "a:b" with id "c" and sender "a" with id "b:c" shared a
+// key. (The prefix is not the old format's geolab:i:, so no key of the old,
+// ambiguous format can be read as one of this format.)
 func idemKey(room, sender, id string) string {
-	return "geolab:i:{" + room + "}:" + sender + ":" + id
+	return idemPrefix(room) + strconv.Itoa(len(sender)) + ":" + sender + ":" + id
 }
+
+func idemPrefix(room string) string { return "geolab:idem:{" + room + "}:" }
 
 // Channel is the pub/sub channel of a room.
 func Channel(room string) string { return "geolab:ch:{" + room + "}" }
@@ -102,11 +111,15 @@ type HistoryConfig struct {
 	MaxAge       time.Duration // history age per room (0 = no age bound)
 	DedupWindow  time.Duration // how long a publish's idempotency key lives
 	OutboxMaxLen int64         // federation outbox length (approximate)
+	// SessionTTL is how long a session's ownership record lives in this
+	// region after it was last claimed or applied here (session.lua).
+	SessionTTL time.Duration
 }
 
 // DefaultHistory is the history a gateway keeps unless told otherwise.
 func DefaultHistory() HistoryConfig {
-	return HistoryConfig{MaxLen: 10000, MaxAge: time.Hour, DedupWindow: 5 * time.Minute, OutboxMaxLen: 1000000}
+	return HistoryConfig{MaxLen: 10000, MaxAge: time.Hour, DedupWindow: 5 * time.Minute, OutboxMaxLen: 1000000,
+		SessionTTL: 24 * time.Hour}
 }
 
 // Validate checks the bounds.
@@ -120,6 +133,8 @@ func (c HistoryConfig) Validate() error {
 		return fmt.Errorf("dedup window must be at least 1s, got %s", c.DedupWindow)
 	case c.OutboxMaxLen < 1:
 		return fmt.Errorf("outbox max length must be at least 1, got %d", c.OutboxMaxLen)
+	case c.SessionTTL < time.Second:
+		return fmt.Errorf("session ttl must be at least 1s, got %s", c.SessionTTL)
 	}
 	return nil
 }
@@ -193,7 +208,7 @@ func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	if a.Force {
 		force = "1"
 	}
-	keys := []string{seqKey(a.Room), streamKey(a.Room), "geolab:i:{" + a.Room + "}:-", "", ""}
+	keys := []string{seqKey(a.Room), streamKey(a.Room), idemPrefix(a.Room) + "-", "", ""}
 	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", "",
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force}
 	return b.run(ctx, keys, args)

@@ -11,7 +11,9 @@
 --   KEYS[1] geolab:s:{room}   hash: q:<origin> = last oseq, e:<origin> = epoch,
 --                             g:<origin> = highest oseq known missing (gap marker)
 --   KEYS[2] geolab:h:{room}   stream: the room's history; fields o, q, e, f
---   KEYS[3] idempotency key   publish: geolab:i:{room}:<sender>:<client id>
+--   KEYS[3] idempotency key   publish: geolab:idem:{room}:<len>:<sender>:<client id>,
+--                             <len> the sender's length in bytes (so the key is
+--                             injective: a sender may hold ':');
 --                             apply: unused (the sequence check is the dedup)
 --   KEYS[4] outbox stream     geolab:outbox:<region>, or "" when not federated
 --   KEYS[5] outbox counter    geolab:outbox:<region>:n (events ever appended), or ""

@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -23,27 +25,64 @@ func sessionKey(id string) string { return "geolab:session:{" + id + "}" }
 
 // Ownership is a session's owner.
 type Ownership struct {
-	Status string // claim: "kept" or "taken"; apply: "won" or "lost"
+	Status string // claim: "kept", "taken" or "forbidden"; apply: "won" or "lost"
 	Region string
 	Epoch  int64
 }
 
-// ClaimSession makes this region the owner of session id: kept if it owned
-// it, else taken with the epoch bumped and the record put in the outbox for
-// the other regions.
-func (b *Broker) ClaimSession(ctx context.Context, id string) (Ownership, error) {
-	keys := []string{sessionKey(id), OutboxKey(b.region), OutboxCounterKey(b.region)}
-	return b.session(ctx, keys, "claim", id, b.region, 0, b.region)
+// Claim statuses.
+const (
+	SessionKept      = "kept"      // this region owned the session already
+	SessionTaken     = "taken"     // this region owns it now, under a new epoch
+	SessionForbidden = "forbidden" // the session is bound to another token subject: nothing changed
+)
+
+// SessionClaim is a client's claim of the session it named.
+type SessionClaim struct {
+	ID  string
+	Sub string // the token subject; the session is bound to the first one that claims it
+	// Federated appends a take to this region's outbox, for the bridges to
+	// carry. Only a region that federates (its gateways have --federate
+	// patterns and it runs a bridge) has anyone to carry it.
+	Federated bool
 }
 
-// ApplySession applies a remote ownership record: it wins if its epoch is
-// higher (ties: the smaller region name).
-func (b *Broker) ApplySession(ctx context.Context, id, region string, epoch int64) (Ownership, error) {
-	return b.session(ctx, []string{sessionKey(id), "", ""}, "apply", id, region, epoch, b.region)
+// ClaimSession makes this region the owner of session c.ID for c.Sub:
+// SessionKept if it owned it, else SessionTaken with a new epoch (the
+// record put in the outbox when c.Federated); SessionForbidden, changing
+// nothing, when the session is bound to another subject. Every claim but a
+// forbidden one restarts the record's TTL (HistoryConfig.SessionTTL).
+func (b *Broker) ClaimSession(ctx context.Context, c SessionClaim) (Ownership, error) {
+	keys := []string{sessionKey(c.ID), "", ""}
+	if c.Federated {
+		keys[1], keys[2] = OutboxKey(b.region), OutboxCounterKey(b.region)
+	}
+	return b.session(ctx, keys, "claim", c.ID, b.region, time.Now().UnixMilli(), c.Sub)
 }
 
-func (b *Broker) session(ctx context.Context, keys []string, mode, id, region string, epoch int64, this string) (Ownership, error) {
-	v, err := sessionScript.Run(ctx, b.rdb, keys, mode, id, region, epoch, this, b.cfg.OutboxMaxLen).Slice()
+// SessionSubject returns the token subject session id is bound to in this
+// region: "" when it has no record here (or one from before binding).
+func (b *Broker) SessionSubject(ctx context.Context, id string) (string, error) {
+	sub, err := b.rdb.HGet(ctx, sessionKey(id), "sub").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("broker: session %s: %w: %w", id, ErrUnavailable, err)
+	}
+	return sub, nil
+}
+
+// ApplySession applies a remote ownership record, bound to sub ("" from a
+// gateway that predates binding): it wins if its epoch is higher (ties: the
+// smaller region name), and then restarts the record's TTL here.
+func (b *Broker) ApplySession(ctx context.Context, id, region string, epoch int64, sub string) (Ownership, error) {
+	return b.session(ctx, []string{sessionKey(id), "", ""}, "apply", id, region, epoch, sub)
+}
+
+func (b *Broker) session(ctx context.Context, keys []string, mode, id, region string, epoch int64, sub string) (Ownership, error) {
+	v, err := sessionScript.Run(ctx, b.rdb, keys, mode, id, region, epoch, b.region, b.cfg.OutboxMaxLen,
+		sub, b.cfg.SessionTTL.Milliseconds()).Slice()
 	if err != nil {
 		return Ownership{}, fmt.Errorf("broker: session.lua %s %s: %w: %w", mode, id, ErrUnavailable, err)
 	}

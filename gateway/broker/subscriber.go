@@ -191,6 +191,10 @@ func (s *Subscriber) Run(ctx context.Context) {
 func (s *Subscriber) session(ctx context.Context) error {
 	ps := s.rdb.Subscribe(ctx)
 	defer ps.Close()
+	// ReceiveTimeout below does not watch ctx: closing the connection is
+	// what ends the session at once when the node stops (not DeadAfter later).
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
 	if err := ps.Ping(ctx); err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

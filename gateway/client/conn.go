@@ -34,7 +34,8 @@ type conn struct {
 	kick chan struct{} // capacity 1: a resubscribe retry was scheduled
 	wg   sync.WaitGroup
 
-	bye       atomic.Bool  // a bye frame came: the close should follow promptly
+	bye       atomic.Bool  // a bye frame came: the client leaves, and the gateway's close should follow promptly
+	byeAt     atomic.Int64 // unix nanos of the close the client sent after the bye (leave)
 	writeDead atomic.Int64 // unix nanos of a failed write: the reader stops waiting soon after
 
 	once  sync.Once
@@ -438,6 +439,9 @@ func (c *Client) readLoop(cn *conn) {
 			continue
 		}
 		c.handle(cn, f)
+		if f.Type == protocol.TypeBye {
+			c.leave(cn)
+		}
 	}
 }
 
@@ -447,8 +451,8 @@ func (c *Client) readDeadline(cn *conn, readTimeout time.Duration) time.Time {
 	if t := cn.writeDead.Load(); t != 0 {
 		return time.Unix(0, t).Add(min(closeGrace, c.o.WriteTimeout))
 	}
-	if cn.bye.Load() {
-		readTimeout = min(readTimeout, c.o.WriteTimeout)
+	if t := cn.byeAt.Load(); t != 0 {
+		return time.Unix(0, t).Add(min(closeGrace, c.o.WriteTimeout))
 	}
 	return time.Now().Add(readTimeout)
 }
@@ -456,6 +460,10 @@ func (c *Client) readDeadline(cn *conn, readTimeout time.Duration) time.Time {
 // classify turns a read error into what the client does next.
 func (c *Client) classify(cn *conn, err error, readTimeout time.Duration) connEnd {
 	var ce *websocket.CloseError
+	if errors.As(err, &ce) && cn.bye.Load() && (ce.Code == protocol.CloseGoingAway || ce.Code == protocol.CloseNormal) {
+		// The gateway's answer to the close we sent after its bye.
+		return connEnd{code: ce.Code, reason: ce.Text, err: err, reconnect: true, elsewhere: true}
+	}
 	if errors.As(err, &ce) {
 		return connEnd{code: ce.Code, reason: ce.Text, err: err,
 			reconnect: protocol.Reconnectable(ce.Code), elsewhere: ce.Code == protocol.CloseGoingAway}
@@ -492,11 +500,27 @@ func (c *Client) handle(cn *conn, f *protocol.ServerFrame) {
 	case protocol.TypeError:
 		c.handleError(cn, f)
 	case protocol.TypeBye:
-		cn.bye.Store(true)
-		cn.log.Info("gateway said bye", "code", f.Code, "reconnect", f.Reconnect)
+		cn.bye.Store(true) // the reader leaves (leave) once this frame is handled
+		cn.log.Info("gateway said bye: leaving for another node", "code", f.Code, "reconnect", f.Reconnect)
 	case protocol.TypePong, protocol.TypeWelcome:
 	default:
 		cn.log.Debug("unknown frame type ignored", "type", f.Type)
+	}
+}
+
+// leave answers a bye: the node is draining and serves this connection
+// only until its drain timeout. The client closes its end at once with
+// going_away (it is off to another node) and gives the gateway closeGrace
+// to answer (the reader's next deadline); the connection then ends, and the
+// client reconnects to its next endpoint and resumes, instead of waiting out
+// the drain.
+func (c *Client) leave(cn *conn) {
+	if !cn.byeAt.CompareAndSwap(0, time.Now().UnixNano()) {
+		return
+	}
+	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye: reconnecting elsewhere")
+	if err := cn.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.o.WriteTimeout)); err != nil {
+		cn.log.Debug("close after bye failed", "err", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Version is the protocol version this package speaks.
@@ -41,6 +42,7 @@ const (
 // error frame unless a close code says otherwise.
 const (
 	CodeBadJSON       = "bad_json"       // the frame is not a JSON object
+	CodeBadUTF8       = "bad_utf8"       // the frame is not valid UTF-8, or its data escapes a lone UTF-16 surrogate
 	CodeUnknownType   = "unknown_type"   // "type" is missing or not a v1 client frame
 	CodeBadFrame      = "bad_frame"      // a required field is missing or of the wrong kind
 	CodeBadRoom       = "bad_room"       // the room name breaks the naming rule
@@ -52,6 +54,7 @@ const (
 	CodeNotSubscribed = "not_subscribed" // unsubscribe from a room the connection is not in
 	CodeDataTooLarge  = "data_too_large" // publish data passes the payload limit
 	CodeUnavailable   = "unavailable"    // Redis cannot be reached: not published / not subscribed, retry
+	CodeRedisOOM      = "redis_oom"      // Redis refused the write: it is at maxmemory (OOM). Not published; retry later
 	CodeInternal      = "internal"       // a server fault; the request may be retried
 )
 
@@ -63,6 +66,13 @@ const (
 	CodeTokenExpired = "token_expired" // 401: the token's exp has passed (or its nbf is ahead)
 	CodeBadSession   = "bad_session"   // 400: the session id breaks the id rule
 	CodeDraining     = "draining"      // 503: the node is draining: connect to another node
+	// 503: the node holds its most connections (--max-conns): connect to another node
+	CodeTooManyConnections = "too_many_connections"
+	// 429: the token's subject holds its most connections on this node (--max-conns-per-sub)
+	CodeTooManySubConnections = "too_many_sub_connections"
+	// 403: the session named is bound to another token subject (close
+	// CloseSessionForbidden when that is found only after the upgrade)
+	CodeSessionForbidden = "session_forbidden"
 )
 
 // CodeGoingAway is the code of a bye frame: the node is draining, and a
@@ -83,7 +93,8 @@ const (
 	CloseSessionTakenOver = 4003 // another region owns this session now; reconnect through the resolver
 	CloseHeartbeatTimeout = 4004 // nothing was read from the client within the read deadline
 
-	CloseFlood = 4500 // the client sent frames far over its rate limits; fix the client before reconnecting
+	CloseFlood            = 4500 // the client sent frames far over its rate limits; fix the client before reconnecting
+	CloseSessionForbidden = 4501 // the session named is bound to another token subject; connect with another session or the right token
 )
 
 // Reconnectable reports whether a close code tells the client to reconnect.
@@ -118,6 +129,8 @@ func CloseReason(code int) string {
 		return "heartbeat_timeout"
 	case CloseFlood:
 		return "flood"
+	case CloseSessionForbidden:
+		return "session_forbidden"
 	}
 	return fmt.Sprintf("code_%d", code)
 }
@@ -225,7 +238,90 @@ type rawClientFrame struct {
 
 // DecodeClientFrame parses and validates one client frame. Every failure is
 // an *Error naming the field at fault; it never panics on any input.
+//
+// A frame must be valid UTF-8 (a WebSocket text message is), and a publish's
+// data must not escape a lone UTF-16 surrogate ("\udc80"): such data is no
+// Unicode text, a browser fails a connection whose text frame carries
+// invalid UTF-8, and a stored event is replayed to every resume of its room.
+// Both get CodeBadUTF8, with the client message id (or room) as ref.
+// (encoding/json accepts either: it copies raw bytes and escapes as they
+// are, and replaces them only when it decodes a string.)
 func DecodeClientFrame(b []byte) (*ClientFrame, error) {
+	f, err := decodeClientFrame(b)
+	if err != nil {
+		return nil, err
+	}
+	ref := f.Room
+	if f.Type == TypePublish {
+		ref = f.ID
+	}
+	if !utf8.Valid(b) {
+		return nil, errf(CodeBadUTF8, ref, "frame is not valid UTF-8")
+	}
+	if f.Type == TypePublish {
+		if off := loneSurrogate(f.Data); off >= 0 {
+			return nil, errf(CodeBadUTF8, ref, "data escapes a lone UTF-16 surrogate at byte %d: it is not Unicode text", off)
+		}
+	}
+	return f, nil
+}
+
+// loneSurrogate returns the offset in js, a valid JSON text, of the first
+// \u escape of a UTF-16 surrogate that is not half of a pair (a high one
+// followed at once by an escaped low one), or -1 when there is none. In
+// valid JSON a backslash appears only inside strings, where it starts a
+// two-character escape or a six-character \uXXXX one.
+func loneSurrogate(js []byte) int {
+	for i := 0; i < len(js); i++ {
+		if js[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(js) || js[i+1] != 'u' {
+			i++ // \" \\ \/ \b \f \n \r \t: skip the escaped character
+			continue
+		}
+		r, ok := hex4(js, i+2)
+		if !ok {
+			return i
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF: // a low half with no high one before it
+			return i
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hex4(js, i+8)
+			if !ok || js[i+6] != '\\' || js[i+7] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
+				return i
+			}
+			i += 11 // the pair; the loop's i++ passes its last digit
+		default:
+			i += 5
+		}
+	}
+	return -1
+}
+
+// hex4 reads the four hex digits of a \u escape at js[at:].
+func hex4(js []byte, at int) (rune, bool) {
+	if at < 0 || at+4 > len(js) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range js[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+func decodeClientFrame(b []byte) (*ClientFrame, error) {
 	trimmed := strings.TrimSpace(string(b))
 	if !strings.HasPrefix(trimmed, "{") {
 		return nil, errf(CodeBadJSON, "", "frame is not a JSON object")
@@ -234,19 +330,20 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, errf(CodeBadJSON, "", "frame is not valid JSON: %v", err)
 	}
+	ref := refOf(raw) // every error below refers to it
 	var f ClientFrame
 	if raw.Type == nil {
-		return nil, errf(CodeUnknownType, "", "frame has no \"type\"")
+		return nil, errf(CodeUnknownType, ref, "frame has no \"type\"")
 	}
 	if err := json.Unmarshal(raw.Type, &f.Type); err != nil {
-		return nil, errf(CodeUnknownType, "", "\"type\" is not a string")
+		return nil, errf(CodeUnknownType, ref, "\"type\" is not a string")
 	}
 	str := func(field string, r json.RawMessage, dst *string) *Error {
 		if r == nil || string(r) == "null" {
-			return errf(CodeBadFrame, "", "%s frame needs %q", f.Type, field)
+			return errf(CodeBadFrame, ref, "%s frame needs %q", f.Type, field)
 		}
 		if err := json.Unmarshal(r, dst); err != nil {
-			return errf(CodeBadFrame, "", "%q is not a string", field)
+			return errf(CodeBadFrame, ref, "%q is not a string", field)
 		}
 		return nil
 	}
@@ -255,23 +352,23 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 		return &f, nil
 	case TypeSubscribe, TypeUnsubscribe, TypePublish:
 	default:
-		return nil, errf(CodeUnknownType, "", "unknown frame type %q (v1 client frames: subscribe, unsubscribe, publish, ping)", f.Type)
+		return nil, errf(CodeUnknownType, ref, "unknown frame type %q (v1 client frames: subscribe, unsubscribe, publish, ping)", f.Type)
 	}
 	if e := str("room", raw.Room, &f.Room); e != nil {
 		return nil, e
 	}
 	if err := ValidRoom(f.Room); err != nil {
-		return nil, errf(CodeBadRoom, truncate(f.Room), "%v", err)
+		return nil, errf(CodeBadRoom, ref, "%v", err)
 	}
 	switch f.Type {
 	case TypeSubscribe:
 		if raw.Since != nil && string(raw.Since) != "null" {
 			if err := json.Unmarshal(raw.Since, &f.Since); err != nil {
-				return nil, errf(CodeBadSince, f.Room, "\"since\" must map region names to non-negative integers: %v", err)
+				return nil, errf(CodeBadSince, ref, "\"since\" must map region names to non-negative integers: %v", err)
 			}
 			for o := range f.Since {
 				if err := ValidOrigin(o); err != nil {
-					return nil, errf(CodeBadSince, f.Room, "since: %v", err)
+					return nil, errf(CodeBadSince, ref, "since: %v", err)
 				}
 			}
 			if f.Since == nil {
@@ -280,31 +377,47 @@ func DecodeClientFrame(b []byte) (*ClientFrame, error) {
 		}
 		if raw.Epochs != nil && string(raw.Epochs) != "null" {
 			if err := json.Unmarshal(raw.Epochs, &f.Epochs); err != nil {
-				return nil, errf(CodeBadSince, f.Room, "\"epochs\" must map region names to strings: %v", err)
+				return nil, errf(CodeBadSince, ref, "\"epochs\" must map region names to strings: %v", err)
 			}
 			for o, e := range f.Epochs {
 				if err := ValidOrigin(o); err != nil {
-					return nil, errf(CodeBadSince, f.Room, "epochs: %v", err)
+					return nil, errf(CodeBadSince, ref, "epochs: %v", err)
 				}
 				if len(e) > 64 {
-					return nil, errf(CodeBadSince, f.Room, "epochs: epoch of %s is longer than 64 characters", o)
+					return nil, errf(CodeBadSince, ref, "epochs: epoch of %s is longer than 64 characters", o)
 				}
 			}
 		}
 	case TypePublish:
 		if e := str("id", raw.ID, &f.ID); e != nil {
-			e.Ref = f.Room
 			return nil, e
 		}
 		if err := ValidID(f.ID); err != nil {
-			return nil, errf(CodeBadID, f.Room, "%v", err)
+			return nil, errf(CodeBadID, ref, "%v", err)
 		}
 		if raw.Data == nil {
-			return nil, errf(CodeBadFrame, f.ID, "publish frame needs \"data\"")
+			return nil, errf(CodeBadFrame, ref, "publish frame needs \"data\"")
 		}
 		f.Data = raw.Data
 	}
 	return &f, nil
+}
+
+// refOf is the ref of an error about a frame that parsed as a JSON object
+// (docs/protocol.md, error): a publish's id when it is a string, else the
+// frame's room when it is a string, else empty; cut to MaxRoomLen bytes. So
+// a client can tell which of its publishes, else which room, was refused.
+func refOf(raw rawClientFrame) string {
+	var typ, s string
+	_ = json.Unmarshal(raw.Type, &typ)
+	if typ == TypePublish && raw.ID != nil && json.Unmarshal(raw.ID, &s) == nil && s != "" {
+		return truncate(s)
+	}
+	s = ""
+	if raw.Room != nil && json.Unmarshal(raw.Room, &s) == nil {
+		return truncate(s)
+	}
+	return ""
 }
 
 func truncate(s string) string {

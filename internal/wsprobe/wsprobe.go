@@ -230,6 +230,16 @@ func (c *Conn) SendRaw(b []byte) { c.write(websocket.TextMessage, b) }
 // SendBinary writes b as one binary frame, which protocol v1 does not use.
 func (c *Conn) SendBinary(b []byte) { c.write(websocket.BinaryMessage, b) }
 
+// SendPing writes one WebSocket ping control frame carrying data.
+func (c *Conn) SendPing(data []byte) { c.control(websocket.PingMessage, data) }
+
+// SendPong writes one unasked WebSocket pong control frame carrying data.
+func (c *Conn) SendPong(data []byte) { c.control(websocket.PongMessage, data) }
+
+func (c *Conn) control(kind int, data []byte) {
+	_ = c.ws.WriteControl(kind, data, time.Now().Add(5*time.Second))
+}
+
 func (c *Conn) write(kind int, b []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -149,6 +149,7 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 		cfg.PublishRate, cfg.PublishBurst = c.Rate, int(c.Rate)+1
 		cfg.FrameRate, cfg.FrameBurst = c.Rate*2+100, int(c.Rate*2)+200
 		cfg.SendQueue = 4096
+		cfg.MaxConns, cfg.MaxConnsPerSub = 0, 0 // up to 20000 clients of one token subject
 		srv, err := gateway.New(cfg)
 		if err != nil {
 			return res, err

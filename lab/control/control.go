@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/fault"
 )
@@ -70,7 +71,7 @@ func Serve(l *lab.Lab) (*Server, error) {
 			close(s.down)
 		}
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = httpserve.New(mux)
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

@@ -16,8 +16,10 @@ type gatewayKillKind struct{}
 // nothing answers. Heal sends SIGCONT.
 type gatewayPauseKind struct{}
 
-// gatewayDrainKind sends SIGTERM: the gateway says bye (reconnect: true),
-// closes with 1001 and exits. Heal starts it again.
+// gatewayDrainKind sends SIGTERM: the gateway says bye (reconnect: true)
+// behind a port that answers 503 draining; its clients close with 1001 and
+// reconnect elsewhere (or are closed with 1001 at its drain timeout), and it
+// exits. Heal starts it again.
 type gatewayDrainKind struct{}
 
 func init() {

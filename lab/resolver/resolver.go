@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/lab/topology"
 )
 
@@ -96,7 +97,7 @@ func (r *Resolver) Start(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/resolve", r.serveResolve)
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Health()) })
-	r.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	r.srv = httpserve.New(mux)
 	r.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
