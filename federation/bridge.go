@@ -31,6 +31,7 @@ package federation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,6 +46,7 @@ import (
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/internal/netprofile"
+	"github.com/geolab/geolab/internal/redisaddr"
 )
 
 // Bridge is one region's federation bridge.
@@ -57,6 +59,10 @@ type Bridge struct {
 	broker *broker.Broker
 	remote netprofile.Profile // the profile of the links to remote outboxes (cfg.Profile)
 	feeds  []*feed
+	// conns and opts are how each region's Redis is reached, by region,
+	// for checkRedis.
+	conns map[string]redisaddr.Conn
+	opts  map[string]*redis.Options
 
 	http *http.Server
 	ln   net.Listener
@@ -84,22 +90,67 @@ func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
 	if b.remote, err = netprofile.ByName(cfg.Profile); err != nil {
 		return nil, fmt.Errorf("federation: %w", err)
 	}
-	b.local = redis.NewClient(&redis.Options{Addr: cfg.Regions[cfg.Region].Redis, DialTimeout: lan.DialTimeout,
-		ReadTimeout: lan.ReadTimeout, WriteTimeout: lan.WriteTimeout, MaxRetries: lan.MaxRetries, DisableIdentity: true,
-		ClientName: "geolab-bridge-" + cfg.Region})
+	// Each region's address gives where and who (and TLS); the profile
+	// gives the timeouts.
+	lo, err := b.redisOptions(cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	lo.DialTimeout, lo.ReadTimeout, lo.WriteTimeout, lo.MaxRetries = lan.DialTimeout, lan.ReadTimeout, lan.WriteTimeout, lan.MaxRetries
+	lo.DisableIdentity, lo.ClientName = true, "geolab-bridge-"+cfg.Region
+	b.local = redis.NewClient(lo)
 	hist := broker.DefaultHistory()
 	b.broker = broker.New(b.local, cfg.Region, hist)
 	wan := b.remote
 	for _, origin := range cfg.Remotes() {
-		remote := redis.NewClient(&redis.Options{Addr: cfg.Regions[origin].Redis, DialTimeout: wan.DialTimeout,
-			// MaxRetries -1: no retries inside go-redis (0 would mean its
-			// default of 3), so that a read that timed out on a blackholed
-			// WAN surfaces at once and the feed is marked down.
-			ReadTimeout: wan.ReadTimeout + cfg.Block, WriteTimeout: wan.WriteTimeout, MaxRetries: -1, DisableIdentity: true,
-			ClientName: "geolab-bridge-" + cfg.Region + "-from-" + origin, PoolSize: 2})
+		ro, err := b.redisOptions(origin)
+		if err != nil {
+			return nil, err
+		}
+		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = wan.DialTimeout, wan.ReadTimeout+cfg.Block, wan.WriteTimeout
+		// MaxRetries -1: no retries inside go-redis (0 would mean its
+		// default of 3), so that a read that timed out on a blackholed
+		// WAN surfaces at once and the feed is marked down.
+		ro.MaxRetries, ro.DisableIdentity = -1, true
+		ro.ClientName, ro.PoolSize = "geolab-bridge-"+cfg.Region+"-from-"+origin, 2
+		remote := redis.NewClient(ro)
 		b.feeds = append(b.feeds, newFeed(b, origin, remote))
 	}
 	return b, nil
+}
+
+// redisOptions reads region's password and CA and returns how to reach its
+// Redis, keeping the way in for the first-contact check (checkRedis).
+func (b *Bridge) redisOptions(region string) (*redis.Options, error) {
+	c, err := b.cfg.conn(region)
+	if err != nil {
+		return nil, fmt.Errorf("federation: %w", err)
+	}
+	o, err := c.Options()
+	if err != nil {
+		return nil, fmt.Errorf("federation: regions.%s: %w", region, err)
+	}
+	if b.conns == nil {
+		b.conns = map[string]redisaddr.Conn{}
+		b.opts = map[string]*redis.Options{}
+	}
+	b.conns[region], b.opts[region] = c, o
+	return o, nil
+}
+
+// checkRedis sends region's Redis one PING on client, bounded by bound,
+// and returns an error when the answer shows a configuration that Redis
+// refuses (redisaddr.Diagnose: a wrong password, a certificate that does
+// not verify, TLS on one side only); anything else is left to the links'
+// retries.
+func (b *Bridge) checkRedis(ctx context.Context, region string, client *redis.Client, bound time.Duration) error {
+	pingCtx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	err := client.Ping(pingCtx).Err()
+	if bad := redisaddr.Diagnose(ctx, err, b.conns[region], b.opts[region]); bad != nil {
+		return fmt.Errorf("federation: regions.%s: %w", region, bad)
+	}
+	return nil
 }
 
 // Registry is the bridge's Prometheus registry.
@@ -116,7 +167,27 @@ func (b *Bridge) Addr() string {
 }
 
 // Run pulls every remote outbox until ctx ends.
+//
+// First it checks that this region's Redis takes the bridge's address,
+// user, password and TLS, and fails naming what is wrong when it does not
+// (a Redis that does not answer yet is no error); each remote Redis is
+// checked the same way as its feed starts, and one that refuses the bridge
+// stops the whole bridge with that error.
 func (b *Bridge) Run(ctx context.Context) error {
+	lan, _ := netprofile.ByName(LocalProfile)
+	if err := b.checkRedis(ctx, b.cfg.Region, b.local, lan.DialTimeout+lan.ReadTimeout); err != nil {
+		for _, f := range b.feeds {
+			_ = f.remote.Close()
+		}
+		_ = b.local.Close()
+		return err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		fatalMu sync.Mutex
+		fatal   []error
+	)
 	if b.cfg.Listen != "" {
 		ln, err := net.Listen("tcp", b.cfg.Listen)
 		if err != nil {
@@ -139,8 +210,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr())
 	var wg sync.WaitGroup
 	for _, f := range b.feeds {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); f.run(ctx) }()
+		go func() {
+			defer wg.Done()
+			if err := b.checkRedis(ctx, f.origin, f.remote, b.remote.DialTimeout+b.remote.ReadTimeout); err != nil {
+				b.log.Error("bridge stopped: a remote Redis refuses it", "origin", f.origin, "err", err)
+				fatalMu.Lock()
+				fatal = append(fatal, err)
+				fatalMu.Unlock()
+				stop()
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); b.watchLag(ctx) }()
@@ -148,7 +229,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, f := range b.feeds {
 		_ = f.remote.Close()
 	}
-	return b.local.Close()
+	return errors.Join(append(fatal, b.local.Close())...)
 }
 
 // FeedStatus is one feed's state (the pull of one origin's outbox), as

@@ -16,6 +16,7 @@ import (
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/internal/netprofile"
+	"github.com/geolab/geolab/internal/redisaddr"
 )
 
 // Config is one bridge's view of the federation. The bridge of Region reads
@@ -51,7 +52,36 @@ const DefaultMaxFrameBytes = 1 << 20
 
 // RegionConfig is one region as this bridge reaches it.
 type RegionConfig struct {
+	// Redis is host:port, redis://[user@]host:port[/db], or rediss://…
+	// for TLS (internal/redisaddr); never with a password in it.
 	Redis string `yaml:"redis"`
+	// PasswordFile holds the password of Redis's user (or of the default
+	// user). Without it the password is the environment variable
+	// redisaddr.RegionPasswordEnv(region) (GEOLAB_REDIS_PASSWORD_US_EAST),
+	// or none when that is unset.
+	PasswordFile string `yaml:"password_file"`
+	// CAFile is a PEM file of CAs trusted for a rediss:// Redis besides
+	// the system's roots.
+	CAFile string `yaml:"ca_file"`
+}
+
+// passwordFrom says, in errors, where the password of region's Redis
+// comes from.
+func passwordFrom(region string) string {
+	return "regions." + region + ".password_file or $" + redisaddr.RegionPasswordEnv(region)
+}
+
+// conn reads region's password (its password_file, else its environment
+// variable) and returns how to reach its Redis. Errors name the region's
+// key, never the password.
+func (c *Config) conn(region string) (redisaddr.Conn, error) {
+	rc := c.Regions[region]
+	pw, err := redisaddr.ReadPassword(rc.PasswordFile, redisaddr.RegionPasswordEnv(region))
+	if err != nil {
+		return redisaddr.Conn{}, fmt.Errorf("regions.%s.password_file: %w", region, err)
+	}
+	return redisaddr.Conn{Addr: rc.Redis, Password: pw, CAFile: rc.CAFile,
+		PasswordFrom: passwordFrom(region), CAFrom: "regions." + region + ".ca_file"}, nil
 }
 
 // The profiles of the bridge's links to Redis (internal/netprofile).
@@ -136,8 +166,16 @@ func (c *Config) Validate() error {
 		if err := protocol.ValidOrigin(name); err != nil {
 			return fmt.Errorf("regions.%s: %w", name, err)
 		}
-		if c.Regions[name].Redis == "" {
-			return fmt.Errorf("regions.%s.redis: missing (host:port)", name)
+		rc := c.Regions[name]
+		if rc.Redis == "" {
+			return fmt.Errorf("regions.%s.redis: missing (%s)", name, redisaddr.Forms)
+		}
+		ro, err := redisaddr.Parse(rc.Redis, passwordFrom(name))
+		if err != nil {
+			return fmt.Errorf("regions.%s.redis: %w", name, err)
+		}
+		if rc.CAFile != "" && ro.TLSConfig == nil {
+			return fmt.Errorf("regions.%s.ca_file: given, but regions.%s.redis is not a rediss:// URL: the CA would not be used", name, name)
 		}
 	}
 	if len(c.Federate) == 0 {

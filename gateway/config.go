@@ -11,6 +11,7 @@ import (
 	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/internal/netprofile"
+	"github.com/geolab/geolab/internal/redisaddr"
 )
 
 // Subscription modes.
@@ -25,7 +26,17 @@ type Config struct {
 	Region string // region name, e.g. "us-east"; the origin of every event published here
 	Node   string // node name, unique in the region, e.g. "gw-1"
 	Listen string // HTTP listen address, e.g. "127.0.0.1:8080"
-	Redis  string // the region's Redis, e.g. "127.0.0.1:6379"
+	// Redis is the region's Redis: host:port ("127.0.0.1:6379"),
+	// redis://[user@]host:port[/db], or rediss://… for TLS
+	// (internal/redisaddr); never with a password in it.
+	Redis string
+	// RedisPassword is the password of Redis's user (or of the default
+	// user): the command reads it from $GEOLAB_REDIS_PASSWORD or
+	// --redis-password-file. It prints as [redacted].
+	RedisPassword redisaddr.Password
+	// RedisCAFile is a PEM file of CAs trusted for a rediss:// Redis
+	// besides the system's roots (--redis-ca-file); "" for none.
+	RedisCAFile string
 
 	Authority *auth.Authority // verifies tokens (one authority for all regions)
 	// JWTLeeway is the clock skew tolerated between the token authority and
@@ -73,6 +84,10 @@ type Config struct {
 // least: two checks of a load balancer that looks every second. Raise it
 // (--drain-delay) to your balancer's interval times its unhealthy threshold.
 const DefaultDrainDelay = 2 * time.Second
+
+// RedisPasswordFrom says, in errors, where a gateway's Redis password comes
+// from: never the address.
+const RedisPasswordFrom = "$" + redisaddr.PasswordEnv + " or --redis-password-file"
 
 // DefaultRedisProfile is the profile of a gateway's link to its region's
 // Redis when none is named (""): lan, for a gateway runs next to its
@@ -133,6 +148,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis == "" {
 		return fielderr.Missing("Redis", "(e.g. 127.0.0.1:6379)")
+	}
+	ro, err := redisaddr.Parse(c.Redis, RedisPasswordFrom)
+	if err != nil {
+		return fielderr.Wrap("Redis", nil, err)
+	}
+	if ro.Username != "" && c.RedisPassword == "" {
+		return fielderr.Wrap("Redis", nil, fmt.Errorf("names the user %q but no password was given: give it in %s", ro.Username, RedisPasswordFrom))
+	}
+	if c.RedisCAFile != "" && ro.TLSConfig == nil {
+		return fielderr.New("RedisCAFile", c.RedisCAFile, "is given, but", "the Redis address is not a rediss:// URL: the CA would not be used")
 	}
 	if c.Authority == nil {
 		return fielderr.Missing("Authority", "(no JWT secret: auth.LoadSecret reads "+auth.SecretEnv+" or a file)")

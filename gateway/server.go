@@ -38,18 +38,22 @@ import (
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/faulty"
 	"github.com/geolab/geolab/internal/httpserve"
+	"github.com/geolab/geolab/internal/redisaddr"
 )
 
 // Server is one gateway node.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	m      *metrics
-	reg    *prometheus.Registry
-	rdb    *redis.Client
-	broker *broker.Broker
-	sub    *broker.Subscriber
-	hub    *hub
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+	reg *prometheus.Registry
+	rdb *redis.Client
+	// redisConn and redisOpts are how rdb reaches Redis, for checkRedis.
+	redisConn redisaddr.Conn
+	redisOpts *redis.Options
+	broker    *broker.Broker
+	sub       *broker.Subscriber
+	hub       *hub
 
 	upgrader websocket.Upgrader
 	http     *http.Server
@@ -92,9 +96,18 @@ func New(cfg Config) (*Server, error) {
 		conns: map[*conn]struct{}{}, sessions: map[string]map[*conn]struct{}{}, perSub: map[string]int{},
 		done: make(chan struct{})}
 	p := cfg.RedisLink
-	s.rdb = redis.NewClient(&redis.Options{Addr: cfg.Redis, DialTimeout: p.DialTimeout,
-		ReadTimeout: p.ReadTimeout, WriteTimeout: p.WriteTimeout, MaxRetries: p.MaxRetries,
-		ClientName: "geolab-gw-" + cfg.Region + "-" + cfg.Node, DisableIdentity: true})
+	s.redisConn = redisaddr.Conn{Addr: cfg.Redis, Password: cfg.RedisPassword, CAFile: cfg.RedisCAFile,
+		PasswordFrom: RedisPasswordFrom, CAFrom: "--redis-ca-file"}
+	ro, err := s.redisConn.Options()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: redis: %w", err)
+	}
+	// The address gives where and who (and TLS); the profile gives the
+	// timeouts, as for a plain host:port.
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.MaxRetries = p.DialTimeout, p.ReadTimeout, p.WriteTimeout, p.MaxRetries
+	ro.ClientName, ro.DisableIdentity = "geolab-gw-"+cfg.Region+"-"+cfg.Node, true
+	s.redisOpts = ro
+	s.rdb = redis.NewClient(ro)
 	s.broker = broker.New(s.rdb, cfg.Region, cfg.History)
 	subCfg := p.Subscriber
 	subCfg.Pattern = cfg.SubscribeMode == SubscribePattern
@@ -117,8 +130,15 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
-// Start listens and serves in the background.
+// Start checks that Redis takes this node's address, user, password and
+// TLS, then listens and serves in the background. A Redis that refuses
+// them (a wrong password, a certificate this node cannot verify, TLS on
+// one side only) is an error naming what is wrong; a Redis that does not
+// answer yet is not: the node starts not ready and keeps trying.
 func (s *Server) Start() error {
+	if err := s.checkRedis(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Listen, err)
@@ -148,6 +168,24 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.log.Info("gateway listening", "addr", s.Addr(), "redis", s.cfg.Redis, "subscribe_mode", s.cfg.SubscribeMode)
+	return nil
+}
+
+// checkRedis sends Redis one PING, bounded by the link's dial and read
+// timeouts, and fails when the answer shows a configuration Redis refuses
+// (redisaddr.Diagnose); any other failure is logged and left to the
+// reconnecting links.
+func (s *Server) checkRedis() error {
+	p := s.cfg.RedisLink
+	ctx, cancel := context.WithTimeout(context.Background(), p.DialTimeout+p.ReadTimeout)
+	defer cancel()
+	err := s.rdb.Ping(ctx).Err()
+	if bad := redisaddr.Diagnose(context.Background(), err, s.redisConn, s.redisOpts); bad != nil {
+		return fmt.Errorf("gateway: %w", bad)
+	}
+	if err != nil {
+		s.log.Warn("redis not reachable yet: starting not ready", "redis", s.cfg.Redis, "err", err)
+	}
 	return nil
 }
 

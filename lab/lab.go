@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ import (
 	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/internal/redisaddr"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/link"
@@ -87,6 +89,7 @@ type Region struct {
 	Name     string
 	lab      *Lab
 	redis    provider.Redis
+	auth     *redisAuth // how its Redis is reached: TLS, users, passwords
 	gateways []*Gateway
 	bridge   *Bridge
 }
@@ -108,6 +111,13 @@ type Bridge struct {
 // Start brings topo up and returns once every gateway and bridge is ready,
 // or tears down what it started and returns the error.
 func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, err error) {
+	if opts.Provider != "" && opts.Provider != provider.ProcessName {
+		for _, r := range topo.Regions {
+			if r.Redis.TLS || r.Redis.ACL {
+				return nil, fmt.Errorf("lab: region %s: redis tls/acl on the %s provider: %w", r.Name, opts.Provider, provider.ErrNeedsProcess)
+			}
+		}
+	}
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -196,10 +206,10 @@ func (o *Options) defaults() error {
 // then every bridge behind its WAN links, each phase in parallel.
 func (l *Lab) startRegions(ctx context.Context) error {
 	for _, r := range l.topo.Regions {
-		l.regions[r.Name] = &Region{Name: r.Name, lab: l}
+		l.regions[r.Name] = &Region{Name: r.Name, lab: l, auth: newRedisAuth(r.Redis)}
 	}
 	if err := l.parallel(func(r topology.Region) error {
-		red, err := l.prov.StartRedis(ctx, provider.RedisSpec{Region: r.Name, Persistent: r.Redis.Persistence})
+		red, err := l.prov.StartRedis(ctx, l.regions[r.Name].auth.spec(r.Name, r.Redis))
 		l.regions[r.Name].redis = red
 		return err
 	}); err != nil {
@@ -228,6 +238,15 @@ func (l *Lab) parallel(f func(topology.Region) error) error {
 func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	reg := l.regions[r.Name]
 	reg.gateways = make([]*Gateway, r.Gateways)
+	// A TLS region's gateways trust the lab's CA; an ACL region's log in
+	// as RedisGatewayUser, the password in their environment.
+	args, env := slices.Clone(l.opts.GatewayArgs), []string(nil)
+	if reg.auth.tls {
+		args = append(args, "--redis-ca-file", reg.redis.CAFile())
+	}
+	if pw, ok := reg.auth.passwords[RedisGatewayUser]; ok {
+		env = append(env, redisaddr.PasswordEnv+"="+string(pw))
+	}
 	for i := range r.Gateways {
 		node := fmt.Sprintf("gw-%d", i+1)
 		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
@@ -242,7 +261,7 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 				return err
 			}
 			n, err = l.prov.StartGateway(ctx, provider.GatewaySpec{Region: r.Name, Node: node, Listen: listen,
-				Redis: lan.Listen, Federate: r.Federate, Args: l.opts.GatewayArgs})
+				Redis: reg.auth.url(RedisGatewayUser, lan.Listen), Federate: r.Federate, Args: args, Env: env})
 			return err
 		})
 		if err != nil {
@@ -272,8 +291,10 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 	}
 	cfg := bridgeConfig{Regions: map[string]map[string]string{}, Federate: r.Federate,
 		Lag: map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()}}
+	var env []string // every ACL region's bridge password, by region
 	for _, other := range l.topo.Regions {
-		addr := l.regions[other.Name].redis.Addr()
+		oreg := l.regions[other.Name]
+		addr := oreg.redis.Addr()
 		if other.Name != r.Name {
 			wan, err := l.net.Create(link.Link{Name: link.Name(link.WAN, r.Name, other.Name, ""), Kind: link.WAN,
 				From: r.Name, To: other.Name, Listen: l.prov.ProxyListen(r.Name), Upstream: addr, Base: l.topo.Link(r.Name, other.Name)})
@@ -282,7 +303,14 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 			}
 			addr = wan.Listen
 		}
-		cfg.Regions[other.Name] = map[string]string{"redis": addr}
+		rc := map[string]string{"redis": oreg.auth.url(RedisBridgeUser, addr)}
+		if oreg.auth.tls {
+			rc["ca_file"] = oreg.redis.CAFile()
+		}
+		if pw, ok := oreg.auth.passwords[RedisBridgeUser]; ok {
+			env = append(env, redisaddr.RegionPasswordEnv(other.Name)+"="+string(pw))
+		}
+		cfg.Regions[other.Name] = rc
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -294,7 +322,7 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		if listen, err = l.prov.ListenAddr(r.Name, "bridge"); err != nil {
 			return err
 		}
-		n, err = l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen})
+		n, err = l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen, Env: env})
 		return err
 	})
 	if err != nil {

@@ -25,12 +25,17 @@ func newFederationCmd(g *globalFlags) *cobra.Command {
 		Use:   "federation --region R --config FILE",
 		Short: "Run one region's federation bridge (pulls every remote outbox, applies federated rooms here)",
 		Long: `Run the federation bridge of region R. FILE (YAML, docs/federation.md) names every
-region's Redis as this bridge reaches it and the federated room patterns. The
-bridge reads each remote region's outbox from a checkpoint kept in R's Redis and
-applies each federated event to R's rooms through the same atomic path as a local
-publish: at-least-once transfer, idempotent apply, per-origin order. It serves
-/healthz, /readyz, /metrics and /status on --listen (or the file's listen).
-SIGTERM or SIGINT stops it; the checkpoint makes a restart resume where it was.`,
+region's Redis as this bridge reaches it and the federated room patterns. A region's
+Redis is host:port, or a redis:// or rediss:// (TLS) URL with an ACL user; its
+password comes from the region's password_file or the environment variable
+GEOLAB_REDIS_PASSWORD_<REGION> (GEOLAB_REDIS_PASSWORD_US_EAST for us-east), never
+from the URL. A Redis that refuses the bridge's user, password or TLS stops it with
+an error saying which. The bridge reads each remote region's outbox from a
+checkpoint kept in R's Redis and applies each federated event to R's rooms through
+the same atomic path as a local publish: at-least-once transfer, idempotent apply,
+per-origin order. It serves /healthz, /readyz, /metrics and /status on --listen (or
+the file's listen). SIGTERM or SIGINT stops it; the checkpoint makes a restart
+resume where it was.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()

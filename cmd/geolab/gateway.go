@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,12 +11,13 @@ import (
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/internal/redisaddr"
 )
 
 // gatewayFlags names each gateway.Config field a flag sets as that flag,
 // for the errors of gateway.Config.Validate.
 var gatewayFlags = map[string]string{
-	"Region": "--region", "Node": "--node", "Listen": "--listen", "Redis": "--redis",
+	"Region": "--region", "Node": "--node", "Listen": "--listen", "Redis": "--redis", "RedisCAFile": "--redis-ca-file",
 	"SubscribeMode": "--subscribe-mode", "Federate": "--federate", "JWTLeeway": "--jwt-leeway",
 	"MaxFrameBytes": "--max-frame-bytes", "MaxDataBytes": "--max-data-bytes", "MaxRooms": "--max-rooms",
 	"PublishRate": "--publish-rate", "PublishBurst": "--publish-burst",
@@ -28,15 +30,20 @@ var gatewayFlags = map[string]string{
 
 func newGatewayCmd(g *globalFlags) *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var secretFile, profile string
+	var secretFile, profile, redisPasswordFile string
 	cmd := &cobra.Command{
 		Use:   "gateway --region R --node N --listen ADDR --redis ADDR",
 		Short: "Run one WebSocket gateway node (protocol v1 on /ws)",
 		Long: `Run one gateway node of a region. It serves protocol v1 on /ws (docs/protocol.md),
 /healthz, /readyz and /metrics, and uses the region's Redis for publish, history
 and fan-out. The JWT secret comes from the GEOLAB_JWT_SECRET environment variable
-or --jwt-secret-file, never from a flag value. SIGTERM or SIGINT drains: /readyz
-and new connections get 503 draining while the port stays open, every client gets
+or --jwt-secret-file, never from a flag value. --redis is host:port, or a URL
+redis://[user@]host:port[/db] with an ACL user (rediss:// for TLS, verified against
+the system's roots and --redis-ca-file); the user's password comes from the
+GEOLAB_REDIS_PASSWORD environment variable or --redis-password-file, never from the
+URL. A Redis that refuses the user, the password or the TLS stops the node with an
+error saying which. SIGTERM or SIGINT drains: /readyz and new connections get 503
+draining while the port stays open, every client gets
 {"type":"bye","code":"going_away","reconnect":true}, and the node exits once they
 have gone (but not before --drain-delay), or at --drain-timeout, closing those
 still connected with 1001.`,
@@ -52,6 +59,9 @@ still connected with 1001.`,
 			}
 			if cfg.Authority, err = auth.NewAuthority(secret); err != nil {
 				return err
+			}
+			if cfg.RedisPassword, err = redisaddr.ReadPassword(redisPasswordFile, redisaddr.PasswordEnv); err != nil {
+				return fmt.Errorf("--redis-password-file: %w", err)
 			}
 			if cfg.RedisLink, err = gateway.ProfileByName(profile); err != nil {
 				return fielderr.Rename(err, map[string]string{"profile": "--redis-profile"})
@@ -75,7 +85,9 @@ still connected with 1001.`,
 	f.StringVar(&cfg.Region, "region", "", "region this node serves, e.g. us-east (required; a-z 0-9 -)")
 	f.StringVar(&cfg.Node, "node", "", "node name, unique in the region, e.g. gw-1 (required)")
 	f.StringVar(&cfg.Listen, "listen", "", "HTTP listen address, e.g. 127.0.0.1:8080 (required)")
-	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis address, e.g. 127.0.0.1:6379 (required)")
+	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis: host:port, redis://[user@]host:port[/db] or rediss://… for TLS, e.g. 127.0.0.1:6379 (required; no password in it)")
+	f.StringVar(&redisPasswordFile, "redis-password-file", "", "file holding the Redis user's password (default: the GEOLAB_REDIS_PASSWORD environment variable; none when unset)")
+	f.StringVar(&cfg.RedisCAFile, "redis-ca-file", "", "PEM file of CAs trusted for a rediss:// Redis besides the system's roots")
 	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")
 	f.DurationVar(&cfg.JWTLeeway, "jwt-leeway", cfg.JWTLeeway, "clock skew tolerated: a token's exp may have passed, and its nbf may be ahead, by up to this much (0..5m)")
 	f.StringVar(&cfg.SubscribeMode, "subscribe-mode", cfg.SubscribeMode, "targeted (SUBSCRIBE per hosted room) or pattern (PSUBSCRIBE every room: only to demonstrate G9's amplification)")

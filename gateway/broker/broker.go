@@ -74,6 +74,16 @@ func idemPrefix(room string) string { return "geolab:idem:{" + room + "}:" }
 // Channel is the pub/sub channel of a room.
 func Channel(room string) string { return "geolab:ch:{" + room + "}" }
 
+// ACLRules are the Redis ACL rules a user needs to run a gateway or a
+// bridge: every key and channel under geolab: (and the pattern
+// subscription ChannelPattern, which an ACL matches literally); the key
+// named "" ("~" is the empty pattern: the scripts take "" for the outbox
+// keys of a room that is not federated, and Redis checks every key given
+// to a script); every command but the @dangerous ones (FLUSHALL, CONFIG,
+// KEYS, DEBUG, …); and INFO, which the OOM watch reads. As a user:
+// ACL SETUSER NAME on >PASSWORD followed by ACLRules.
+const ACLRules = "~geolab:* ~ &geolab:* &" + ChannelPattern + " +@all -@dangerous +info"
+
 // ChannelPattern matches every room channel; only the pattern subscription
 // mode uses it (to demonstrate the amplification targeted subscription avoids).
 const ChannelPattern = "geolab:ch:*"

@@ -1,4 +1,5 @@
-// Package redisproc runs a real redis-server process on a loopback port and
+// Package redisproc runs a real redis-server process on a loopback port
+// (plain, or TLS only and with ACL users: Options.TLS, Options.Users) and
 // drives its life the way the lab's faults need: graceful stop, kill -9,
 // pause (SIGSTOP), resume (SIGCONT) and restart on the same address and data
 // directory.
@@ -15,6 +16,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +32,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // Timeouts. They are generous because a 2-core CI machine running the race
@@ -66,6 +71,35 @@ type Options struct {
 	LogFile string
 	// Binary is the redis-server executable. Default: "redis-server" from PATH.
 	Binary string
+	// TLS, when set, makes the server speak TLS only: --port 0 and
+	// --tls-port on Addr's port, with these files. Clients are not asked
+	// for a certificate (--tls-auth-clients no): they authenticate with
+	// an ACL user (Users).
+	TLS *TLS
+	// Users, when set, are the server's only ACL users: the default user
+	// is off (it keeps its permissions, for Redis's replay of the
+	// append-only file), so every client must AUTH as one of them. They are written
+	// to Dir/users.acl (mode 0600) with each password as its SHA-256
+	// (#hash), never in plain text and never on the command line. Start
+	// and Restart check readiness as Users[0], which needs PING and INFO.
+	Users []User
+}
+
+// TLS names the PEM files of a TLS server (internal/certs writes them).
+type TLS struct {
+	CertFile string // the server's certificate
+	KeyFile  string // its private key
+	CAFile   string // the CA that signed it: what clients trust
+}
+
+// User is one ACL user.
+type User struct {
+	Name     string
+	Password string
+	// Rules are its ACL rules after "on" and the password, e.g.
+	// "~geolab:* &geolab:* +@all -@dangerous +info"
+	// (https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/).
+	Rules string
 }
 
 // Server is one redis-server process and the options to start it again.
@@ -162,7 +196,77 @@ func newServer(o Options) (*Server, error) {
 		host = h
 	}
 	o.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	if o.TLS, err = checkTLS(o.TLS); err != nil {
+		return nil, err
+	}
+	if len(o.Users) > 0 {
+		if err := writeACL(filepath.Join(dir, aclFile), o.Users); err != nil {
+			return nil, err
+		}
+	}
 	return &Server{opts: o, host: host, port: port}, nil
+}
+
+// aclFile is the ACL file's name in Dir.
+const aclFile = "users.acl"
+
+// checkTLS checks that each file of t is named and readable, and returns
+// a copy with absolute paths (the server runs in Dir).
+func checkTLS(t *TLS) (*TLS, error) {
+	if t == nil {
+		return nil, nil
+	}
+	r := *t
+	for _, f := range []struct {
+		name string
+		path *string
+	}{{"CertFile", &r.CertFile}, {"KeyFile", &r.KeyFile}, {"CAFile", &r.CAFile}} {
+		if *f.path == "" {
+			return nil, fmt.Errorf("redisproc: Options.TLS.%s is required", f.name)
+		}
+		if _, err := os.ReadFile(*f.path); err != nil {
+			return nil, fmt.Errorf("redisproc: Options.TLS.%s: %w", f.name, err)
+		}
+		abs, err := filepath.Abs(*f.path)
+		if err != nil {
+			return nil, fmt.Errorf("redisproc: Options.TLS.%s: %w", f.name, err)
+		}
+		*f.path = abs
+	}
+	return &r, nil
+}
+
+// writeACL writes users to path, the default user off, each password as
+// its SHA-256.
+//
+// The default user is off (no client can log in as it) but keeps every
+// permission: Redis replays the append-only file as the default user, and
+// (until redis/redis#14545, late 2025; Debian's 7.0 among them) checks each
+// MULTI/EXEC in it (a script's effects) against that user's rules again
+// (redis/redis#14541): a default user without permissions makes a
+// persistent server drop every script's writes at its next start.
+func writeACL(path string, users []User) error {
+	var b strings.Builder
+	b.WriteString("user default off resetpass ~* &* +@all\n")
+	seen := map[string]bool{"default": true}
+	for i, u := range users {
+		switch {
+		case u.Name == "" || strings.ContainsFunc(u.Name, unicode.IsSpace):
+			return fmt.Errorf("redisproc: Options.Users[%d]: name %q must be one word", i, u.Name)
+		case seen[u.Name]:
+			return fmt.Errorf("redisproc: Options.Users[%d]: user %q given twice (or the default user, which is off)", i, u.Name)
+		case u.Password == "":
+			return fmt.Errorf("redisproc: Options.Users[%d] (%s): a password is required", i, u.Name)
+		case strings.ContainsAny(u.Rules, "\r\n"):
+			return fmt.Errorf("redisproc: Options.Users[%d] (%s): rules must be one line", i, u.Name)
+		}
+		seen[u.Name] = true
+		fmt.Fprintf(&b, "user %s on #%x %s\n", u.Name, sha256.Sum256([]byte(u.Password)), u.Rules)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("redisproc: ACL file: %w", err)
+	}
+	return os.Chmod(path, 0o600) // WriteFile keeps the mode of a file that was there
 }
 
 // findBinary resolves the redis-server executable.
@@ -183,15 +287,23 @@ func findBinary(bin string) (string, error) {
 
 // args is the redis-server command line for s.
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.port),
+	a := []string{"--port", strconv.Itoa(s.port)}
+	if t := s.opts.TLS; t != nil {
+		a = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", t.CertFile, "--tls-key-file", t.KeyFile, "--tls-ca-cert-file", t.CAFile,
+			"--tls-auth-clients", "no"}
+	}
+	if len(s.opts.Users) > 0 {
+		a = append(a, "--aclfile", filepath.Join(s.opts.Dir, aclFile))
+	}
+	a = append(a,
 		"--bind", s.host,
 		"--dir", s.opts.Dir,
 		"--logfile", s.opts.LogFile,
 		"--daemonize", "no",
 		"--supervised", "no",
 		"--save", "", // no RDB snapshots: persistence, when wanted, is the AOF
-	}
+	)
 	if s.opts.Persistent {
 		return append(a, "--appendonly", "yes", "--appendfsync", "always")
 	}
@@ -261,7 +373,7 @@ func (s *Server) waitReady(ctx context.Context, p *proc) error {
 	defer tick.Stop()
 	var last error
 	for {
-		if last = ping(pingCtx, s.opts.Addr, p.cmd.Process.Pid); last == nil {
+		if last = s.ping(pingCtx, p.cmd.Process.Pid); last == nil {
 			return nil
 		}
 		select {
@@ -274,27 +386,52 @@ func (s *Server) waitReady(ctx context.Context, p *proc) error {
 	}
 }
 
-// ping sends PING on a fresh connection and expects +PONG (a loading server,
-// -LOADING, is not ready), then checks with INFO server that the answer came
-// from process pid and not from another server that holds the port.
-func ping(ctx context.Context, addr string, pid int) error {
+// ping sends PING on a fresh connection (over TLS, after AUTH as Users[0],
+// as the options say) and expects +PONG (a loading server, -LOADING, is not
+// ready), then checks with INFO server that the answer came from process
+// pid and not from another server that holds the port.
+func (s *Server) ping(ctx context.Context, pid int) error {
+	addr := s.opts.Addr
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	if s.opts.TLS != nil {
+		cfg, cerr := s.ClientTLS()
+		if cerr != nil {
+			return cerr
+		}
+		c, err = (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
-	if _, err := io.WriteString(c, "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
+	var req strings.Builder
+	if len(s.opts.Users) > 0 {
+		u := s.opts.Users[0]
+		fmt.Fprintf(&req, "*3\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(u.Name), u.Name, len(u.Password), u.Password)
+	}
+	req.WriteString("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+	if _, err := io.WriteString(c, req.String()); err != nil {
 		return err
 	}
 	r := bufio.NewReader(io.LimitReader(c, 64<<10))
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
+	}
+	if len(s.opts.Users) > 0 {
+		if line = strings.TrimSpace(line); line != "+OK" {
+			return fmt.Errorf("AUTH as %s answered %q", s.opts.Users[0].Name, line)
+		}
+		if line, err = r.ReadString('\n'); err != nil {
+			return err
+		}
 	}
 	if line = strings.TrimSpace(line); line != "+PONG" {
 		return fmt.Errorf("PING answered %q", line)
@@ -343,6 +480,24 @@ func (s *Server) logTail(p *proc) []byte {
 // Addr is the "host:port" the server listens on; it does not change across
 // restarts.
 func (s *Server) Addr() string { return s.opts.Addr }
+
+// ClientTLS is a TLS config for a client of a TLS server: it trusts the
+// server's CA (Options.TLS.CAFile) and checks the certificate against the
+// address's host. It is an error for a server without TLS.
+func (s *Server) ClientTLS() (*tls.Config, error) {
+	if s.opts.TLS == nil {
+		return nil, fmt.Errorf("redisproc: %s does not speak TLS", s.opts.Addr)
+	}
+	pem, err := os.ReadFile(s.opts.TLS.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("redisproc: CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("redisproc: CA file %s holds no PEM certificate", s.opts.TLS.CAFile)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: s.host, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Options returns the resolved options (absolute paths, Addr and Binary set).
 func (s *Server) Options() Options { return s.opts }

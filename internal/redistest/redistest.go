@@ -6,6 +6,7 @@ package redistest
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/geolab/geolab/internal/certs"
 	"github.com/geolab/geolab/internal/redisproc"
 )
 
@@ -41,6 +43,18 @@ type Option func(*redisproc.Options)
 // Kill and Restart (appendonly yes, appendfsync always).
 func Persistent() Option { return func(o *redisproc.Options) { o.Persistent = true } }
 
+// TLS makes the server speak TLS only, with a throwaway CA and a
+// certificate for 127.0.0.1 (internal/certs) in the test's temporary
+// directory; Options().TLS.CAFile is the CA a client trusts.
+func TLS() Option { return func(o *redisproc.Options) { o.TLS = &redisproc.TLS{} } }
+
+// Users gives the server these ACL users, and turns the default user off
+// (redisproc.Options.Users); the first one needs PING and INFO, and the
+// test's Client is that user.
+func Users(users ...redisproc.User) Option {
+	return func(o *redisproc.Options) { o.Users = users }
+}
+
 // Start runs a redis-server in a temporary directory of t and waits until it
 // answers PING; it fails t if it cannot. When t ends the server is killed
 // by pid (and restarts are refused from then on), the client is closed, and
@@ -51,6 +65,14 @@ func Start(t TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.TLS != nil {
+		files, err := certs.Write(filepath.Join(t.TempDir(), "tls"), net.ParseIP("127.0.0.1"))
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+			return nil
+		}
+		o.TLS = &redisproc.TLS{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	rs, err := redisproc.Start(ctx, o)
@@ -58,11 +80,22 @@ func Start(t TB, opts ...Option) *Server {
 		t.Fatalf("redistest: %v", err)
 		return nil // for a TB whose Fatalf returns
 	}
-	s := &Server{Server: rs, client: redis.NewClient(&redis.Options{
+	co := &redis.Options{
 		Addr:                     rs.Addr(),
 		DisableIdentity:          true, // no CLIENT SETINFO in MONITOR output
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})}
+	}
+	if o.TLS != nil {
+		if co.TLSConfig, err = rs.ClientTLS(); err != nil {
+			_ = rs.Close()
+			t.Fatalf("redistest: %v", err)
+			return nil
+		}
+	}
+	if len(o.Users) > 0 {
+		co.Username, co.Password = o.Users[0].Name, o.Users[0].Password
+	}
+	s := &Server{Server: rs, client: redis.NewClient(co)}
 	t.Cleanup(func() {
 		_ = s.client.Close()
 		pid := rs.Pid() // the current run: a Restart changes the pid

@@ -259,7 +259,8 @@ func (n *fakeNode) Restart(context.Context) error {
 		return nil
 	})
 }
-func (n *fakeNode) Addr() string { return "127.0.0.1:1" }
+func (n *fakeNode) Addr() string   { return "127.0.0.1:1" }
+func (n *fakeNode) CAFile() string { return "" }
 func (n *fakeNode) Wipe() error {
 	return n.act("wipe", func() error {
 		if n.running {

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -388,6 +389,9 @@ func (d *Docker) StartToxiproxy(ctx context.Context) (Node, string, error) {
 // StartRedis runs the Redis image on the region's network (append-only
 // file on when persistent, as the process provider does).
 func (d *Docker) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {
+	if s.TLS || len(s.Users) > 0 {
+		return nil, fmt.Errorf("provider docker: redis of %s: %w", s.Region, ErrNeedsProcess)
+	}
 	n, err := d.network(ctx, s.Region)
 	if err != nil {
 		return nil, err
@@ -423,7 +427,7 @@ func (d *Docker) StartGateway(ctx context.Context, s GatewaySpec) (Node, error) 
 	}
 	cmd = append(cmd, s.Args...)
 	return d.run(ctx, dockerPart{name: "gateway " + s.Region + "/" + s.Node, container: s.Region + "-" + s.Node,
-		image: d.opts.GeolabImage, cmd: cmd, env: d.opts.Env, net: n, ip: ip, aliases: []string{s.Node},
+		image: d.opts.GeolabImage, cmd: cmd, env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{s.Node},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
 }
 
@@ -437,7 +441,7 @@ func (d *Docker) StartBridge(ctx context.Context, s BridgeSpec) (Node, error) {
 	const cfg = "/etc/geolab/federation.yaml"
 	return d.run(ctx, dockerPart{name: "bridge " + s.Region, container: "bridge-" + s.Region, image: d.opts.GeolabImage,
 		cmd: []string{"federation", "--region", s.Region, "--config", cfg, "--listen", s.Listen, "--log-format", "json"},
-		env: d.opts.Env, net: n, ip: ip, aliases: []string{"bridge"},
+		env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{"bridge"},
 		files: []testcontainers.ContainerFile{{Reader: bytes.NewReader(s.Config), ContainerFilePath: cfg, FileMode: 0o644}},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
 }
@@ -728,6 +732,9 @@ type dockerRedis struct {
 
 // Addr is the container's address on its region's network.
 func (r *dockerRedis) Addr() string { return r.addr }
+
+// CAFile is "": the docker provider runs no TLS Redis (ErrNeedsProcess).
+func (r *dockerRedis) CAFile() string { return "" }
 
 // Wipe makes the next Restart start a new container: /data is empty, as
 // after a Redis without persistence restarts.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/geolab/geolab/internal/certs"
 	"github.com/geolab/geolab/internal/redisproc"
 	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/proc"
@@ -29,6 +32,7 @@ type Process struct {
 
 	mu    sync.Mutex
 	nodes []Node
+	tls   *certs.Files // the CA and server certificate of every TLS Redis, made once
 }
 
 // NewProcess checks bin and dir and returns a process provider.
@@ -79,15 +83,42 @@ func (p *Process) ProxyListen(string) string { return "" }
 // ListenAddr is a free loopback address.
 func (p *Process) ListenAddr(string, string) (string, error) { return freeAddr() }
 
-// StartRedis runs redis-server with its data under Dir/redis-REGION.
+// StartRedis runs redis-server with its data under Dir/redis-REGION. With
+// TLS it serves TLS only, with a certificate for 127.0.0.1 (the address of
+// every proxy its clients dial) signed by a throwaway CA under Dir/tls.
 func (p *Process) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {
-	srv, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(p.Dir, "redis-"+s.Region), Persistent: s.Persistent})
+	o := redisproc.Options{Dir: filepath.Join(p.Dir, "redis-"+s.Region), Persistent: s.Persistent, Users: s.Users}
+	ca := ""
+	if s.TLS {
+		f, err := p.certificates()
+		if err != nil {
+			return nil, fmt.Errorf("provider process: redis of %s: %w", s.Region, err)
+		}
+		o.TLS = &redisproc.TLS{CertFile: f.Cert, KeyFile: f.Key, CAFile: f.CA}
+		ca = f.CA
+	}
+	srv, err := redisproc.Start(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("provider process: redis of %s: %w", s.Region, err)
 	}
-	r := &redisNode{name: "redis " + s.Region, srv: srv}
+	r := &redisNode{name: "redis " + s.Region, srv: srv, ca: ca}
 	p.keep(r)
 	return r, nil
+}
+
+// certificates makes the lab's CA and server certificate the first time a
+// TLS Redis asks for them, in Dir/tls.
+func (p *Process) certificates() (certs.Files, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tls == nil {
+		f, err := certs.Write(filepath.Join(p.Dir, "tls"), net.IPv4(127, 0, 0, 1))
+		if err != nil {
+			return certs.Files{}, err
+		}
+		p.tls = &f
+	}
+	return *p.tls, nil
 }
 
 // StartGateway runs `geolab gateway`.
@@ -98,7 +129,7 @@ func (p *Process) StartGateway(ctx context.Context, s GatewaySpec) (Node, error)
 	}
 	args = append(args, s.Args...)
 	pr, err := proc.Start(ctx, proc.Spec{
-		Name: "gateway " + s.Region + "/" + s.Node, Bin: p.Bin, Args: args, Env: p.Env,
+		Name: "gateway " + s.Region + "/" + s.Node, Bin: p.Bin, Args: args, Env: append(slices.Clone(p.Env), s.Env...),
 		LogFile:  filepath.Join(p.Dir, "gateway-"+s.Region+"-"+s.Node+".log"),
 		ReadyURL: "http://" + s.Listen + "/readyz",
 	})
@@ -117,7 +148,7 @@ func (p *Process) StartBridge(ctx context.Context, s BridgeSpec) (Node, error) {
 		return nil, fmt.Errorf("provider process: bridge config of %s: %w", s.Region, err)
 	}
 	pr, err := proc.Start(ctx, proc.Spec{
-		Name: "bridge " + s.Region, Bin: p.Bin, Env: p.Env,
+		Name: "bridge " + s.Region, Bin: p.Bin, Env: append(slices.Clone(p.Env), s.Env...),
 		Args:     []string{"federation", "--region", s.Region, "--config", cfg, "--listen", s.Listen, "--log-format", "json"},
 		LogFile:  filepath.Join(p.Dir, "bridge-"+s.Region+".log"),
 		ReadyURL: "http://" + s.Listen + "/readyz",
@@ -165,16 +196,18 @@ type procNode struct{ *proc.Process }
 type redisNode struct {
 	name string
 	srv  *redisproc.Server
+	ca   string // its CA file, when it speaks TLS
 }
 
-func (r *redisNode) Name() string  { return r.name }
-func (r *redisNode) Pid() int      { return r.srv.Pid() }
-func (r *redisNode) Running() bool { return r.srv.Running() }
-func (r *redisNode) Paused() bool  { return r.srv.Paused() }
-func (r *redisNode) Kill() error   { return r.srv.Kill() }
-func (r *redisNode) Pause() error  { return r.srv.Pause() }
-func (r *redisNode) Resume() error { return r.srv.Resume() }
-func (r *redisNode) Addr() string  { return r.srv.Addr() }
+func (r *redisNode) Name() string   { return r.name }
+func (r *redisNode) Pid() int       { return r.srv.Pid() }
+func (r *redisNode) Running() bool  { return r.srv.Running() }
+func (r *redisNode) Paused() bool   { return r.srv.Paused() }
+func (r *redisNode) Kill() error    { return r.srv.Kill() }
+func (r *redisNode) Pause() error   { return r.srv.Pause() }
+func (r *redisNode) Resume() error  { return r.srv.Resume() }
+func (r *redisNode) Addr() string   { return r.srv.Addr() }
+func (r *redisNode) CAFile() string { return r.ca }
 
 func (r *redisNode) Terminate(time.Duration) error { return r.srv.Stop() }
 

@@ -8,9 +8,12 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/geolab/geolab/internal/redisproc"
 )
 
 // Provider names, as lab.Options.Provider and Env give them.
@@ -82,13 +85,29 @@ type Redis interface {
 	// Wipe deletes its data on disk (it must not be running): the next
 	// Restart comes back empty, as a Redis without persistence does.
 	Wipe() error
+	// CAFile is the PEM file of the CA that signed its certificate, when it
+	// speaks TLS (RedisSpec.TLS); "" otherwise.
+	CAFile() string
 }
 
 // RedisSpec says how to run a region's Redis.
 type RedisSpec struct {
 	Region     string
 	Persistent bool
+	// TLS makes it speak TLS only, with a certificate for the address its
+	// clients dial, signed by a throwaway CA (Redis.CAFile). Only the
+	// process provider runs it (ErrNeedsProcess).
+	TLS bool
+	// Users, when set, are its only ACL users (the default user off),
+	// passwords never on a command line (redisproc.Options.Users). Users[0]
+	// is the one the provider checks readiness as. Only the process
+	// provider runs them (ErrNeedsProcess).
+	Users []redisproc.User
 }
+
+// ErrNeedsProcess is the docker provider's refusal of a Redis with TLS or
+// ACL users.
+var ErrNeedsProcess = errors.New("tls/acl regions need the process provider: the docker provider runs Redis without TLS or ACL users")
 
 // GatewaySpec says how to run one gateway node.
 type GatewaySpec struct {
@@ -101,6 +120,9 @@ type GatewaySpec struct {
 	Federate []string
 	// Args are extra gateway flags (e.g. --send-queue 64).
 	Args []string
+	// Env is added to the node's environment (its Redis password: never a
+	// flag, which the process list shows).
+	Env []string
 }
 
 // BridgeSpec says how to run a region's bridge.
@@ -111,6 +133,8 @@ type BridgeSpec struct {
 	Config []byte
 	// Listen is the bridge's status address.
 	Listen string
+	// Env is added to the bridge's environment (the Redis passwords).
+	Env []string
 }
 
 // Ready waits until check returns nil, polling every 25 ms, for at most bound.

@@ -218,7 +218,7 @@ func (d *decoder) syntax(err error) {
 var (
 	topKeys      = []string{"name", "source", "regions", "rtt", "intra_region", "lan", "clients", "resolver"}
 	regionKeys   = []string{"name", "gateways", "redis", "federate"}
-	redisKeys    = []string{"mode", "persistence"}
+	redisKeys    = []string{"mode", "persistence", "tls", "acl"}
 	linkKeys     = []string{"ms", "jitter_ms"}
 	resolverKeys = []string{"ttl", "health_interval"}
 )
@@ -384,6 +384,10 @@ func (d *decoder) redis(n *yaml.Node, path string, r Redis) Redis {
 			r.Mode, _ = d.str(e.val, e.path)
 		case "persistence":
 			r.Persistence, _ = d.boolean(e.val, e.path)
+		case "tls":
+			r.TLS, _ = d.boolean(e.val, e.path)
+		case "acl":
+			r.ACL, _ = d.boolean(e.val, e.path)
 		}
 	}
 	return r

@@ -54,7 +54,7 @@ func TestParseRejects(t *testing.T) {
 		// Keys.
 		{"unknown top-level key", two + "regoins: []\n", 9, "regoins", `unknown key "regoins" (allowed: name, source, regions, rtt, intra_region, lan, clients, resolver)`},
 		{"unknown region key", strings.Replace(two, "  - name: b\n", "  - name: b\n    gatways: 2\n", 1), 6, "regions[1].gatways", `unknown key "gatways" (allowed: name, gateways, redis, federate)`},
-		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, persistence)`},
+		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, persistence, tls, acl)`},
 		{"unknown link key", strings.Replace(two, "jitter_ms: 1", "jiter_ms: 1", 1), 8, "rtt.a.b.jiter_ms", `unknown key "jiter_ms" (allowed: ms, jitter_ms)`},
 		{"unknown resolver key", two + "resolver: {ttl: 2s, interval: 1s}\n", 9, "resolver.interval", `unknown key "interval" (allowed: ttl, health_interval)`},
 		{"key given twice", two + "name: u\n", 9, "name", `key "name" given twice (first at line 1, name)`},
@@ -69,6 +69,9 @@ func TestParseRejects(t *testing.T) {
 		{"rtt entry a number", strings.Replace(two, "b: {ms: 10, jitter_ms: 1}", "b: 10", 1), 8, "rtt.a.b", "want a mapping, got the number 10"},
 		{"rtt a list", strings.Replace(two, "rtt:\n  a:\n    b: {ms: 10, jitter_ms: 1}\n", "rtt: [a, b]\n", 1), 6, "rtt", "want a mapping, got a list"},
 		{"persistence not a boolean", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {persistence: yes}\n", 1), 6, "regions[1].redis.persistence", `want true or false, got the string "yes"`},
+		{"tls not a boolean", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {tls: on}\n", 1), 6, "regions[1].redis.tls", `want true or false, got the string "on"`},
+		{"acl not a boolean", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {acl: 1}\n", 1), 6, "regions[1].redis.acl", "want true or false, got the number 1"},
+		{"tls a mapping", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      tls: {ca: x}\n", 1), 7, "regions[1].redis.tls", "want true or false, got a mapping"},
 		{"federate a string", strings.Replace(two, "  - name: b\n", "  - name: b\n    federate: tenant:*\n", 1), 6, "regions[1].federate", "want a list of room patterns"},
 		{"name a number", strings.Replace(two, "name: t\n", "name: 42\n", 1), 1, "name", "want a string, got the number 42"},
 
@@ -271,6 +274,19 @@ func TestShippedTopologies(t *testing.T) {
 	}
 	if l := two.Link("us-west", "us-east"); l.RTT < 55*time.Millisecond || l.RTT > 75*time.Millisecond {
 		t.Errorf("two-region: us-east↔us-west %v", l)
+	}
+
+	tls := shipped(t, "two-region-tls")
+	if got := tls.RegionNames(); !slices.Equal(got, []string{"us-east", "us-west"}) || tls.Gateways() != 4 {
+		t.Errorf("two-region-tls: %v, %d gateways", got, tls.Gateways())
+	}
+	for _, r := range tls.Regions {
+		if r.Redis != (Redis{Mode: RedisStandalone, Persistence: true, TLS: true, ACL: true}) || len(r.Federate) == 0 {
+			t.Errorf("two-region-tls: %s: %+v", r.Name, r)
+		}
+	}
+	if tls.Link("us-east", "us-west") != two.Link("us-east", "us-west") {
+		t.Errorf("two-region-tls: RTT %v, not two-region's %v", tls.Link("us-east", "us-west"), two.Link("us-east", "us-west"))
 	}
 
 	three := shipped(t, "three-region")

@@ -89,6 +89,14 @@ type Region struct {
 type Redis struct {
 	Mode        string // RedisStandalone (the only mode the providers run today)
 	Persistence bool   // appendonly: a restart keeps history and counters
+	// TLS: Redis speaks TLS only, and the region's gateways and every
+	// bridge reach it with rediss:// and the lab's CA. Process provider
+	// only.
+	TLS bool
+	// ACL: Redis knows only ACL users (the default user off); the
+	// gateways and bridges log in as users of their own with generated
+	// passwords, given through the environment. Process provider only.
+	ACL bool
 }
 
 // Link is a round-trip time with jitter. The lab applies half of each in

@@ -2,7 +2,8 @@
 // real lab — real redis-server, Toxiproxy, gateway and bridge processes,
 // WebSockets — by playing a scenario and asserting on the checker's counts.
 // Labels pick groups: ordering, dedup, resubscribe, failover, partition,
-// amplification, slow-consumer (e.g. make chaos LABELS=failover).
+// amplification, slow-consumer, and tls (the resubscribe and partition specs
+// again on Redis with TLS and ACL users) (e.g. make chaos LABELS=failover).
 package chaos_test
 
 import (

@@ -32,8 +32,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/run"
@@ -127,7 +125,10 @@ func Faulty() string { return os.Getenv("GEOLAB_FAULTY") }
 // event, G4, makes more).
 func HistoryOnce(ctx context.Context, l *lab.Lab) (own int, err error) {
 	for _, region := range l.Topology().RegionNames() {
-		rc := redis.NewClient(&redis.Options{Addr: l.Region(region).Redis().Addr()})
+		rc, err := l.Region(region).RedisClient()
+		if err != nil {
+			return 0, err
+		}
 		keys, err := rc.Keys(ctx, "geolab:h:{*}").Result()
 		if err != nil {
 			rc.Close()
@@ -172,7 +173,10 @@ func HistoriesOnce(own *int) func(context.Context, *lab.Lab) error {
 // that echoed what it applied (G7's loop prevention). It is an Inspect.
 func OutboxesHoldOnlyOwn(ctx context.Context, l *lab.Lab) error {
 	for _, r := range l.Topology().RegionNames() {
-		rc := redis.NewClient(&redis.Options{Addr: l.Region(r).Redis().Addr()})
+		rc, err := l.Region(r).RedisClient()
+		if err != nil {
+			return err
+		}
 		entries, err := rc.XRange(ctx, "geolab:outbox:"+r, "-", "+").Result()
 		rc.Close()
 		if err != nil {
