@@ -17,7 +17,11 @@ import (
 func TestAttachedHoldsSurviveTheServersConflictAndNotFoundAnswers(t *testing.T) {
 	url := toxitest.Start(t)
 	const name = "wan.us-east.eu-west"
-	p, err := toxiproxy.NewClient(url).CreateProxy(name, "127.0.0.1:0", "127.0.0.1:9")
+	listen, err := link.FreeListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := toxiproxy.NewClient(url).CreateProxy(name, listen, "127.0.0.1:9")
 	if err != nil {
 		t.Fatal(err)
 	}

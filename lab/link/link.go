@@ -116,15 +116,30 @@ func New(url string, bound time.Duration) (*Net, error) {
 // URL is the Toxiproxy API's address.
 func (n *Net) URL() string { return n.url }
 
-// Create makes the proxy for l (listening on l.Listen, or a free loopback
-// port when empty) with its base latency, and returns l with Listen set.
+// Create makes the proxy for l (listening on l.Listen, or when empty on a
+// free loopback port outside the ephemeral range, FreeListen) with its base
+// latency, and returns l with Listen set.
 func (n *Net) Create(l Link) (Link, error) {
-	if l.Listen == "" {
-		l.Listen = "127.0.0.1:0"
-	}
-	p, err := n.api.CreateProxy(l.Name, l.Listen, l.Upstream)
-	if err != nil {
-		return l, fmt.Errorf("link: create %s → %s: %w", l.Name, l.Upstream, err)
+	pick := l.Listen == ""
+	var p *toxiproxy.Proxy
+	for try := 1; ; try++ {
+		if pick {
+			addr, err := FreeListen()
+			if err != nil {
+				return l, err
+			}
+			l.Listen = addr
+		}
+		var err error
+		p, err = n.api.CreateProxy(l.Name, l.Listen, l.Upstream)
+		if err == nil {
+			break
+		}
+		// A port picked free can be bound by another process before
+		// Toxiproxy binds it: pick another.
+		if !pick || try == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return l, fmt.Errorf("link: create %s → %s: %w", l.Name, l.Upstream, err)
+		}
 	}
 	l.Listen, l.Enabled = p.Listen, true
 	lat, jit := split(l.Base.RTT), split(l.Base.Jitter)

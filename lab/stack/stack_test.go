@@ -49,7 +49,11 @@ func composeLike(t *testing.T) (string, *toxiproxy.Proxy) {
 		{"wan.eu-west.us-east", usEast.Addr()},
 		{"metrics", "127.0.0.1:9"},
 	} {
-		x, err := api.CreateProxy(pr.name, "127.0.0.1:0", pr.upstream)
+		listen, err := link.FreeListen() // a cut proxy must bind its port again at the heal
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := api.CreateProxy(pr.name, listen, pr.upstream)
 		if err != nil {
 			t.Fatalf("create %s: %v", pr.name, err)
 		}

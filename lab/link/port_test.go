@@ -1,0 +1,48 @@
+package link
+
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+// FreeListen picks loopback ports the kernel never hands out on its own
+// (outgoing connections, binds of port 0), so that a cut proxy can bind its
+// port again at the heal.
+func TestFreeListenIsOutsideTheEphemeralRange(t *testing.T) {
+	lo, hi := stableRange()
+	if lo < stableLow || hi > 65535 || hi <= lo {
+		t.Fatalf("stable range %d–%d", lo, hi)
+	}
+	for range 50 {
+		addr, err := FreeListen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host != "127.0.0.1" {
+			t.Fatalf("FreeListen() = %q, want 127.0.0.1:PORT", addr)
+		}
+		p, _ := strconv.Atoi(port)
+		if p < lo || p > hi {
+			t.Fatalf("port %d outside the stable range %d–%d", p, lo, hi)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("FreeListen() = %s, which cannot be bound: %v", addr, err)
+		}
+		_ = ln.Close()
+	}
+	// Port 0 binds land in the ephemeral range, never in the stable one.
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		if p >= lo && p <= hi {
+			t.Fatalf("the kernel bound port 0 to %d, inside the stable range %d–%d", p, lo, hi)
+		}
+	}
+}
