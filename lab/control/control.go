@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -61,16 +62,16 @@ func Serve(l *lab.Lab) (*Server, error) {
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, l.Status(r.Context()))
 	})
-	mux.HandleFunc("POST /faults", s.inject)
-	mux.HandleFunc("POST /heal", s.heal)
-	mux.HandleFunc("POST /down", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /faults", jsonOnly(s.inject))
+	mux.HandleFunc("POST /heal", jsonOnly(s.heal))
+	mux.HandleFunc("POST /down", jsonOnly(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "going down"})
 		select {
 		case <-s.down:
 		default:
 			close(s.down)
 		}
-	})
+	}))
 	s.srv = httpserve.New(mux)
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -123,6 +124,22 @@ func (s *Server) heal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"healed": healed})
+}
+
+// jsonOnly refuses a POST whose body is not declared application/json with
+// 415. The API has no authentication, only a loopback address; this is what
+// keeps a web page in a local browser from driving it: a page can send a
+// cross-origin POST as text/plain or a form without asking, but one declared
+// application/json only after a CORS preflight, which this API never grants.
+func jsonOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{
+				"error": fmt.Sprintf("control: %s %s takes Content-Type application/json, got %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))})
+			return
+		}
+		h(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
