@@ -19,28 +19,6 @@ import (
 	"github.com/geolab/geolab/internal/wsprobe"
 )
 
-// errorsByCode reads geolab_gateway_errors_total{code} of a node.
-func errorsByCode(t *testing.T, srv *gateway.Server, code string) float64 {
-	t.Helper()
-	mfs, err := srv.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "geolab_gateway_errors_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == code {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
-
 // TestOriginRulesAndRefusalsCounted: docs/protocol.md's Origin rules. No
 // Origin: allowed. Without --allowed-origin, "same host" is host and port
 // (letter case aside); a page opened from a file sends Origin null, refused
@@ -106,7 +84,7 @@ func TestOriginRulesAndRefusalsCounted(t *testing.T) {
 		}
 	}
 	for gw, n := range map[string]*gateway.Server{"strict": strict, "files": files} {
-		if got := errorsByCode(t, n, "forbidden_origin"); got != want[n] {
+		if got := errorsTotal(t, n, "forbidden_origin"); got != want[n] {
 			t.Errorf("%s: errors_total{code=forbidden_origin} = %v, want %v", gw, got, want[n])
 		}
 	}

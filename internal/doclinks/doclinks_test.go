@@ -306,18 +306,9 @@ type link struct {
 // fenced code blocks and code spans.
 func markdownLinks(lines []string) []link {
 	var out []link
-	fence := ""
+	prose := proseLines(lines)
 	for i, line := range lines {
-		if f := fenceOf(line); f != "" {
-			switch {
-			case fence == "":
-				fence = f
-			case strings.HasPrefix(f, fence):
-				fence = ""
-			}
-			continue
-		}
-		if fence != "" {
+		if !prose[i] {
 			continue
 		}
 		text := codeSpan.ReplaceAllString(line, "")
@@ -329,6 +320,26 @@ func markdownLinks(lines []string) []link {
 		}
 	}
 	return out
+}
+
+// proseLines says, line by line, whether a markdown document's line is
+// prose: neither a code fence nor inside a fenced block.
+func proseLines(lines []string) []bool {
+	prose := make([]bool, len(lines))
+	fence := ""
+	for i, line := range lines {
+		if f := fenceOf(line); f != "" {
+			switch {
+			case fence == "":
+				fence = f
+			case strings.HasPrefix(f, fence):
+				fence = ""
+			}
+			continue
+		}
+		prose[i] = fence == ""
+	}
+	return prose
 }
 
 // fenceOf returns the fence a line opens or closes (``` or ~~~, any
@@ -364,20 +375,11 @@ func anchorsOf(lines []string) map[string]bool {
 		}
 		seen[s]++
 	}
-	fence := ""
+	prose := proseLines(lines)
 	prev := ""
-	for _, line := range lines {
-		if f := fenceOf(line); f != "" {
-			switch {
-			case fence == "":
-				fence = f
-			case strings.HasPrefix(f, fence):
-				fence = ""
-			}
+	for i, line := range lines {
+		if !prose[i] {
 			prev = ""
-			continue
-		}
-		if fence != "" {
 			continue
 		}
 		for _, m := range htmlAnchor.FindAllStringSubmatch(line, -1) {
@@ -508,7 +510,7 @@ func TestResolveStaysInside(t *testing.T) {
 		{"docs/a.md", "b.md", "docs/b.md", true},
 		{"docs/a.md", "../README.md", "README.md", true},
 		{"docs/a.md", "/lab/fault", "lab/fault", true},
-		{"README.md", "../shared/x.md", "", false},
+		{"README.md", "../outside/x.md", "", false},
 		{"lab/fault/fault_test.go", "../../docs/faults.md", "docs/faults.md", true},
 		{"lab/fault/fault_test.go", "../../../x", "", false},
 	} {

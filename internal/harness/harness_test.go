@@ -55,16 +55,22 @@ func TestProvidersFollowsTheEnvironment(t *testing.T) {
 	}
 }
 
-// RunWithProvider runs the body once per provider that can run; one that
-// cannot is skipped, not run and not failed.
-func TestRunWithProviderSkipsAProviderThatCannotRun(t *testing.T) {
-	t.Setenv(provider.Env, "")
-	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+// forgetReadiness makes ProviderReady ask again for the rest of t (after a
+// change of DOCKER_HOST) and restores what it knew when t ends.
+func forgetReadiness(t *testing.T) {
 	readyMu.Lock()
 	saved := readyCache
 	readyCache = map[string]error{}
 	readyMu.Unlock()
 	t.Cleanup(func() { readyMu.Lock(); readyCache = saved; readyMu.Unlock() })
+}
+
+// RunWithProvider runs the body once per provider that can run; one that
+// cannot is skipped, not run and not failed.
+func TestRunWithProviderSkipsAProviderThatCannotRun(t *testing.T) {
+	t.Setenv(provider.Env, "")
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	forgetReadiness(t)
 
 	var ran []string
 	RunWithProvider(t, func(t *testing.T, opts lab.Options) { ran = append(ran, opts.Provider) })
@@ -92,11 +98,7 @@ func (o *outcome) Fatalf(f string, args ...any) { o.failed = fmt.Sprintf(f, args
 // or images must not pass with nothing run.
 func TestAProviderAskedForByNameFailsWhenItCannotRun(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-	readyMu.Lock()
-	saved := readyCache
-	readyCache = map[string]error{}
-	readyMu.Unlock()
-	t.Cleanup(func() { readyMu.Lock(); readyCache = saved; readyMu.Unlock() })
+	forgetReadiness(t)
 
 	t.Setenv(provider.Env, "")
 	o := &outcome{TB: t}
