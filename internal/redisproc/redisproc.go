@@ -33,6 +33,8 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+
+	"github.com/geolab/geolab/internal/freeport"
 )
 
 // Timeouts. They are generous because a 2-core CI machine running the race
@@ -643,14 +645,16 @@ func (s *Server) Close() error {
 	return s.kill(s.proc.Load())
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago,
+// outside the kernel's ephemeral range (freeport.Loopback), so that a server
+// restarted on it finds it free again.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Loopback()
 	if err != nil {
 		return 0, fmt.Errorf("redisproc: find a free port: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
 }
 
 // signalGroup signals p's process group (its pgid is its pid: Setpgid). A

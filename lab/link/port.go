@@ -1,64 +1,9 @@
 package link
 
-import (
-	"fmt"
-	"math/rand/v2"
-	"net"
-	"os"
-	"strconv"
-	"strings"
-)
+import "github.com/geolab/geolab/internal/freeport"
 
-// A proxy's port must stay free while its link is cut: a disabled proxy has
-// closed its listener, and enabling it binds the same port again (its
-// clients dial that port). A port of the kernel's ephemeral range may be
-// taken meanwhile by any outgoing connection or any bind of port 0 on the
-// machine, and the heal then fails with "address already in use". So the
-// lab's proxies listen on ports below that range, which neither takes.
-
-// ephemeralRange is where the kernel picks ports for outgoing connections and
-// binds of port 0.
-const ephemeralRange = "/proc/sys/net/ipv4/ip_local_port_range"
-
-// stableLow is the lowest port FreeListen picks: above the well-known and
-// commonly configured ports.
-const stableLow = 10000
-
-// stableRange is the ports FreeListen picks from, [lo, hi]: from stableLow to
-// just below the ephemeral range, or above it when that is the larger span.
-func stableRange() (lo, hi int) {
-	eLo, eHi := 32768, 60999 // Linux's default
-	if b, err := os.ReadFile(ephemeralRange); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			a, errA := strconv.Atoi(f[0])
-			z, errZ := strconv.Atoi(f[1])
-			if errA == nil && errZ == nil && a <= z {
-				eLo, eHi = a, z
-			}
-		}
-	}
-	if below, above := eLo-1-stableLow, 65535-eHi-1; below >= above {
-		return stableLow, eLo - 1
-	}
-	return eHi + 1, 65535
-}
-
-// FreeListen returns a free loopback address (127.0.0.1:PORT) outside the
-// kernel's ephemeral port range, for a proxy that must be able to bind its
-// port again after a cut.
-func FreeListen() (string, error) {
-	lo, hi := stableRange()
-	if hi <= lo {
-		return "", fmt.Errorf("link: no port range outside the ephemeral ports (%s)", ephemeralRange)
-	}
-	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo+1)))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		_ = ln.Close()
-		return addr, nil
-	}
-	return "", fmt.Errorf("link: no free loopback port in %d–%d after 200 tries", lo, hi)
-}
+// FreeListen returns a free loopback address outside the kernel's ephemeral
+// port range (freeport.Loopback): a cut proxy has closed its listener, and
+// its heal binds the same port again, which an ephemeral port could have
+// lost to another connection meanwhile.
+func FreeListen() (string, error) { return freeport.Loopback() }

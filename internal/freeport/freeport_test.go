@@ -1,4 +1,4 @@
-package link
+package freeport
 
 import (
 	"net"
@@ -6,22 +6,22 @@ import (
 	"testing"
 )
 
-// FreeListen picks loopback ports the kernel never hands out on its own
+// Loopback picks loopback ports the kernel never hands out on its own
 // (outgoing connections, binds of port 0), so that a cut proxy can bind its
 // port again at the heal.
-func TestFreeListenIsOutsideTheEphemeralRange(t *testing.T) {
+func TestLoopbackIsOutsideTheEphemeralRange(t *testing.T) {
 	lo, hi := stableRange()
 	if lo < stableLow || hi > 65535 || hi <= lo {
 		t.Fatalf("stable range %d–%d", lo, hi)
 	}
 	for range 50 {
-		addr, err := FreeListen()
+		addr, err := Loopback()
 		if err != nil {
 			t.Fatal(err)
 		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil || host != "127.0.0.1" {
-			t.Fatalf("FreeListen() = %q, want 127.0.0.1:PORT", addr)
+			t.Fatalf("Loopback() = %q, want 127.0.0.1:PORT", addr)
 		}
 		p, _ := strconv.Atoi(port)
 		if p < lo || p > hi {
@@ -29,7 +29,7 @@ func TestFreeListenIsOutsideTheEphemeralRange(t *testing.T) {
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatalf("FreeListen() = %s, which cannot be bound: %v", addr, err)
+			t.Fatalf("Loopback() = %s, which cannot be bound: %v", addr, err)
 		}
 		_ = ln.Close()
 	}
