@@ -361,6 +361,38 @@ func TestFuzz(t *testing.T) {
 			t.Errorf("go calls: %q", log(t, goCmd))
 		}
 	})
+	// Go 1.26's fuzz coordinator can fail a run that found nothing with a bare
+	// "context deadline exceeded" (golang/go#75804): tried once more. A run
+	// that wrote a failing input is a finding: never tried again.
+	fuzzCalls := func(calls []string) int {
+		n := 0
+		for _, c := range calls {
+			if strings.Contains(c, "-fuzz ^FuzzA$") {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("a bare deadline failure is run once more", func(t *testing.T) {
+		d := t.TempDir()
+		g := standIn(t, d, "go", `if [[ $2 == -list ]]; then echo FuzzA; exit 0; fi
+if [[ ! -e $0.once ]]; then touch "$0.once"; echo '--- FAIL: FuzzA (5.01s)'; echo '    context deadline exceeded'; exit 1; fi`)
+		r := run(t, map[string]string{"GO": g, "FUZZ_TARGETS": "./p:FuzzA"}, "fuzz.sh")
+		expect(t, r, 0, "golang/go#75804")
+		if n := fuzzCalls(log(t, g)); n != 2 {
+			t.Errorf("fuzzed %d times, want 2: %q", n, log(t, g))
+		}
+	})
+	t.Run("a failing input is a failure, not tried again", func(t *testing.T) {
+		d := t.TempDir()
+		g := standIn(t, d, "go", `if [[ $2 == -list ]]; then echo FuzzA; exit 0; fi
+echo 'Failing input written to testdata/fuzz/FuzzA/abc'; echo '    context deadline exceeded'; exit 1`)
+		r := run(t, map[string]string{"GO": g, "FUZZ_TARGETS": "./p:FuzzA"}, "fuzz.sh")
+		expect(t, r, 1, "make fuzz: FuzzA failed")
+		if n := fuzzCalls(log(t, g)); n != 1 {
+			t.Errorf("fuzzed %d times, want 1: %q", n, log(t, g))
+		}
+	})
 	t.Run("FUZZ_TARGETS empty", func(t *testing.T) {
 		expect(t, run(t, map[string]string{"GO": goCmd}, "fuzz.sh"), 2, "FUZZ_TARGETS is empty")
 	})
