@@ -50,6 +50,57 @@ type Counts struct {
 	Disconnects            int `json:"disconnects"`             // disconnected records
 	Failovers              int `json:"failovers"`               // failovers completed (a time measured)
 	FailoverUnfinished     int `json:"failover_unfinished"`     // failovers not completed by the end
+	// Leaked: messages of a room received on a connection to a region the
+	// event must not reach (a region-local room's event outside its region,
+	// G7).
+	Leaked int `json:"leaked"`
+	// UnwarrantedRecoveredFalse: recovered:false answers the region had no
+	// cause for (it held what the client asked for, by the answer's own
+	// positions and epochs, or the reason cannot apply to the room).
+	UnwarrantedRecoveredFalse int `json:"unwarranted_recovered_false"`
+	// EndedDisconnected: clients with an obligation at the end whose last
+	// connection was down (they gave up, or never came back).
+	EndedDisconnected int `json:"ended_disconnected"`
+	// NotResumed: subscribes without since for a room the client still
+	// covered, sent on a new connection after a disconnect (a resume owed
+	// and not asked for).
+	NotResumed int `json:"not_resumed"`
+}
+
+// Violation is a count that breaks a guarantee when above zero.
+type Violation struct {
+	Name      string `json:"name"`      // the metric name, e.g. "lost"
+	Guarantee string `json:"guarantee"` // e.g. "G2"
+	Count     int    `json:"count"`
+}
+
+// violationCounts are the counts that break a guarantee when above zero,
+// in the order a release manager reads them.
+var violationCounts = []struct{ name, guarantee string }{
+	{"lost", "G5–G8"}, {"leaked", "G7"}, {"duplicated", "G3"}, {"reordered", "G2"}, {"gaps", "G2"},
+	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
+	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
+}
+
+// ViolationNames lists the counts Violations looks at.
+func ViolationNames() []string {
+	names := make([]string, len(violationCounts))
+	for i, v := range violationCounts {
+		names[i] = v.name
+	}
+	return names
+}
+
+// Violations returns the counts of r that break a guarantee, those above
+// zero only, in a fixed order: a run is clean when it returns none.
+func (r *Result) Violations() []Violation {
+	var out []Violation
+	for _, v := range violationCounts {
+		if n, _ := r.count(v.name); n > 0 {
+			out = append(out, Violation{Name: v.name, Guarantee: v.guarantee, Count: int(n)})
+		}
+	}
+	return out
 }
 
 // Example is one instance of a finding, in words (Text) and in fields.
@@ -150,7 +201,7 @@ func (r *Result) Metric(name string, labels ...string) (float64, bool) {
 var Metrics = []string{
 	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
-	"failovers", "failover_unfinished", "duration",
+	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed", "duration",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
 	"cross_region_{p50,p90,p99,max}", "cross_region_{p50,p90,p99,max}{a,b}",
@@ -230,6 +281,14 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.Failovers), true
 	case "failover_unfinished":
 		return float64(c.FailoverUnfinished), true
+	case "leaked":
+		return float64(c.Leaked), true
+	case "unwarranted_recovered_false":
+		return float64(c.UnwarrantedRecoveredFalse), true
+	case "ended_disconnected":
+		return float64(c.EndedDisconnected), true
+	case "not_resumed":
+		return float64(c.NotResumed), true
 	case "duration":
 		return r.Duration, true
 	}
