@@ -61,7 +61,9 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/geolab/geolab/gateway/client"
@@ -121,6 +123,7 @@ type eventInfo struct {
 	room      int32
 	origin    int32 // region of the ack's connection; else the origin of a message; -1
 	oseq      uint64
+	epoch     string // of the first message that carried it; "" when no client received it
 	pubT      int64
 	ackT      int64
 	publisher int32 // client; -1 when not acked
@@ -147,7 +150,7 @@ type interval struct {
 const (
 	endRun = iota
 	endUnsub
-	endDown
+	endClosed
 )
 
 // originSeq is G2's position of one (room, origin) at one client.
@@ -162,11 +165,11 @@ type originSeq struct {
 type roomState struct {
 	covering    bool
 	intervals   []interval
-	subConn     int64 // connection of the last subscribed frame
-	pendingLive bool  // a subscribe without since awaits its answer
-	recFalseI   int   // index of the last recovered:false subscribed; -1
-	recFalseT   int64
-	recReason   string
+	subConn     int64      // connection of the last subscribed frame
+	pendingLive bool       // a subscribe without since awaits its answer
+	pendingAsk  *resumeAsk // a subscribe with since awaits its answer
+	recFalseI   int        // index of the last recovered:false subscribed; -1
+	announced   []announcement
 	origins     []originSeq
 }
 
@@ -176,8 +179,15 @@ type clientState struct {
 	conns      map[int64]int32 // connection → region of its welcome
 	conn       int64           // the last connection with a welcome
 	region     int32           // region of the last welcome; -1
+	welcomes   []regionAt      // every welcome, in time order
 	up         bool
 	lastDown   int64
+	lastErr    string // of the last disconnected or closed state
+	// endUp, endOwes: whether the client was up, and the rooms it covered,
+	// at the end record (the run's end, before the lab closes its clients);
+	// endSeen once they are taken.
+	endUp, endSeen bool
+	endOwes        []int32
 	// normalClose: the last disconnected record was a normal (1000) close,
 	// which the client's own Close causes just before its closed record.
 	normalClose bool
@@ -188,6 +198,39 @@ type clientState struct {
 	rr          map[[2]int32]*rrSeq
 	fo          failoverState
 	refused     map[string]string // client msg id → error code
+}
+
+// snapEnd takes the client's state at the end of the run.
+func (cs *clientState) snapEnd() {
+	cs.endUp, cs.endSeen = cs.up, true
+	for _, r := range cs.roomOrder {
+		if cs.rooms[r].covering {
+			cs.endOwes = append(cs.endOwes, r)
+		}
+	}
+}
+
+// regionAt is a welcome: from t on, the client's connection was to region.
+type regionAt struct {
+	t      int64
+	region int32
+}
+
+// regionAt returns the region of the client's last welcome at or before t
+// (the first one when t is before every welcome): where it was, or was last
+// connected, when an event was published.
+func (cs *clientState) regionAt(t int64) int32 {
+	i, _ := slices.BinarySearchFunc(cs.welcomes, t, func(w regionAt, t int64) int { return cmp.Compare(w.t, t) })
+	if i < len(cs.welcomes) && cs.welcomes[i].t == t {
+		return cs.welcomes[i].region
+	}
+	if i == 0 {
+		if len(cs.welcomes) == 0 {
+			return -1
+		}
+		return cs.welcomes[0].region
+	}
+	return cs.welcomes[i-1].region
 }
 
 type checker struct {
@@ -371,6 +414,12 @@ func (c *checker) walk() {
 	for i := range c.h.Events {
 		e := &c.h.Events[i]
 		switch e.Kind {
+		case history.KindEnd:
+			for _, cs := range c.clients {
+				if !cs.endSeen {
+					cs.snapEnd()
+				}
+			}
 		case history.KindState:
 			c.state(c.client(e), e)
 		case history.KindFrame:
@@ -382,7 +431,7 @@ func (c *checker) walk() {
 				switch e.Type {
 				case protocol.TypeSubscribe:
 					if e.Room != "" {
-						cs.room(c.rooms.id(e.Room)).pendingLive = !e.Since
+						c.subscribe(cs, c.rooms.id(e.Room), e)
 					}
 				case protocol.TypeUnsubscribe:
 					if e.Room != "" {
@@ -394,6 +443,7 @@ func (c *checker) walk() {
 			switch e.Type {
 			case protocol.TypeWelcome:
 				cs.conn, cs.region, cs.up = e.Conn, c.regions.id(e.Region), true
+				cs.welcomes = append(cs.welcomes, regionAt{e.T, cs.region})
 				c.failoverDone(cs, e.T)
 			case protocol.TypeSubscribed:
 				if e.Room != "" {
@@ -414,7 +464,7 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 		cs.up = true
 	case history.StateDisconnected:
 		c.res.Counts.Disconnects++
-		cs.up, cs.lastDown = false, e.T
+		cs.up, cs.lastDown, cs.lastErr = false, e.T, e.State.Err
 		cs.normalClose = strings.Contains(e.State.Err, "close 1000")
 		fo := &cs.fo
 		if !fo.active {
@@ -433,10 +483,18 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 			cs.lastDown = e.T
 		}
 		cs.up = false
-		// A client its owner closed ended on purpose: not a failover. One
-		// that gave up or was told not to reconnect stays unfinished.
+		if e.State.Err != "" {
+			cs.lastErr = e.State.Err
+		}
+		// A client its owner closed ended on purpose: not a failover, and
+		// its obligations end there as if it unsubscribed every room. One
+		// that gave up or was told not to reconnect stays unfinished and
+		// owes to the end.
 		if err := e.State.Err; err == "" || strings.HasPrefix(err, client.ErrClosed.Error()) {
 			cs.fo.active = false
+			for _, r := range cs.roomOrder {
+				c.endInterval(cs.rooms[r], e.T, endClosed)
+			}
 			// The disconnect its own Close caused (a normal 1000 close just
 			// before) is the end of the run, not a disconnection.
 			if cs.normalClose {
@@ -455,12 +513,19 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 		rs.intervals = append(rs.intervals, interval{from: e.T})
 	}
 	rs.subConn = e.Conn
+	ask := rs.pendingAsk
 	if rs.pendingLive {
 		rs.pendingLive = false
 		rs.origins = rs.origins[:0]
 	}
+	rs.pendingAsk = nil
 	if !e.Recovered {
-		rs.recFalseI, rs.recFalseT, rs.recReason = i, e.T, e.Reason
+		rs.recFalseI = i
+		a := newAnnouncement(e, ask, cs.connRegion(e.Conn))
+		rs.announced = append(rs.announced, a)
+		if ask != nil {
+			c.warranted(cs, room, &a)
+		}
 	}
 	if fo := &cs.fo; fo.active && e.Conn > fo.lostConn {
 		delete(fo.pending, room)
@@ -468,13 +533,38 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	}
 }
 
-func (c *checker) unsubscribe(cs *clientState, room int32, t int64) {
+// subscribe is a subscribe frame the client sent: a live one, or a resume
+// (since). A live subscribe for a room the client still covers, sent on
+// another connection than the one its last subscribed frame came on, is a
+// resume owed and not asked for (not_resumed): what it missed is not given.
+func (c *checker) subscribe(cs *clientState, room int32, e *history.Event) {
 	rs := cs.room(room)
+	if e.Since {
+		rs.pendingLive, rs.pendingAsk = false, readAsk(e)
+		return
+	}
+	rs.pendingLive, rs.pendingAsk = true, nil
+	if rs.covering && rs.subConn != e.Conn {
+		c.res.Counts.NotResumed++
+		if c.wantExample("not_resumed") {
+			c.example("not_resumed", Example{Client: cs.name, Room: e.Room, T: history.Seconds(e.T),
+				Text: fmt.Sprintf("%s subscribed to %s at %s on connection %d without since, though it was subscribed on connection %d and never unsubscribed: "+
+					"what it missed in between is not asked for", cs.name, e.Room, sec(e.T), e.Conn, rs.subConn)})
+		}
+	}
+}
+
+func (c *checker) endInterval(rs *roomState, t int64, why uint8) {
 	if rs.covering {
 		rs.covering = false
 		rs.intervals[len(rs.intervals)-1].to = t
-		rs.intervals[len(rs.intervals)-1].why = endUnsub
+		rs.intervals[len(rs.intervals)-1].why = why
 	}
+}
+
+func (c *checker) unsubscribe(cs *clientState, room int32, t int64) {
+	rs := cs.room(room)
+	c.endInterval(rs, t, endUnsub)
 	if cs.fo.active {
 		delete(cs.fo.pending, room)
 		c.failoverDone(cs, t)
@@ -488,6 +578,19 @@ func (c *checker) message(cs *clientState, e *history.Event, i int) {
 	origin := c.regions.id(e.Origin)
 	if ev.origin < 0 && e.Origin != "" {
 		ev.origin = origin
+	}
+	if ev.epoch == "" {
+		ev.epoch = e.Epoch
+	}
+	// Leaks are judged between the topology's regions only (the first
+	// names interned): an origin the meta does not list has no patterns.
+	if recv := cs.connRegion(e.Conn); recv >= 0 && e.Origin != "" && int(origin) < len(c.h.Meta.Regions) && !c.visible(room, origin, recv) {
+		c.res.Counts.Leaked++
+		if c.wantExample("leaked") {
+			c.example("leaked", Example{Client: cs.name, Room: e.Room, Event: e.ID, T: history.Seconds(e.T),
+				Text: fmt.Sprintf("%s received event %s of %s (origin %s, oseq %d) at %s on connection %d to %s, where %s's events from %s must never go (G7)",
+					cs.name, e.ID, e.Room, e.Origin, e.Oseq, sec(e.T), e.Conn, c.regions.name(recv), e.Room, e.Origin)})
+		}
 	}
 	if cs.received.has(evi) {
 		c.res.Counts.Duplicated++
@@ -543,19 +646,16 @@ func (c *checker) firstCopy(cs *clientState, evi int32) string {
 }
 
 // finish closes the coverage intervals and computes everything the walk
-// collected.
+// collected. An obligation still open lasts to the end of the run, whether
+// or not the client is connected then: disconnects do not end it.
 func (c *checker) finish() {
 	for _, cs := range c.clients {
+		if !cs.endSeen {
+			cs.snapEnd()
+		}
 		for _, r := range cs.roomOrder {
-			rs := cs.rooms[r]
-			if !rs.covering {
-				continue
-			}
-			iv := &rs.intervals[len(rs.intervals)-1]
-			if cs.up && rs.subConn == cs.conn {
-				iv.to, iv.why = c.end, endRun
-			} else {
-				iv.to, iv.why = max(cs.lastDown, iv.from), endDown
+			if rs := cs.rooms[r]; rs.covering {
+				c.endInterval(rs, max(c.end, rs.intervals[len(rs.intervals)-1].from), endRun)
 			}
 		}
 		if cs.fo.active {
@@ -563,7 +663,8 @@ func (c *checker) finish() {
 			c.unfinished(cs)
 		}
 	}
-	c.lost()
+	lostBy := c.lost()
+	c.endedDisconnected(lostBy)
 	c.unacked()
 	c.regionOrder()
 	c.latencies()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func want(t *testing.T, r *check.Result, counts map[string]float64) {
 	t.Helper()
 	for _, name := range []string{"published", "unacked", "delivered", "lost", "unrecoverable_announced", "duplicated",
 		"reordered", "gaps", "announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order",
-		"disconnects", "failovers", "failover_unfinished"} {
+		"disconnects", "failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed"} {
 		got, ok := r.Metric(name)
 		if !ok {
 			t.Fatalf("metric %s unknown", name)
@@ -110,7 +111,7 @@ func TestLost(t *testing.T) {
 	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 2, all)
 	// ev-2 never reaches c (lost) nor d (announced by a recovered:false after it).
 	w.publish(w.a, 110*ms, "tenant:1", "2", "us-east", 3, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 2 * ms})
-	w.d.Subscribed(400*ms, "tenant:1", false, "history_trimmed")
+	w.d.SubscribedAt(400*ms, "tenant:1", false, "history_trimmed", `{"us-east":3}`, `{"us-east":"e1"}`)
 	// a local room never leaves us-east: c and d expect nothing of it.
 	w.publish(w.bb, 120*ms, "local:1", "l1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms})
 	// b unsubscribes from local:1; what comes after is not owed to it.
@@ -124,7 +125,7 @@ func TestLost(t *testing.T) {
 	if len(lost) != 2 {
 		t.Fatalf("lost examples: %+v", lost)
 	}
-	for _, s := range []string{"c-eu-west-c subscribed to tenant:1 at 0.012s in eu-west and stayed subscribed to the end",
+	for _, s := range []string{"c-eu-west-c subscribed to tenant:1 at 0.012s, was in eu-west when the event was published, and stayed subscribed to the end",
 		"tenant:1 is federated from us-east to eu-west", "event ev-2 (oseq 3) was published by c-us-east-a at 0.110s and acked at 0.112s"} {
 		if !strings.Contains(lost[0].Text, s) {
 			t.Errorf("lost example %q\nlacks %q", lost[0].Text, s)
@@ -133,26 +134,63 @@ func TestLost(t *testing.T) {
 	if !strings.Contains(lost[1].Text, "published in us-east, the client's own region") || lost[1].Client != "c-us-east-a" {
 		t.Errorf("second lost example: %+v", lost[1])
 	}
-	if u := r.Examples["unrecoverable_announced"]; len(u) != 1 || !strings.Contains(u[0].Text, "recovered:false (history_trimmed)") {
+	if u := r.Examples["unrecoverable_announced"]; len(u) != 1 || !strings.Contains(u[0].Text, "recovered:false (history_trimmed) for tenant:1 at 0.400s, unasked, position {us-east: 3 (epoch e1)}, which covers it") {
 		t.Errorf("unrecoverable examples: %+v", u)
 	}
 }
 
-func TestCoverageEndsAtLastDisconnect(t *testing.T) {
+// TestObligationOutlivesDisconnect closes the loophole where a client's
+// coverage ended at its last disconnect: a client that comes back without
+// resubscribing, or never comes back, or comes back with a live subscribe,
+// still owes what was published while it was away.
+func TestObligationOutlivesDisconnect(t *testing.T) {
 	w := newWorld()
 	w.c.Disconnect(200 * ms)
 	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 100 * ms})
 	w.publish(w.a, 300*ms, "tenant:1", "2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 100 * ms})
-	// c reconnects but never resubscribes tenant:1: its coverage ended at the disconnect.
+	// c reconnects but never resubscribes tenant:1: it still owes ev-2 (the
+	// old checker stopped at the disconnect: lost 1).
 	w.c.Connect(400*ms, "eu-west", "gw-2")
+	// d drops and comes back with a live subscribe: not_resumed, and what
+	// it missed meanwhile is lost.
+	w.d.Disconnect(500 * ms)
+	w.publish(w.a, 600*ms, "tenant:1", "3", "us-east", 3, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 50 * ms})
+	w.d.Connect(700*ms, "ap-southeast", "gw-2")
+	w.d.Subscribe(701*ms, "tenant:1")
+	w.d.Subscribed(720*ms, "tenant:1", true, "")
+	// bb drops at 800 ms and never comes back: ended_disconnected, and ev-4 is lost to it.
+	w.bb.Disconnect(800 * ms)
+	w.publish(w.a, 850*ms, "tenant:1", "4", "us-east", 4, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.c: 50 * ms, w.d: 90 * ms})
 	r := w.check(t, time.Second)
-	want(t, r, map[string]float64{"published": 2, "delivered": 6, "lost": 1, "disconnects": 1, "failover_unfinished": 1})
-	if l := r.Examples["lost"]; len(l) != 1 || l[0].Event != "ev-1" || !strings.Contains(l[0].Text, "until its last disconnect at 0.200s") {
-		t.Errorf("lost: %+v", l)
+	want(t, r, map[string]float64{"published": 4, "delivered": 12, "lost": 2 + 1 + 1, "disconnects": 3,
+		"failovers": 1, "failover_unfinished": 2, "not_resumed": 1, "ended_disconnected": 1})
+	byClient := map[string][]string{}
+	for _, l := range r.Examples["lost"] {
+		byClient[l.Client] = append(byClient[l.Client], l.Event)
 	}
-	if u := r.Examples["failover_unfinished"]; len(u) != 1 || !strings.Contains(u[0].Text, "had no subscribed frame for tenant:1") {
-		t.Errorf("unfinished: %+v", u)
+	for who, evs := range map[string]string{"c-eu-west-c": "ev-1,ev-2", "c-ap-southeast-d": "ev-3", "c-us-east-b": "ev-4"} {
+		if got := strings.Join(byClient[who], ","); got != evs {
+			t.Errorf("lost by %s: %s, want %s", who, got, evs)
+		}
 	}
+	if e := r.Examples["ended_disconnected"]; len(e) != 1 || e[0].Client != "c-us-east-b" ||
+		!strings.Contains(e[0].Text, "ended the run disconnected (since 0.800s: connection reset) while subscribed to local:1, tenant:1; it missed 1 event(s)") {
+		t.Errorf("ended_disconnected: %+v", e)
+	}
+	if e := r.Examples["not_resumed"]; len(e) != 1 || e[0].Client != "c-ap-southeast-d" ||
+		!strings.Contains(e[0].Text, "without since, though it was subscribed on connection 1 and never unsubscribed") {
+		t.Errorf("not_resumed: %+v", e)
+	}
+}
+
+// TestOwnerCloseEndsObligation: a client its owner closes owes nothing after.
+func TestOwnerCloseEndsObligation(t *testing.T) {
+	w := newWorld()
+	w.c.Disconnect(200 * ms)
+	w.c.Closed(200*ms, "")
+	w.publish(w.a, 300*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 100 * ms})
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 1, "delivered": 3, "disconnects": 1})
 }
 
 func TestDuplicated(t *testing.T) {
@@ -284,7 +322,7 @@ func TestFailover(t *testing.T) {
 	e.Subscribed(3200*ms, "tenant:2", false, "history_trimmed")
 	b.End(30 * time.Second)
 	r := check.Check(b.History(t), check.Options{})
-	want(t, r, map[string]float64{"disconnects": 6, "failovers": 2, "failover_unfinished": 2})
+	want(t, r, map[string]float64{"disconnects": 6, "failovers": 2, "failover_unfinished": 2, "ended_disconnected": 1})
 	for name, v := range map[string]float64{"failover_p50": 1.2, "failover_p99": 1.5, "failover_max": 1.5} {
 		if got, _ := r.Metric(name); math.Abs(got-v) > 1e-9 {
 			t.Errorf("%s = %v, want %v", name, got, v)
@@ -510,5 +548,152 @@ func BenchmarkCheck1M(b *testing.B) {
 	b.StopTimer()
 	if r.Counts.Lost != 0 || r.Counts.Delivered != bigSt.Deliveries {
 		b.Fatalf("lost %d, delivered %d of %d", r.Counts.Lost, r.Counts.Delivered, bigSt.Deliveries)
+	}
+}
+
+// TestRecoveredFalseExcusesOnlyWhatItCovers closes the loophole where one
+// recovered:false excused every earlier loss in the room, of every origin,
+// whatever its reason (the old checker: lost 4, at c and after the frames only).
+func TestRecoveredFalseExcusesOnlyWhatItCovers(t *testing.T) {
+	w := newWorld()
+	none := map[*historytest.Client]time.Duration{w.a: 1 * ms, w.c: 1 * ms}
+	// d misses five events: us-east 1..3 and eu-west 1 (all epoch e1)...
+	w.publish(w.a, 100*ms, "tenant:1", "u1", "us-east", 1, none)
+	w.publish(w.a, 110*ms, "tenant:1", "u2", "us-east", 2, none)
+	w.publish(w.c, 120*ms, "tenant:1", "w1", "eu-west", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms})
+	w.publish(w.a, 130*ms, "tenant:1", "u3", "us-east", 3, none)
+	// ...then an unasked history_trimmed naming us-east up to 2 excuses u1
+	// and u2 only: not u3 (above the position), not w1 (another origin).
+	w.d.SubscribedAt(200*ms, "tenant:1", false, "history_trimmed", `{"us-east":2}`, `{"us-east":"e1"}`)
+	// b resumes after a drop and is told epoch_changed for us-east (new
+	// epoch e2 at position 1): every us-east event of e1 it missed is
+	// excused, and e2's oseq 1; so is eu-west's w1, at the position the
+	// answer names for eu-west (an answer replays nothing: live starts
+	// after its positions); not e2's oseq 2, published after.
+	w.bb.Disconnect(105 * ms)
+	w.bb.Connect(300*ms, "us-east", "gw-2")
+	w.bb.ResumeFrom(301*ms, "tenant:1", `{"us-east":0}`, `{"us-east":"e1"}`)
+	w.bb.ResumeFrom(301*ms, "local:1", `{"us-east":0}`, `{"us-east":"e1"}`)
+	w.a.Publish(250*ms, "tenant:1", "m-n1")
+	w.a.Ack(252*ms, "m-n1", "ev-n1", 1)
+	w.a.SubscribedAt(253*ms, "tenant:1", false, "epoch_changed", `{"us-east":0}`, `{"us-east":"e2"}`) // unasked, before the new life
+	w.a.Message(253*ms, "tenant:1", "ev-n1", "us-east", 1, "e2")
+	w.a.Publish(260*ms, "tenant:1", "m-n2")
+	w.a.Ack(262*ms, "m-n2", "ev-n2", 2)
+	w.a.Message(263*ms, "tenant:1", "ev-n2", "us-east", 2, "e2")
+	w.bb.SubscribedAt(310*ms, "tenant:1", false, "epoch_changed", `{"us-east":1,"eu-west":1}`, `{"us-east":"e2","eu-west":"e1"}`)
+	w.bb.SubscribedAt(311*ms, "local:1", true, "", `{}`, `{}`)
+	r := w.check(t, time.Second)
+	// d: u1, u2 announced; u3, w1 lost; n1, n2 lost (published after).
+	// bb: u1, u2, u3, w1, n1 announced; n2 lost. c: w1, n1, n2 lost.
+	want(t, r, map[string]float64{"published": 6, "delivered": 6 + 1 + 2, "lost": 4 + 1 + 3, "unrecoverable_announced": 2 + 5,
+		"announced_epoch_changes": 1, "disconnects": 1, "failovers": 1})
+	got := map[string][]string{}
+	for _, l := range r.Examples["lost"] {
+		got[l.Client] = append(got[l.Client], l.Event)
+	}
+	for who, evs := range map[string]string{"c-ap-southeast-d": "ev-u3,ev-w1,ev-n1,ev-n2", "c-us-east-b": "ev-n2", "c-eu-west-c": "ev-w1,ev-n1,ev-n2"} {
+		slices.Sort(got[who])
+		e := strings.Split(evs, ",")
+		slices.Sort(e)
+		if !slices.Equal(got[who], e) {
+			t.Errorf("lost by %s: %v, want %v", who, got[who], e)
+		}
+	}
+	if l := r.Examples["lost"]; !strings.Contains(exampleOf(l, "c-ap-southeast-d", "ev-u3"),
+		"1 recovered:false frame(s) for it, none covering this event (the last: subscribed recovered:false (history_trimmed) for tenant:1 at 0.200s, unasked, position {us-east: 2 (epoch e1)})") {
+		t.Errorf("lost example of u3 at d: %q", exampleOf(l, "c-ap-southeast-d", "ev-u3"))
+	}
+}
+
+func exampleOf(ex []check.Example, client, event string) string {
+	for _, e := range ex {
+		if e.Client == client && e.Event == event {
+			return e.Text
+		}
+	}
+	return ""
+}
+
+// TestLeaked closes the loophole where a region-local room's events that
+// reached another region were seen by no one: a client of eu-west in
+// us-east's local room (a leak probe) that receives a us-east event there
+// is a leak, as is a federated room's event in a region that does not
+// federate it (the old checker: nothing).
+func TestLeaked(t *testing.T) {
+	b := historytest.New(historytest.ThreeRegions("leak"))
+	meta := historytest.ThreeRegions("leak")
+	meta.Federate["ap-southeast"] = []string{"eu:*"}
+	b = historytest.New(meta)
+	a := b.Client("c-us-east-a", "us-east")
+	a.Connect(10*ms, "us-east", "gw-1")
+	p := b.Client("p-eu-west", "eu-west")
+	p.Connect(10*ms, "eu-west", "gw-1")
+	q := b.Client("p-ap-southeast", "ap-southeast")
+	q.Connect(10*ms, "ap-southeast", "gw-1")
+	for _, cl := range []*historytest.Client{a, p} {
+		cl.Subscribe(11*ms, "local:us-east:1")
+		cl.Subscribed(12*ms, "local:us-east:1", true, "")
+	}
+	q.Subscribe(11*ms, "tenant:1")
+	q.Subscribed(12*ms, "tenant:1", true, "")
+	a.Publish(100*ms, "local:us-east:1", "m-1")
+	a.Ack(102*ms, "m-1", "ev-1", 1)
+	a.Message(103*ms, "local:us-east:1", "ev-1", "us-east", 1, "e1")
+	p.Message(150*ms, "local:us-east:1", "ev-1", "us-east", 1, "e1") // leaked into eu-west
+	q.Message(150*ms, "tenant:1", "ev-9", "us-east", 9, "e1")        // ap-southeast does not federate tenant:*
+	b.End(time.Second)
+	r := check.Check(b.History(t), check.Options{})
+	want(t, r, map[string]float64{"published": 1, "delivered": 3, "leaked": 2})
+	if l := r.Examples["leaked"]; len(l) != 2 || !strings.Contains(l[0].Text,
+		"p-eu-west received event ev-1 of local:us-east:1 (origin us-east, oseq 1) at 0.150s on connection 1 to eu-west, where local:us-east:1's events from us-east must never go (G7)") {
+		t.Errorf("leaked examples: %+v", l)
+	}
+	if v := r.Violations(); len(v) != 1 || v[0].Name != "leaked" || v[0].Count != 2 || v[0].Guarantee != "G7" {
+		t.Errorf("violations: %+v", v)
+	}
+}
+
+// TestUnwarrantedRecoveredFalse: a recovered:false answer to a resume that
+// the region had no cause for, by the rules of each reason, is a violation
+// of its own (G6); one with a cause is not.
+func TestUnwarrantedRecoveredFalse(t *testing.T) {
+	cases := []struct {
+		name, region, room, since, epochs, reason, position, posEpochs string
+		unwarranted                                                    bool
+	}{
+		{"federated room resumed in a region behind", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "ahead_of_history", `{"us-east":3}`, `{"us-east":"e1"}`, true},
+		{"own origin ahead: history lost", "us-east", "tenant:1", `{"us-east":9}`, `{"us-east":"e1"}`, "ahead_of_history", `{"us-east":5}`, `{"us-east":"e1"}`, false},
+		{"local room of another region", "eu-west", "local:us-east:1", `{"us-east":4}`, `{"us-east":"e1"}`, "ahead_of_history", `{}`, `{}`, false},
+		{"no epoch sent", "eu-west", "tenant:1", `{"us-east":5}`, "", "ahead_of_history", `{"us-east":3}`, `{"us-east":"e1"}`, false},
+		{"not ahead at all", "eu-west", "tenant:1", `{"us-east":2}`, "", "ahead_of_history", `{"us-east":3}`, `{"us-east":"e1"}`, true},
+		{"epoch the same", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":7}`, `{"us-east":"e1"}`, true},
+		{"epoch changed", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":2}`, `{"us-east":"e2"}`, false},
+		{"own epoch no longer held", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{}`, `{}`, false},
+		{"trimmed with nothing to replay", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "history_trimmed", `{"us-east":5}`, `{"us-east":"e1"}`, true},
+		{"trimmed with something missed", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "history_trimmed", `{"us-east":9000}`, `{"us-east":"e1"}`, false},
+		{"trimmed, an origin not named", "us-east", "tenant:1", `{}`, "", "history_trimmed", `{"eu-west":3}`, `{"eu-west":"e1"}`, false},
+		{"gap marked in a local room", "us-east", "local:us-east:1", `{"us-east":5}`, `{"us-east":"e1"}`, "gap_marked", `{"us-east":9}`, `{"us-east":"e1"}`, true},
+		{"gap marked in a federated room", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "gap_marked", `{"us-east":9}`, `{"us-east":"e1"}`, false},
+		{"a reason the protocol lacks", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "because", `{"us-east":9}`, `{"us-east":"e1"}`, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := historytest.New(historytest.ThreeRegions("unwarranted"))
+			cl := b.Client("c-1", "us-east")
+			cl.Connect(10*ms, tc.region, "gw-1")
+			cl.ResumeFrom(11*ms, tc.room, tc.since, tc.epochs)
+			cl.SubscribedAt(12*ms, tc.room, false, tc.reason, tc.position, tc.posEpochs)
+			b.End(time.Second)
+			r := check.Check(b.History(t), check.Options{})
+			n := 0
+			if tc.unwarranted {
+				n = 1
+			}
+			want(t, r, map[string]float64{"unwarranted_recovered_false": float64(n)})
+			if ex := r.Examples["unwarranted_recovered_false"]; n == 1 && (len(ex) != 1 || !strings.Contains(ex[0].Text, "c-1 resumed "+tc.room+" in "+tc.region+" with since")) {
+				t.Errorf("example: %+v", ex)
+			}
+		})
 	}
 }

@@ -33,8 +33,12 @@ func (c *checker) visible(room, origin, x int32) bool {
 	return v
 }
 
-// lost checks every coverage interval against the room's acked events.
-func (c *checker) lost() {
+// lost checks every obligation against the room's acked events: an event
+// published inside it and visible where the client was at that moment is
+// owed; owed and never received is lost unless an announcement excuses it
+// (unrecoverable_announced). It returns the lost count per client.
+func (c *checker) lost() map[int32]int {
+	lostBy := map[int32]int{}
 	byRoom := map[int32][]int32{}
 	for i := range c.events {
 		if ev := &c.events[i]; ev.acked {
@@ -62,44 +66,114 @@ func (c *checker) lost() {
 				}
 				for ; k < len(evs) && c.events[evs[k]].pubT < iv.to; k++ {
 					ev := &c.events[evs[k]]
-					if cs.received.has(evs[k]) || ev.origin < 0 || !c.visible(r, ev.origin, cs.region) {
+					if cs.received.has(evs[k]) || ev.origin < 0 {
 						continue
 					}
-					if rs.recFalseI >= 0 && rs.recFalseT > ev.pubT {
+					region := cs.regionAt(ev.pubT)
+					if !c.visible(r, ev.origin, region) {
+						continue
+					}
+					if a := excusedBy(rs.announced, ev, c.regions.name(ev.origin)); a != nil {
 						c.res.Counts.UnrecoverableAnnounced++
 						if c.wantExample("unrecoverable_announced") {
 							c.example("unrecoverable_announced", Example{Client: cs.name, Room: c.rooms.name(r), Event: ev.id,
-								T: history.Seconds(ev.pubT), Text: c.lostText(cs, r, iv, ev) + fmt.Sprintf(
-									"; but it received subscribed recovered:false (%s) for %s at %s, after the publish: announced",
-									orNone(rs.recReason), c.rooms.name(r), sec(rs.recFalseT))})
+								T: history.Seconds(ev.pubT), Text: c.lostText(cs, r, iv, ev, region) +
+									"; but it received " + a.describe(c.rooms.name(r)) + ", which covers it: announced"})
 						}
 						continue
 					}
 					c.res.Counts.Lost++
+					lostBy[cs.id]++
 					if c.wantExample("lost") {
 						c.example("lost", Example{Client: cs.name, Room: c.rooms.name(r), Event: ev.id,
-							T: history.Seconds(ev.pubT), Text: c.lostText(cs, r, iv, ev)})
+							T: history.Seconds(ev.pubT), Text: c.lostText(cs, r, iv, ev, region) + c.announcedText(rs, r)})
 					}
 				}
 			}
 		}
 	}
+	return lostBy
 }
 
-func (c *checker) lostText(cs *clientState, room int32, iv interval, ev *eventInfo) string {
+// excusedBy returns the first announcement that excuses ev, or nil.
+func excusedBy(as []announcement, ev *eventInfo, origin string) *announcement {
+	for i := range as {
+		if as[i].excuses(ev, origin) {
+			return &as[i]
+		}
+	}
+	return nil
+}
+
+// announcedText says, in a lost example, which recovered:false frames the
+// client did get for the room and that none covers the event.
+func (c *checker) announcedText(rs *roomState, room int32) string {
+	if len(rs.announced) == 0 {
+		return ""
+	}
+	a := &rs.announced[len(rs.announced)-1]
+	return fmt.Sprintf("; %d recovered:false frame(s) for it, none covering this event (the last: %s)", len(rs.announced), a.describe(c.rooms.name(room)))
+}
+
+// warranted counts a recovered:false answer to a resume that the region
+// had no cause for (unwarranted_recovered_false).
+func (c *checker) warranted(cs *clientState, room int32, a *announcement) {
+	if a.region < 0 {
+		return // no welcome: which region answered is unknown
+	}
+	why := a.warrant(c.regions.name(a.region), func(origin string) bool {
+		return c.visible(room, c.regions.id(origin), a.region)
+	})
+	if why == "" {
+		return
+	}
+	c.res.Counts.UnwarrantedRecoveredFalse++
+	if c.wantExample("unwarranted_recovered_false") {
+		c.example("unwarranted_recovered_false", Example{Client: cs.name, Room: c.rooms.name(room), T: history.Seconds(a.t),
+			Text: fmt.Sprintf("%s resumed %s in %s with since %s and got %s: %s",
+				cs.name, c.rooms.name(room), c.regions.name(a.region), positions(a.asked.Since, a.asked.Epochs), a.describe(c.rooms.name(room)), why)})
+	}
+}
+
+// endedDisconnected counts the clients that owed rooms at the end of the
+// run and were not connected then (they gave up, or never came back).
+func (c *checker) endedDisconnected(lostBy map[int32]int) {
+	for _, cs := range c.clients {
+		if cs.endUp || len(cs.endOwes) == 0 {
+			continue
+		}
+		c.res.Counts.EndedDisconnected++
+		if !c.wantExample("ended_disconnected") {
+			continue
+		}
+		rooms := make([]string, len(cs.endOwes))
+		for i, r := range cs.endOwes {
+			rooms[i] = c.rooms.name(r)
+		}
+		slices.Sort(rooms)
+		c.example("ended_disconnected", Example{Client: cs.name, T: history.Seconds(cs.lastDown),
+			Text: fmt.Sprintf("%s ended the run disconnected (since %s: %s) while subscribed to %s; it missed %d event(s) it was owed",
+				cs.name, sec(cs.lastDown), orNone(cs.lastErr), strings.Join(rooms, ", "), lostBy[cs.id])})
+	}
+}
+
+func (c *checker) lostText(cs *clientState, room int32, iv interval, ev *eventInfo, at int32) string {
 	rn := c.rooms.name(room)
-	region := c.regions.name(cs.region)
+	region := c.regions.name(at)
 	var until string
 	switch iv.why {
 	case endRun:
 		until = "stayed subscribed to the end"
+		if !cs.endUp {
+			until += fmt.Sprintf(" (disconnected at the end, since %s)", sec(cs.lastDown))
+		}
 	case endUnsub:
 		until = "stayed subscribed until it unsubscribed at " + sec(iv.to)
 	default:
-		until = "stayed subscribed until its last disconnect at " + sec(iv.to)
+		until = "stayed subscribed until its owner closed it at " + sec(iv.to)
 	}
 	var vis string
-	if ev.origin == cs.region {
+	if ev.origin == at {
 		vis = fmt.Sprintf("the event was published in %s, the client's own region", region)
 	} else {
 		vis = fmt.Sprintf("%s is federated from %s to %s", rn, c.regions.name(ev.origin), region)
@@ -108,7 +182,7 @@ func (c *checker) lostText(cs *clientState, room int32, iv interval, ev *eventIn
 	if ev.publisher >= 0 {
 		publisher = c.clients[ev.publisher].name
 	}
-	return fmt.Sprintf("%s subscribed to %s at %s in %s and %s; %s; event %s (oseq %d) was published by %s at %s and acked at %s, and never reached %s",
+	return fmt.Sprintf("%s subscribed to %s at %s, was in %s when the event was published, and %s; %s; event %s (oseq %d) was published by %s at %s and acked at %s, and never reached %s",
 		cs.name, rn, sec(iv.from), region, until, vis, ev.id, ev.oseq, publisher, sec(ev.pubT), sec(ev.ackT), cs.name)
 }
 

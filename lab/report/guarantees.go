@@ -46,11 +46,16 @@ func guarantees(r *check.Result) []guarantee {
 	c := r.Counts
 	gs := []guarantee{
 		{ID: "G5–G7", Title: "Nothing lost silently",
-			Says: "Every acked event reaches every client that covered its room, or the client is told with recovered:false.",
+			Says: "Every acked event reaches every client subscribed to its room, through disconnects, or the client is told with a recovered:false that covers that event.",
 			Counts: []count{{"published", c.Published, false}, {"delivered", c.Delivered, false},
 				{"lost", c.Lost, true}, {"unrecoverable_announced", c.UnrecoverableAnnounced, false},
+				{"unwarranted_recovered_false", c.UnwarrantedRecoveredFalse, true}, {"not_resumed", c.NotResumed, true},
 				{"unacked", c.Unacked, false}},
 			Exercised: c.Published > 0},
+		{ID: "G7", Title: "Region scoping",
+			Says:      "A region-local room's events never leave their region; a federated room's reach only regions that federate it.",
+			Counts:    []count{{"leaked", c.Leaked, true}},
+			Exercised: c.Delivered > 0},
 		{ID: "G3", Title: "No duplicates",
 			Says:      "A client never receives the same event id twice for a room.",
 			Counts:    []count{{"duplicated", c.Duplicated, true}},
@@ -72,7 +77,7 @@ func guarantees(r *check.Result) []guarantee {
 		{ID: "G8", Title: "Region failover",
 			Says: "A client whose region dies reaches a healthy region and resumes its rooms within the bound.",
 			Counts: []count{{"disconnects", c.Disconnects, false}, {"failovers", c.Failovers, false},
-				{"failover_unfinished", c.FailoverUnfinished, true}},
+				{"failover_unfinished", c.FailoverUnfinished, true}, {"ended_disconnected", c.EndedDisconnected, true}},
 			Exercised: c.Disconnects > 0 || c.Failovers > 0 || c.FailoverUnfinished > 0},
 	}
 	known := map[string]bool{}

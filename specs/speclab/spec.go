@@ -128,6 +128,11 @@ func ExpectNothingSilent(c check.Counts, minDelivered int) {
 	gomega.Expect(c.Gaps).To(gomega.BeZero(), "unannounced gaps (G2)")
 	gomega.Expect(c.RegionOrder).To(gomega.BeZero(), "region order disagreements (G1)")
 	gomega.Expect(c.SilentEpochChanges).To(gomega.BeZero(), "silent epoch changes (G6)")
+	gomega.Expect(c.Leaked).To(gomega.BeZero(), "events outside the regions their room reaches (G7)")
+	gomega.Expect(c.UnwarrantedRecoveredFalse).To(gomega.BeZero(), "recovered:false answers the region had no cause for (G6)")
+	gomega.Expect(c.NotResumed).To(gomega.BeZero(), "reconnects that subscribed without since (G6)")
+	gomega.Expect(c.EndedDisconnected).To(gomega.BeZero(), "clients disconnected at the end (G8)")
+	gomega.Expect(c.FailoverUnfinished).To(gomega.BeZero(), "failovers not finished by the end (G8)")
 }
 
 // StartLab brings topo up for a spec that drives the lab itself instead of

@@ -109,8 +109,9 @@ func GatewayMetric(l *lab.Lab, name string) (float64, error) {
 // Summary formats the counts a spec is judged on, for the suite's table.
 func Summary(o *run.Outcome) string {
 	c := o.Result.Counts
-	return fmt.Sprintf("published %d, delivered %d, lost %d, duplicated %d, reordered %d, gaps %d, region_order %d, announced %d, retried %d, failovers %d",
-		c.Published, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Gaps, c.RegionOrder, c.UnrecoverableAnnounced, c.Retried, c.Failovers)
+	return fmt.Sprintf("published %d, delivered %d, lost %d, duplicated %d, reordered %d, gaps %d, region_order %d, leaked %d, announced %d, unwarranted %d, not_resumed %d, ended_disconnected %d, retried %d, failovers %d",
+		c.Published, c.Delivered, c.Lost, c.Duplicated, c.Reordered, c.Gaps, c.RegionOrder, c.Leaked, c.UnrecoverableAnnounced,
+		c.UnwarrantedRecoveredFalse, c.NotResumed, c.EndedDisconnected, c.Retried, c.Failovers)
 }
 
 // Faulty is the breakage the lab's binaries run with (GEOLAB_FAULTY, read

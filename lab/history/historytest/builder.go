@@ -126,6 +126,27 @@ func (c *Client) Resume(at time.Duration, room string) {
 	c.frame(at, client.Out, "type", protocol.TypeSubscribe, "room", room, "since", `={"us-east":1}`)
 }
 
+// ResumeFrom sends a subscribe with since and epochs given as JSON
+// objects, e.g. `{"us-east":3}` and `{"us-east":"e1"}` (epochs "" leaves
+// the field out).
+func (c *Client) ResumeFrom(at time.Duration, room, since, epochs string) {
+	if epochs == "" {
+		c.frame(at, client.Out, "type", protocol.TypeSubscribe, "room", room, "since", "="+since)
+		return
+	}
+	c.frame(at, client.Out, "type", protocol.TypeSubscribe, "room", room, "since", "="+since, "epochs", "="+epochs)
+}
+
+// SubscribedAt receives a subscribed frame with its position and epochs
+// given as JSON objects, e.g. `{"us-east":20}` and `{"us-east":"e1"}`.
+func (c *Client) SubscribedAt(at time.Duration, room string, recovered bool, reason, position, epochs string) {
+	kv := []string{"type", protocol.TypeSubscribed, "room", room, "recovered", "=" + strconv.FormatBool(recovered), "missed", "=0"}
+	if reason != "" {
+		kv = append(kv, "reason", reason)
+	}
+	c.frame(at, client.In, append(kv, "position", "="+position, "epochs", "="+epochs)...)
+}
+
 // Subscribed receives a subscribed frame.
 func (c *Client) Subscribed(at time.Duration, room string, recovered bool, reason string) {
 	rec := "=false"
