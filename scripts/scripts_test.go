@@ -815,7 +815,7 @@ esac; exit 0`),
 		if got := log(t, env["GO"]); strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("go calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		if g := log(t, env["GINKGO"]); len(g) != 1 || g[0] != "--label-filter=amplification || resubscribe --timeout 10m ./specs/chaos" {
+		if g := log(t, env["GINKGO"]); len(g) != 1 || g[0] != "-r --label-filter=amplification || resubscribe --junit-report=junit.xml --json-report=report.json --output-dir=reports --keep-going --timeout 25m ./specs" {
 			t.Errorf("ginkgo calls: %q", g)
 		}
 	})
@@ -837,10 +837,14 @@ esac; exit 0`),
 			t.Errorf("want a failure before fuzzing:\n%s", r)
 		}
 	})
-	t.Run("CHAOS_SMOKE empty", func(t *testing.T) {
+	t.Run("CHAOS_SMOKE empty: the whole chaos suite, as make chaos", func(t *testing.T) {
 		env := setup(t)
+		env["DOCKER_SMOKE"] = "0"
 		delete(env, "CHAOS_SMOKE")
-		expect(t, run(t, env, "test.sh"), 2, "CHAOS_SMOKE is empty")
+		expect(t, run(t, env, "test.sh"), 0, "")
+		if g := log(t, env["GINKGO"]); len(g) != 1 || !strings.HasPrefix(g[0], "-r --label-filter= --junit-report=junit.xml") {
+			t.Errorf("ginkgo calls: %q", g)
+		}
 	})
 }
 

@@ -20,18 +20,23 @@
 // X == O, or R matches a federated pattern of O and one of X (meta.federate,
 // '*' matching any run of characters).
 //
-// Coverage. Client S covers room R from the time it received its first
-// subscribed frame for R until it sent an unsubscribe for R; a new
-// subscribed after that starts a new interval. An interval still open at the
-// end lasts to the end of the run if S's last connection is up and received
-// a subscribed frame for R, else to S's last disconnect. S's region for
-// visibility is the region of its last welcome.
+// Obligation. Client S owes room R from the time it received its first
+// subscribed frame for R until it sent an unsubscribe for R, its owner
+// closed it, or the run ended; disconnects do not end it. A new subscribed
+// after an unsubscribe starts a new interval. S's region for an event is
+// the region of its last welcome at the event's publish time.
 //
-// lost: an acked event E of R is expected at S when its publish time falls
-// strictly inside one of S's coverage intervals of R and E is visible in S's
-// region. Expected and never received is lost, unless S received a
-// subscribed frame with recovered:false for R after E's publish time: then
-// it is unrecoverable_announced.
+// lost: an acked event E of R is owed to S when its publish time falls
+// strictly inside one of S's intervals of R and E is visible in S's region
+// then. Owed and never received is lost, unless a recovered:false frame S
+// received for R after E's publish covers E (excuse.go: by its reason, the
+// origins, positions and epochs it names): then it is
+// unrecoverable_announced. leaked: a message received on a connection to a
+// region its room's events from its origin must not reach (G7).
+// unwarranted_recovered_false: a recovered:false answer to a resume the
+// region had no cause for. not_resumed: a live subscribe on a new
+// connection for a room still owed. ended_disconnected: a client owing
+// rooms and not connected at the end.
 //
 // duplicated: every message frame whose event id the client already
 // received (for the same room) counts once.
@@ -520,6 +525,10 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	}
 	rs.pendingAsk = nil
 	if !e.Recovered {
+		if c.res.RecoveredFalse == nil {
+			c.res.RecoveredFalse = map[string]int{}
+		}
+		c.res.RecoveredFalse[e.Reason]++
 		rs.recFalseI = i
 		a := newAnnouncement(e, ask, cs.connRegion(e.Conn))
 		rs.announced = append(rs.announced, a)

@@ -600,6 +600,17 @@ func TestRecoveredFalseExcusesOnlyWhatItCovers(t *testing.T) {
 			t.Errorf("lost by %s: %v, want %v", who, got[who], e)
 		}
 	}
+	if rf := r.RecoveredFalse; len(rf) != 2 || rf["history_trimmed"] != 1 || rf["epoch_changed"] != 2 {
+		t.Errorf("recovered_false by reason: %v", rf)
+	}
+	for _, m := range []struct {
+		labels []string
+		want   float64
+	}{{nil, 3}, {[]string{"epoch_changed"}, 2}, {[]string{"gap_marked"}, 0}} {
+		if v, err := r.Value("recovered_false", m.labels...); err != nil || v != m.want {
+			t.Errorf("recovered_false%v = %v, %v; want %v", m.labels, v, err, m.want)
+		}
+	}
 	if l := r.Examples["lost"]; !strings.Contains(exampleOf(l, "c-ap-southeast-d", "ev-u3"),
 		"1 recovered:false frame(s) for it, none covering this event (the last: subscribed recovered:false (history_trimmed) for tenant:1 at 0.200s, unasked, position {us-east: 2 (epoch e1)})") {
 		t.Errorf("lost example of u3 at d: %q", exampleOf(l, "c-ap-southeast-d", "ev-u3"))

@@ -19,6 +19,10 @@ type Result struct {
 	Ended    bool    `json:"ended"`
 
 	Counts Counts `json:"counts"`
+	// RecoveredFalse counts the subscribed frames with recovered:false the
+	// clients received, by reason ("" when none was given), so that a spec
+	// can say which reasons its faults may cause.
+	RecoveredFalse map[string]int `json:"recovered_false,omitempty"`
 	// Examples holds up to Options.Examples examples per finding, keyed by
 	// the finding's metric name (lost, duplicated, reordered, gaps,
 	// silent_epoch_changes, region_order, unrecoverable_announced,
@@ -65,6 +69,20 @@ type Counts struct {
 	// covered, sent on a new connection after a disconnect (a resume owed
 	// and not asked for).
 	NotResumed int `json:"not_resumed"`
+
+	// Lab counts: what lab/run found in the lab itself after the quiesce
+	// (lab/invariant), for breakages no client sees on the wire. Zero in a
+	// Result of a history alone.
+
+	// HistoryDuplicates: entries of a room's stored history repeating an
+	// event it already holds (G3, G7).
+	HistoryDuplicates int `json:"history_duplicates"`
+	// OutboxEchoes: outbox entries of another origin than the outbox's
+	// region (G7's loop prevention).
+	OutboxEchoes int `json:"outbox_echoes"`
+	// PatternSubscriptions: pattern subscriptions open on a region's Redis
+	// with targeted gateways (G9).
+	PatternSubscriptions int `json:"pattern_subscriptions"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -80,6 +98,7 @@ var violationCounts = []struct{ name, guarantee string }{
 	{"lost", "G5–G8"}, {"leaked", "G7"}, {"duplicated", "G3"}, {"reordered", "G2"}, {"gaps", "G2"},
 	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
 	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
+	{"history_duplicates", "G3"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
 }
 
 // ViolationNames lists the counts Violations looks at.
@@ -201,7 +220,9 @@ func (r *Result) Metric(name string, labels ...string) (float64, bool) {
 var Metrics = []string{
 	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
-	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed", "duration",
+	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
+	"history_duplicates", "outbox_echoes", "pattern_subscriptions", "duration",
+	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
 	"cross_region_{p50,p90,p99,max}", "cross_region_{p50,p90,p99,max}{a,b}",
@@ -242,6 +263,8 @@ func (r *Result) Value(name string, labels ...string) (float64, error) {
 	switch name {
 	case "replication_lag_max", "replication_lag_p99", "lag_warn_seconds", "lag_alert_seconds":
 		return r.lag(name, labels)
+	case "recovered_false":
+		return r.recoveredFalse(labels)
 	}
 	return 0, fmt.Errorf("unknown metric %q (known: %s)", name, strings.Join(Metrics, ", "))
 }
@@ -289,10 +312,32 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.EndedDisconnected), true
 	case "not_resumed":
 		return float64(c.NotResumed), true
+	case "history_duplicates":
+		return float64(c.HistoryDuplicates), true
+	case "outbox_echoes":
+		return float64(c.OutboxEchoes), true
+	case "pattern_subscriptions":
+		return float64(c.PatternSubscriptions), true
 	case "duration":
 		return r.Duration, true
 	}
 	return 0, false
+}
+
+// recoveredFalse is the number of recovered:false frames, of one reason or
+// of all.
+func (r *Result) recoveredFalse(labels []string) (float64, error) {
+	switch len(labels) {
+	case 0:
+		n := 0
+		for _, v := range r.RecoveredFalse {
+			n += v
+		}
+		return float64(n), nil
+	case 1:
+		return float64(r.RecoveredFalse[labels[0]]), nil
+	}
+	return 0, fmt.Errorf("recovered_false takes no labels or {reason}, not %d label(s)", len(labels))
 }
 
 func cutLast(name string) (base, stat string, ok bool) {

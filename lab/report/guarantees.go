@@ -54,11 +54,11 @@ func guarantees(r *check.Result) []guarantee {
 			Exercised: c.Published > 0},
 		{ID: "G7", Title: "Region scoping",
 			Says:      "A region-local room's events never leave their region; a federated room's reach only regions that federate it.",
-			Counts:    []count{{"leaked", c.Leaked, true}},
+			Counts:    []count{{"leaked", c.Leaked, true}, {"outbox_echoes", c.OutboxEchoes, true}},
 			Exercised: c.Delivered > 0},
 		{ID: "G3", Title: "No duplicates",
 			Says:      "A client never receives the same event id twice for a room.",
-			Counts:    []count{{"duplicated", c.Duplicated, true}},
+			Counts:    []count{{"duplicated", c.Duplicated, true}, {"history_duplicates", c.HistoryDuplicates, true}},
 			Exercised: c.Delivered > 0},
 		{ID: "G4", Title: "Idempotent publish",
 			Says:      "A publish retried with the same client message id yields one event and the same ack; duplicates would show under G3.",
@@ -79,6 +79,10 @@ func guarantees(r *check.Result) []guarantee {
 			Counts: []count{{"disconnects", c.Disconnects, false}, {"failovers", c.Failovers, false},
 				{"failover_unfinished", c.FailoverUnfinished, true}, {"ended_disconnected", c.EndedDisconnected, true}},
 			Exercised: c.Disconnects > 0 || c.Failovers > 0 || c.FailoverUnfinished > 0},
+		{ID: "G9", Title: "Targeted fan-out",
+			Says:      "A gateway subscribes to the rooms it hosts, never by pattern: a publish reaches only the nodes hosting its room.",
+			Counts:    []count{{"pattern_subscriptions", c.PatternSubscriptions, true}},
+			Exercised: c.Published > 0},
 	}
 	known := map[string]bool{}
 	for i := range gs {

@@ -14,13 +14,16 @@ var _ = Describe("G7 federation across partitions", Label("partition"), func() {
 	pairs := [][2]string{{"us-east", "eu-west"}, {"us-east", "ap-southeast"}, {"eu-west", "ap-southeast"}}
 	for i, p := range pairs {
 		It(fmt.Sprintf("catches up after every partition kind between %s and %s", p[0], p[1]), func() {
-			// reset both ways, blackhole both ways, reset one way, blackhole one
-			// way: 5 s each, 2 s apart.
+			// reset both ways, blackhole both ways (8 s: past the 5 s alert
+			// threshold), reset one way, blackhole one way: 5 s each, 2 s apart.
 			var steps []speclab.Step
 			at := 3 * time.Second
-			for _, k := range []struct{ mode, dir string }{{"reset", "both"}, {"blackhole", "both"}, {"reset", "one"}, {"blackhole", "one"}} {
-				steps = append(steps, speclab.At(at, speclab.Partition(p[0], p[1]).Mode(k.mode).Direction(k.dir).For(5*time.Second)))
-				at += 7 * time.Second
+			for _, k := range []struct {
+				mode, dir string
+				d         time.Duration
+			}{{"reset", "both", 5 * time.Second}, {"blackhole", "both", 8 * time.Second}, {"reset", "one", 5 * time.Second}, {"blackhole", "one", 5 * time.Second}} {
+				steps = append(steps, speclab.At(at, speclab.Partition(p[0], p[1]).Mode(k.mode).Direction(k.dir).For(k.d)))
+				at += k.d + 2*time.Second
 			}
 			out, c := speclab.Play(speclab.Spec{
 				Name: fmt.Sprintf("partition-%s-%s", p[0], p[1]), Topology: "three-region", Seed: int64(61 + i),
@@ -32,6 +35,17 @@ var _ = Describe("G7 federation across partitions", Label("partition"), func() {
 			lag, err := out.Result.Value("replication_lag_max", p[1], p[0])
 			Expect(err).NotTo(HaveOccurred())
 			Expect(lag).To(BeNumerically(">=", 1.0), "the lag of %s from %s never crossed the warn threshold during the partitions", p[1], p[0])
+			// Both directions cross the 1 s warning and the 5 s alert during
+			// the 8 s blackhole, and are back to ok after the heal.
+			for _, d := range [][2]string{{p[1], p[0]}, {p[0], p[1]}} {
+				warn, err := out.Result.Value("lag_warn_seconds", d[0], d[1])
+				Expect(err).NotTo(HaveOccurred())
+				Expect(warn).To(BeNumerically(">", 0), "%s applying %s's events never reached the warn threshold", d[0], d[1])
+				alert, err := out.Result.Value("lag_alert_seconds", d[0], d[1])
+				Expect(err).NotTo(HaveOccurred())
+				Expect(alert).To(BeNumerically(">", 0), "%s applying %s's events never reached the 5 s alert threshold in an 8 s blackhole", d[0], d[1])
+			}
+			speclab.ExpectLagBackToOK(out.Result, p[0], p[1])
 		})
 	}
 })

@@ -40,12 +40,13 @@ var _ = Describe("G5 resubscribe-on-reconnect", Label("resubscribe"), func() {
 	})
 
 	It("announces a Redis that lost its data: a new epoch, never a silent renumbering", func() {
-		_, c := speclab.Play(speclab.Spec{
+		out, c := speclab.Play(speclab.Spec{
 			Name: "resubscribe-lost-data", Topology: "three-region", Seed: 44,
 			Workload: speclab.Workload(14 * time.Second),
 			Steps:    []speclab.Step{speclab.At(5*time.Second, speclab.RedisRestart("us-east").LoseData())},
 		})
 		speclab.ExpectNothingSilent(c, 2500)
 		Expect(c.AnnouncedEpochChanges).To(BeNumerically(">", 0), "us-east's sequences restarted without a new epoch being announced")
+		speclab.ExpectReasons(out.Result, "epoch_changed")
 	})
 })

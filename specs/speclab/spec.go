@@ -12,6 +12,7 @@ import (
 	"github.com/geolab/geolab/lab/check"
 	"github.com/geolab/geolab/lab/expect"
 	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/history"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/topology"
@@ -149,4 +150,37 @@ func StartLab(topo *topology.Topology, sub string, gatewayArgs ...string) (*lab.
 	tok, err := l.Token(sub, []string{"*"}, []string{"*"}, time.Hour)
 	gomega.Expect(err).NotTo(gomega.HaveOccurred())
 	return l, tok
+}
+
+// FailoverBound is G8's bound for a topology of topologies/: the resolver's
+// answer TTL (resolver.ttl) plus 2 s, read from the file so that it is
+// written once.
+func FailoverBound(topologyName string) time.Duration {
+	ginkgo.GinkgoHelper()
+	topo, err := Topology(topologyName)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	return topo.Resolver.TTL + 2*time.Second
+}
+
+// ExpectReasons asserts that every recovered:false the clients received
+// gave one of the reasons a spec's faults may cause (docs/protocol.md).
+func ExpectReasons(r *check.Result, allowed ...string) {
+	ginkgo.GinkgoHelper()
+	for reason, n := range r.RecoveredFalse {
+		gomega.Expect(allowed).To(gomega.ContainElement(reason),
+			"%d recovered:false frame(s) gave reason %q, which this spec's faults cannot cause (allowed: %v)", n, reason, allowed)
+	}
+}
+
+// ExpectLagBackToOK asserts that the last replication-lag sample of each
+// direction between regions a and b (a applying b's events, and b applying
+// a's) says ok: the links recovered after the heal.
+func ExpectLagBackToOK(r *check.Result, a, b string) {
+	ginkgo.GinkgoHelper()
+	for _, link := range []string{a + "->" + b, b + "->" + a} {
+		pts := r.Timeline.Lag[link]
+		gomega.Expect(pts).NotTo(gomega.BeEmpty(), "no lag samples of link %s", link)
+		last := pts[len(pts)-1]
+		gomega.Expect(last.State).To(gomega.Equal(history.LagOK), "link %s ended in state %q (%.2fs) at %.1fs", link, last.State, last.Seconds, last.T)
+	}
 }

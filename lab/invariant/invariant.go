@@ -1,0 +1,163 @@
+// Package invariant looks at the lab itself after a run quiesced, for the
+// breakages no client can see on the wire: an event stored twice in a
+// region's history, an event echoed into an outbox that is not its
+// origin's, a gateway subscribed by pattern. Each is a count, so that a run
+// is judged on them the way the checker judges the history
+// (docs/checker.md, "Lab counts").
+//
+//	run quiesced ─▶ Check(lab) ─▶ Counts ─▶ check.Result (lab counts) ─▶ Violations
+package invariant
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/lab"
+)
+
+// Counts are what Check found, with up to a few examples each in words.
+type Counts struct {
+	// HistoryDuplicates: stream entries of a room's history that repeat an
+	// event (origin, epoch, oseq) the history already holds: an apply or a
+	// retry that was not idempotent (G3, G7).
+	HistoryDuplicates int
+	// OutboxEchoes: outbox entries of another origin than the outbox's
+	// region: a bridge that forwarded what it applied (G7's loop
+	// prevention).
+	OutboxEchoes int
+	// PatternSubscriptions: pattern subscriptions open on a region's Redis
+	// while its gateways run in targeted mode: every node receives every
+	// publish (G9).
+	PatternSubscriptions int
+	// Examples by count name (history_duplicates, outbox_echoes,
+	// pattern_subscriptions).
+	Examples map[string][]string
+}
+
+// maxExamples is how many examples of each count Check keeps.
+const maxExamples = 5
+
+func (c *Counts) example(name, format string, args ...any) {
+	if c.Examples == nil {
+		c.Examples = map[string][]string{}
+	}
+	if len(c.Examples[name]) < maxExamples {
+		c.Examples[name] = append(c.Examples[name], fmt.Sprintf(format, args...))
+	}
+}
+
+// Options tune Check.
+type Options struct {
+	// PatternMode is true when the gateways were started with
+	// --subscribe-mode pattern on purpose: pattern subscriptions are then
+	// expected and not counted.
+	PatternMode bool
+}
+
+// Check reads every region's Redis of l: every room history stream
+// (geolab:h:{ROOM}), the region's outbox and its pattern subscriptions. An
+// error means it could not look (a Redis that does not answer), never that
+// it found something.
+func Check(ctx context.Context, l *lab.Lab, opts Options) (Counts, error) {
+	var c Counts
+	for _, region := range l.Topology().RegionNames() {
+		rc, err := l.Region(region).RedisClient()
+		if err != nil {
+			return c, fmt.Errorf("invariant: redis of %s: %w", region, err)
+		}
+		err = c.region(ctx, rc, region, opts)
+		rc.Close()
+		if err != nil {
+			return c, fmt.Errorf("invariant: %s: %w", region, err)
+		}
+	}
+	return c, nil
+}
+
+func (c *Counts) region(ctx context.Context, rc *redis.Client, region string, opts Options) error {
+	keys, err := scanKeys(ctx, rc, "geolab:h:{*}")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := c.history(ctx, rc, region, k); err != nil {
+			return err
+		}
+	}
+	outbox := broker.OutboxKey(region)
+	if err := eachEntry(ctx, rc, outbox, func(e redis.XMessage) {
+		if o := fmt.Sprint(e.Values["o"]); o != region {
+			c.OutboxEchoes++
+			c.example("outbox_echoes", "the outbox of %s holds an event of origin %s (entry %s): a bridge forwarded what it applied", region, o, e.ID)
+		}
+	}); err != nil {
+		return err
+	}
+	if opts.PatternMode {
+		return nil
+	}
+	n, err := rc.PubSubNumPat(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("PUBSUB NUMPAT: %w", err)
+	}
+	if n > 0 {
+		c.PatternSubscriptions += int(n)
+		c.example("pattern_subscriptions", "the Redis of %s has %d pattern subscription(s) open though the gateways run in targeted mode: every node receives every publish", region, n)
+	}
+	return nil
+}
+
+// history counts the entries of one room history stream that repeat an
+// event it already holds.
+func (c *Counts) history(ctx context.Context, rc *redis.Client, region, key string) error {
+	seen := map[string]string{}
+	return eachEntry(ctx, rc, key, func(e redis.XMessage) {
+		id := fmt.Sprint(e.Values["o"], "/", e.Values["e"], "/", e.Values["q"])
+		if first, dup := seen[id]; dup {
+			c.HistoryDuplicates++
+			c.example("history_duplicates", "%s's %s holds event %s (origin/epoch/oseq) twice: entries %s and %s", region, key, id, first, e.ID)
+			return
+		}
+		seen[id] = e.ID
+	})
+}
+
+// page is how many stream entries one XRANGE reads.
+const page = 1000
+
+// eachEntry calls f on every entry of stream key, page by page.
+func eachEntry(ctx context.Context, rc *redis.Client, key string, f func(redis.XMessage)) error {
+	start := "-"
+	for {
+		entries, err := rc.XRangeN(ctx, key, start, "+", page).Result()
+		if err != nil {
+			return fmt.Errorf("XRANGE %s: %w", key, err)
+		}
+		for _, e := range entries {
+			f(e)
+		}
+		if len(entries) < page {
+			return nil
+		}
+		start = "(" + entries[len(entries)-1].ID
+	}
+}
+
+// scanKeys lists the keys matching pattern with SCAN (never KEYS: a
+// region's Redis may be large), sorted.
+func scanKeys(ctx context.Context, rc *redis.Client, pattern string) ([]string, error) {
+	var keys []string
+	iter := rc.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("SCAN %s: %w", pattern, err)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys), nil
+}
