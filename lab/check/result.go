@@ -83,6 +83,10 @@ type Counts struct {
 	// PatternSubscriptions: pattern subscriptions open on a region's Redis
 	// with targeted gateways (G9).
 	PatternSubscriptions int `json:"pattern_subscriptions"`
+	// ExtraEvents: events the regions created beyond one per publish the
+	// clients made (stored own-origin events − published − unacked, when
+	// above 0): a retry that became a second event (G4).
+	ExtraEvents int `json:"extra_events"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -98,7 +102,7 @@ var violationCounts = []struct{ name, guarantee string }{
 	{"lost", "G5–G8"}, {"leaked", "G7"}, {"duplicated", "G3"}, {"reordered", "G2"}, {"gaps", "G2"},
 	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
 	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
-	{"history_duplicates", "G3"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
+	{"history_duplicates", "G3"}, {"extra_events", "G4"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
 }
 
 // ViolationNames lists the counts Violations looks at.
@@ -221,7 +225,7 @@ var Metrics = []string{
 	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
-	"history_duplicates", "outbox_echoes", "pattern_subscriptions", "duration",
+	"history_duplicates", "extra_events", "outbox_echoes", "pattern_subscriptions", "duration",
 	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
@@ -318,6 +322,8 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.OutboxEchoes), true
 	case "pattern_subscriptions":
 		return float64(c.PatternSubscriptions), true
+	case "extra_events":
+		return float64(c.ExtraEvents), true
 	case "duration":
 		return r.Duration, true
 	}

@@ -33,6 +33,11 @@ type Counts struct {
 	// while its gateways run in targeted mode: every node receives every
 	// publish (G9).
 	PatternSubscriptions int
+	// OwnEvents: events the regions' histories hold of their own origin,
+	// each counted once: the events the gateways created. A run compares it
+	// with the publishes the clients made (G4: one event per client
+	// message id, however often retried).
+	OwnEvents int
 	// Examples by count name (history_duplicates, outbox_echoes,
 	// pattern_subscriptions).
 	Examples map[string][]string
@@ -123,6 +128,9 @@ func (c *Counts) history(ctx context.Context, rc *redis.Client, region, key stri
 			return
 		}
 		seen[id] = e.ID
+		if fmt.Sprint(e.Values["o"]) == region {
+			c.OwnEvents++
+		}
 	})
 }
 
