@@ -250,6 +250,31 @@ loop:
 	return cn.cause
 }
 
+// Reconnect drops the current connection abruptly, as a phone switching
+// networks loses it: no close frame, the socket is closed under the gateway.
+// The client then does what it does for any lost connection: it reports
+// StateDisconnected (Err ErrDropped, WillReconnect true), reconnects with its
+// usual backoff (through Resolve when set), resumes every room of its set
+// with since/epochs and resends every unacked publish. It reports whether
+// there was a live connection to drop: false while the client is between
+// connections, or once it has ended.
+func (c *Client) Reconnect() bool {
+	c.mu.Lock()
+	cn := c.cur
+	c.mu.Unlock()
+	if cn == nil || c.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case <-cn.done:
+		return false // already ending: the supervisor reconnects anyway
+	default:
+	}
+	cn.log.Info("connection dropped by Reconnect")
+	cn.end(connEnd{err: ErrDropped, reconnect: true})
+	return true
+}
+
 // sayGoodbye sends a normal close and waits, briefly, for the gateway's.
 func (c *Client) sayGoodbye(cn *conn) {
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "client closing")

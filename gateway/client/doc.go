@@ -26,6 +26,14 @@
 // message yet) and the gateway replays exactly what was missed (G6):
 // Subscribed.Recovered is true, Missed messages follow, then live traffic.
 //
+// A caller may also choose its positions. SubscribeFrom subscribes from
+// the since/epochs it is given instead of the tracked ones: a nil since is a
+// live-only subscribe (a fresh join, even of a room the client was in
+// before), since {} asks for the room's whole retained history in the
+// gateway's region. Reconnect drops the connection abruptly, as a phone
+// switching networks does; the client then reconnects and resumes as after
+// any lost connection.
+//
 // Recovered false means a gap the gateway could not fill: its history no
 // longer reaches back to the client's position, an origin's sequence
 // restarted under a new epoch, or (sent unasked, reason epoch_changed or

@@ -176,6 +176,10 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // context stopped.
 var ErrClosed = errors.New("client: closed")
 
+// ErrDropped is the Err of the StateDisconnected event of a connection that
+// Reconnect dropped.
+var ErrDropped = errors.New("client: connection dropped by Reconnect")
+
 // eventQueue is an unbounded FIFO between the reader (and the supervisor)
 // and the dispatcher: unbounded so that a callback that calls Publish, which
 // waits for the reader, can never deadlock the reader.

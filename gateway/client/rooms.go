@@ -61,6 +61,42 @@ var errUnsubscribed = errors.New("client: unsubscribed before the gateway answer
 // stays in the set (the subscribe may have taken effect): Unsubscribe to
 // leave it.
 func (c *Client) Subscribe(ctx context.Context, name string) (SubscribeResult, error) {
+	return c.subscribe(ctx, name, nil)
+}
+
+// from is the position a SubscribeFrom starts at.
+type from struct {
+	since  protocol.Positions // nil: live only
+	epochs protocol.Epochs
+}
+
+// SubscribeFrom is Subscribe from the positions given instead of the ones
+// the client tracks: it replaces the room's positions and epochs with since
+// and epochs, then sends the subscribe at once, even when the client is
+// already in the room (the gateway takes a subscribe to a room one is in as
+// a resume request from the since given: docs/protocol.md). It waits for the
+// answer as Subscribe does; a reconnect before the answer resubscribes from
+// the same positions.
+//
+// A nil since is a live-only subscribe, as a room's first Subscribe is:
+// nothing is replayed, live delivery starts after the answer's position,
+// which becomes the client's. A non-nil since, even an empty one, is a
+// resume from there: an origin it does not name is one the client has none
+// of, so since {} (protocol.Positions{}) asks for the room's whole retained
+// history in the gateway's region. epochs is ignored when since is nil.
+func (c *Client) SubscribeFrom(ctx context.Context, name string, since protocol.Positions, epochs protocol.Epochs) (SubscribeResult, error) {
+	f := &from{}
+	if since != nil {
+		f.since, f.epochs = copyPositions(since), protocol.Epochs{}
+		if epochs != nil {
+			f.epochs = copyEpochs(epochs)
+		}
+	}
+	return c.subscribe(ctx, name, f)
+}
+
+// subscribe is Subscribe, or SubscribeFrom when at is set.
+func (c *Client) subscribe(ctx context.Context, name string, at *from) (SubscribeResult, error) {
 	if err := protocol.ValidRoom(name); err != nil {
 		return SubscribeResult{}, &ServerError{Code: protocol.CodeBadRoom, Ref: name, Message: err.Error(), Local: true}
 	}
@@ -76,11 +112,18 @@ func (c *Client) Subscribe(ctx context.Context, name string) (SubscribeResult, e
 	r.wanted = true
 	r.retryAt = time.Time{}
 	r.waiters = append(r.waiters, w)
+	if at != nil {
+		r.tracked = at.since != nil
+		r.pos, r.ep = protocol.Positions{}, protocol.Epochs{}
+		if r.tracked {
+			r.pos, r.ep = at.since, at.epochs
+		}
+	}
 	cn := c.cur
 	var frame []byte
 	// A subscribe already on its way serves this call too, unless an
-	// unsubscribe went after it.
-	if cn != nil && !(wasWanted && r.awaitingOn(cn.no)) {
+	// unsubscribe went after it or the call names its own positions.
+	if cn != nil && (at != nil || !(wasWanted && r.awaitingOn(cn.no))) {
 		frame = c.subscribeFrameLocked(r, cn)
 	}
 	c.mu.Unlock()

@@ -162,6 +162,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	}
 
 	start := time.Now()
+	wl.StartChurn(ctx, start)
 	bg.Add(1)
 	go func() { defer bg.Done(); playTimeline(sampleCtx, l, sc.Timeline, start, note) }()
 	wl.Publish(ctx, start)
@@ -175,6 +176,12 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		note("heal at the end of publishing: %v", err)
 	}
 	if err := wl.Quiesce(ctx, time.Second); err != nil {
+		note("%v", err)
+	}
+	for _, n := range wl.ChurnNotes() {
+		note("churn: %s", n)
+	}
+	if err := wl.SweepProbes(ctx); err != nil {
 		note("%v", err)
 	}
 	if opts.Inspect != nil {
@@ -293,7 +300,7 @@ func specArgs(s fault.Spec) map[string]string {
 }
 
 // Digest fingerprints what a seed decides: clients, rooms, the publish
-// schedule and the fault timeline.
+// schedule, the churn schedule, the leak probes and the fault timeline.
 func Digest(p *workload.Plan, sc *scenario.Scenario) string {
 	h := sha256.New()
 	for _, c := range p.Clients {
@@ -301,6 +308,12 @@ func Digest(p *workload.Plan, sc *scenario.Scenario) string {
 	}
 	for _, x := range p.Publishes {
 		fmt.Fprintln(h, x.At, x.Client, x.Room, x.ID)
+	}
+	for _, x := range p.Churn {
+		fmt.Fprintln(h, "churn", x.At, x.Client, x.Kind, x.Room)
+	}
+	for _, c := range p.Probes {
+		fmt.Fprintln(h, "probe", c.Name, c.Home, c.Rooms)
 	}
 	for _, st := range sc.Timeline {
 		fmt.Fprintf(h, "%s %+v\n", st.At, st.Fault)

@@ -112,7 +112,10 @@ func Parse(data []byte, dir string) (*Scenario, error) {
 	s.Topology = topo
 	s.Workload.Defaults()
 	if err := s.Workload.Validate(); err != nil {
-		return nil, fmt.Errorf("scenario: %sworkload.%w", at("workload"), err)
+		return nil, fmt.Errorf("scenario: %sworkload.%w", workloadLine(doc, err), err)
+	}
+	if err := s.Workload.ValidateFor(topo); err != nil {
+		return nil, fmt.Errorf("scenario: %sworkload.%w", workloadLine(doc, err), err)
 	}
 	for i, st := range f.Timeline {
 		where := at("timeline", i)
@@ -169,6 +172,21 @@ func IsScenario(data []byte) bool {
 	_, t := m["timeline"]
 	_, e := m["expect"]
 	return w || t || e
+}
+
+// workloadLine is "line N: " for the workload field an error of
+// workload.Spec names ("churn.rejoin_after: …"), or for the workload when
+// that field is not in the file.
+func workloadLine(doc *yaml.Node, err error) string {
+	field, _, _ := strings.Cut(err.Error(), ":")
+	path := []any{"workload"}
+	for _, k := range strings.Split(field, ".") {
+		path = append(path, k)
+	}
+	if n := nodeAt(doc, path...); n != nil {
+		return fmt.Sprintf("line %d: ", n.Line)
+	}
+	return lineOf(doc, "workload")
 }
 
 // nodeAt walks a mapping by keys and sequences by indexes; nil when absent.

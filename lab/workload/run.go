@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,8 @@ type Progress struct {
 	Acked, Failed, Delivered   int64
 	Reconnects, NotRecovered   int64
 	Late                       int64 // publishes sent more than 100 ms after their offset
+	Probes                     int   // leak probes (not in Clients)
+	Left, Rejoined, Dropped    int64 // churn done: leaves, rejoins, connections dropped
 	LastError                  string
 	PublishingDone, Quiescence bool
 }
@@ -40,32 +43,53 @@ type Runner struct {
 	plan    *Plan
 	hist    *history.Writer
 	clients []*client.Client
+	live    []*live          // each client's connection, from its OnState events
+	probes  []*client.Client // plan.Probes
+	sweeps  []*sweep         // one per probe
 	payload map[string]string
 
 	sent, acked, failed, delivered, reconnects, notRecovered, late atomic.Int64
+	left, rejoined, dropped                                        atomic.Int64
 	connected                                                      atomic.Int64
 	inflight                                                       sync.WaitGroup
+	churning                                                       sync.WaitGroup // the churn schedule and its calls
 	pubDone, quiet                                                 atomic.Bool
 	mu                                                             sync.Mutex
 	lastErr                                                        string
+	stopChurn                                                      context.CancelFunc
+	churnNotes                                                     []string // churn acts skipped or failed (the first maxNotes)
+	churnNoted                                                     int      // how many in all
 }
 
-// Start connects every client of plan (at most 32 dials at once), each
-// through env's resolver, and subscribes it to its rooms. Every frame and
-// state change goes to hist. On error the clients started are closed.
+// Start connects every client and leak probe of plan (at most 32 dials at
+// once), each through env's resolver, and subscribes it to its rooms (live:
+// no since). Every frame and state change goes to hist. On error the
+// clients started are closed.
 func Start(ctx context.Context, spec Spec, plan *Plan, env Env, hist *history.Writer, seed int64) (*Runner, error) {
 	spec.Defaults()
 	r := &Runner{spec: spec, plan: plan, hist: hist, clients: make([]*client.Client, len(plan.Clients)),
+		live: make([]*live, len(plan.Clients)), probes: make([]*client.Client, len(plan.Probes)), sweeps: make([]*sweep, len(plan.Probes)),
 		payload: map[string]string{"pad": strings.Repeat("x", max(spec.PayloadBytes-10, 0))}}
 	sem := make(chan struct{}, 32)
-	errs := make([]error, len(plan.Clients))
+	n := len(plan.Clients)
+	errs := make([]error, n+len(plan.Probes))
 	var wg sync.WaitGroup
 	for i := range plan.Clients {
+		r.live[i] = newLive()
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r.clients[i], errs[i] = r.dial(ctx, i, env, seed)
+			r.clients[i], errs[i] = r.dial(ctx, plan.Clients[i], i, r.live[i], nil, env, seed)
+		}()
+	}
+	for j := range plan.Probes {
+		r.sweeps[j] = &sweep{}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r.probes[j], errs[n+j] = r.dial(ctx, plan.Probes[j], n+j, nil, r.sweeps[j], env, seed)
 		}()
 	}
 	wg.Wait()
@@ -76,9 +100,17 @@ func Start(ctx context.Context, spec Spec, plan *Plan, env Env, hist *history.Wr
 	return r, nil
 }
 
-func (r *Runner) dial(ctx context.Context, i int, env Env, seed int64) (*client.Client, error) {
-	cp := r.plan.Clients[i]
-	tok, err := env.Token(cp.Name, []string{"*"}, []string{"*"}, 24*time.Hour)
+// dial connects cp, the i-th client of the run (plan clients, then probes:
+// i also picks its jitter's random stream); lv, when set, follows its
+// connection. A probe (sw set) may not publish, counts in no connection
+// figure, and its frames feed sw.
+func (r *Runner) dial(ctx context.Context, cp ClientPlan, i int, lv *live, sw *sweep, env Env, seed int64) (*client.Client, error) {
+	probe := sw != nil
+	publish := []string{"*"}
+	if probe {
+		publish = nil
+	}
+	tok, err := env.Token(cp.Name, []string{"*"}, publish, 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
@@ -90,9 +122,23 @@ func (r *Runner) dial(ctx context.Context, i int, env Env, seed int64) (*client.
 		PingInterval: r.spec.Heartbeat,
 		DialTimeout:  3 * time.Second,
 		Rand:         rand.New(rand.NewPCG(uint64(seed), uint64(i))),
-		OnFrame:      func(f client.RawFrame) { r.hist.Frame(cp.Name, cp.Home, f) },
+		OnFrame: func(f client.RawFrame) {
+			r.hist.Frame(cp.Name, cp.Home, f)
+			if lv != nil {
+				lv.frame(f)
+			}
+			if probe {
+				sw.frame(f)
+			}
+		},
 		OnState: func(e client.StateEvent) {
 			r.hist.State(cp.Name, e.Conn, e.State.String(), e.Endpoint, e.Err, e.Time)
+			if lv != nil {
+				lv.set(e)
+			}
+			if probe {
+				return
+			}
 			switch e.State {
 			case client.StateConnected:
 				if e.Conn > 1 {
@@ -107,7 +153,7 @@ func (r *Runner) dial(ctx context.Context, i int, env Env, seed int64) (*client.
 		},
 		OnMessage: func(client.Message) { r.delivered.Add(1) },
 		OnSubscribed: func(e client.SubscribedEvent) {
-			if e.Resumed && !e.Recovered && e.Err == nil {
+			if e.Resumed && !e.Recovered && e.Err == nil && !probe {
 				r.notRecovered.Add(1)
 			}
 		},
@@ -172,21 +218,23 @@ func (r *Runner) Publish(ctx context.Context, start time.Time) {
 }
 
 // Quiesce waits, for at most the spec's Quiesce, until every publish has
-// been answered and deliveries have stopped changing for settle (default
-// 1s), so that the history's end holds everything the system will deliver.
+// been answered, the churn schedule is done (every rejoin answered) and
+// deliveries have stopped changing for settle (default 1s), so that the
+// history's end holds everything the system will deliver.
 func (r *Runner) Quiesce(ctx context.Context, settle time.Duration) error {
 	if settle == 0 {
 		settle = time.Second
 	}
 	end := time.Now().Add(r.spec.Quiesce)
 	done := make(chan struct{})
-	go func() { r.inflight.Wait(); close(done) }()
+	go func() { r.inflight.Wait(); r.churning.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(time.Until(end)):
-		return fmt.Errorf("workload: %d publishes still unanswered after quiesce %s", r.sent.Load()-r.acked.Load()-r.failed.Load(), r.spec.Quiesce)
+		return fmt.Errorf("workload: %d publishes still unanswered (or churn still under way: %d of %d leaves, %d rejoins) after quiesce %s",
+			r.sent.Load()-r.acked.Load()-r.failed.Load(), r.left.Load(), r.churnCount(ChurnLeave), r.rejoined.Load(), r.spec.Quiesce)
 	}
 	last, since := r.delivered.Load(), time.Now()
 	for time.Since(since) < settle {
@@ -209,6 +257,48 @@ func (r *Runner) Quiesce(ctx context.Context, settle time.Duration) error {
 // Clients are the running clients, in plan order.
 func (r *Runner) Clients() []*client.Client { return r.clients }
 
+// Probes are the running leak probes, in plan order.
+func (r *Runner) Probes() []*client.Client { return r.probes }
+
+// maxNotes bounds the churn notes kept.
+const maxNotes = 20
+
+// noteChurn records a churn act that was skipped or failed.
+func (r *Runner) noteChurn(msg string) {
+	r.mu.Lock()
+	r.lastErr = msg
+	r.churnNoted++
+	if len(r.churnNotes) < maxNotes {
+		r.churnNotes = append(r.churnNotes, msg)
+	}
+	r.mu.Unlock()
+}
+
+// ChurnNotes lists the churn acts that were skipped or failed (a leave
+// whose client was not connected, a rejoin refused…), the first 20 and a
+// count of the rest: the schedule the plan drew, less these, is what was
+// played.
+func (r *Runner) ChurnNotes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.churnNotes)
+	if more := r.churnNoted - len(out); more > 0 {
+		out = append(out, fmt.Sprintf("… and %d more churn acts skipped or failed", more))
+	}
+	return out
+}
+
+// churnCount is how many churn events of kind the plan has.
+func (r *Runner) churnCount(kind ChurnKind) int {
+	n := 0
+	for _, e := range r.plan.Churn {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // Progress reports the counts so far.
 func (r *Runner) Progress() Progress {
 	r.mu.Lock()
@@ -217,13 +307,22 @@ func (r *Runner) Progress() Progress {
 	return Progress{Clients: len(r.clients), Connected: int(r.connected.Load()), Scheduled: int64(len(r.plan.Publishes)),
 		Sent: r.sent.Load(), Acked: r.acked.Load(), Failed: r.failed.Load(), Delivered: r.delivered.Load(),
 		Reconnects: r.reconnects.Load(), NotRecovered: r.notRecovered.Load(), Late: r.late.Load(), LastError: last,
-		PublishingDone: r.pubDone.Load(), Quiescence: r.quiet.Load()}
+		PublishingDone: r.pubDone.Load(), Quiescence: r.quiet.Load(), Probes: len(r.probes),
+		Left: r.left.Load(), Rejoined: r.rejoined.Load(), Dropped: r.dropped.Load()}
 }
 
-// Close closes every client (their closed states go to the history).
+// Close stops the churn schedule and closes every client and probe (their
+// closed states go to the history).
 func (r *Runner) Close() {
+	r.mu.Lock()
+	stop := r.stopChurn
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	r.churning.Wait()
 	var wg sync.WaitGroup
-	for _, c := range r.clients {
+	for _, c := range append(slices.Clone(r.clients), r.probes...) {
 		if c != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); _ = c.Close() }()

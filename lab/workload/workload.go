@@ -8,7 +8,8 @@
 //	                                                        └─ OnFrame/OnState ─▶ history
 //
 // The same seed and spec give the same plan: the same clients in the same
-// regions, the same rooms, the same publishes at the same offsets.
+// regions, the same rooms, the same publishes at the same offsets, the same
+// leaves, rejoins and reconnects (churn) and the same leak probes.
 package workload
 
 import (
@@ -51,6 +52,15 @@ type Spec struct {
 	// Quiesce bounds the wait after publishing for every publish to be
 	// answered and deliveries to settle (default 30s).
 	Quiesce time.Duration `yaml:"quiesce,omitempty" json:"quiesce,omitempty"`
+	// Churn is clients acting of their own accord (docs/scenarios.md).
+	Churn Churn `yaml:"churn,omitempty" json:"churn,omitempty"`
+	// LeakProbes adds one probe client per region, p-REGION, in every
+	// local room of every other region, which at the end of the run asks
+	// its region for those rooms' whole stored history: a region-local
+	// event that leaked into another region is then on the wire
+	// (docs/scenarios.md). nil: on when the topology has two regions or
+	// more and LocalRooms > 0.
+	LeakProbes *bool `yaml:"leak_probes,omitempty" json:"leak_probes,omitempty"`
 }
 
 // Burst is a spike of publishes.
@@ -84,6 +94,9 @@ func (s *Spec) Defaults() {
 	if s.PayloadBytes == 0 {
 		s.PayloadBytes = 240
 	}
+	if s.Churn.Leaves > 0 && s.Churn.RejoinAfter == 0 {
+		s.Churn.RejoinAfter = DefaultRejoinAfter
+	}
 }
 
 // Validate names the first field that is wrong.
@@ -108,6 +121,12 @@ func (s *Spec) Validate() error {
 	case s.Quiesce < time.Second || s.Quiesce > 10*time.Minute:
 		return fmt.Errorf("quiesce: want 1s..10m, got %s", s.Quiesce)
 	}
+	if err := s.validateChurn(); err != nil {
+		return err
+	}
+	if s.LeakProbes != nil && *s.LeakProbes && s.LocalRooms == 0 {
+		return fmt.Errorf("leak_probes: true needs local_rooms > 0 (probes join the other regions' local rooms)")
+	}
 	n := s.PublishRate * s.Duration.Seconds()
 	for i, b := range s.Bursts {
 		if b.At < 0 || b.At > s.Duration || b.Count < 1 || b.Within < 0 {
@@ -122,15 +141,23 @@ func (s *Spec) Validate() error {
 }
 
 // Plan is a workload drawn from a seed: who lives where, who is in which
-// room, and every publish with its offset from the start.
+// room, every publish with its offset from the start, the churn and the
+// leak probes.
 type Plan struct {
 	Clients   []ClientPlan
 	Publishes []Publish // by offset
+	// Churn is every leave, rejoin and reconnect, by offset; every one of
+	// them falls within the publishing duration.
+	Churn []ChurnEvent
+	// Probes are the leak probes, one per region in the topology's order
+	// (empty when leak probes are off). They never publish and never
+	// churn.
+	Probes []ClientPlan
 }
 
-// ClientPlan is one simulated user.
+// ClientPlan is one simulated user, or a leak probe.
 type ClientPlan struct {
-	Name  string // c-REGION-NNN
+	Name  string // c-REGION-NNN; p-REGION for a probe
 	Home  string
 	Rooms []string
 }
@@ -156,7 +183,7 @@ func NewPlan(s Spec, topo *topology.Topology, seed int64) *Plan {
 			c.Rooms = append(c.Rooms, fmt.Sprintf("%s%d", s.FederatedPrefix, i+1))
 		}
 		if s.LocalRooms > 0 {
-			c.Rooms = append(c.Rooms, fmt.Sprintf("local:%s:%d", home, rng.IntN(s.LocalRooms)+1))
+			c.Rooms = append(c.Rooms, localRoom(home, rng.IntN(s.LocalRooms)+1))
 		}
 		slices.Sort(c.Rooms)
 		p.Clients = append(p.Clients, c)
@@ -184,6 +211,10 @@ func NewPlan(s Spec, topo *topology.Topology, seed int64) *Plan {
 		}
 	}
 	slices.SortStableFunc(p.Publishes, func(a, b Publish) int { return int(a.At - b.At) })
+	p.Churn = planChurn(s, p.Clients, seed)
+	if s.LeakProbesOn(topo) {
+		p.Probes = planProbes(s, topo)
+	}
 	return p
 }
 
