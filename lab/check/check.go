@@ -239,10 +239,11 @@ func (cs *clientState) regionAt(t int64) int32 {
 }
 
 type checker struct {
-	h    *history.History
-	opts Options
-	res  *Result
-	end  int64
+	h     *history.History
+	opts  Options
+	res   *Result
+	end   int64
+	ended bool // the walk is past the end record
 
 	regions, rooms names
 	clients        []*clientState
@@ -259,6 +260,10 @@ type checker struct {
 	foWorst   []Example
 	groups    map[[2]int32]*rrGroup
 	deliv     map[int32][]int // timeline: region → deliveries per second
+	// arrive holds, per event and meta region, 1 + the time the event
+	// first reached a client connected to that region (0: never), at
+	// arrive[event*len(meta regions)+region].
+	arrive []int64
 }
 
 func newChecker(h *history.History, opts Options) *checker {
@@ -420,13 +425,19 @@ func (c *checker) walk() {
 		e := &c.h.Events[i]
 		switch e.Kind {
 		case history.KindEnd:
+			c.ended = true
 			for _, cs := range c.clients {
 				if !cs.endSeen {
 					cs.snapEnd()
 				}
 			}
 		case history.KindState:
-			c.state(c.client(e), e)
+			// The lab closes its clients after the end record: the run is
+			// judged as it stood at the end, and a client disconnected or
+			// failing over then stays so.
+			if !c.ended {
+				c.state(c.client(e), e)
+			}
 		case history.KindFrame:
 			if e.NotJSON {
 				continue
@@ -614,6 +625,7 @@ func (c *checker) message(cs *clientState, e *history.Event, i int) {
 	cs.deliveries = append(cs.deliveries, int32(i))
 	c.res.Counts.Delivered++
 	recv := cs.connRegion(e.Conn)
+	c.arrived(evi, recv, e.T)
 	if ev.acked {
 		o := ev.origin
 		if o < 0 {
@@ -640,6 +652,32 @@ func (c *checker) message(cs *clientState, e *history.Event, i int) {
 		s.events = append(s.events, evi)
 	}
 	c.perOrigin(cs, cs.room(room), e, origin, i)
+}
+
+// arrived notes that event evi reached region at t (the first time is kept).
+func (c *checker) arrived(evi, region int32, t int64) {
+	n := int32(len(c.h.Meta.Regions))
+	if region < 0 || region >= n {
+		return
+	}
+	k := int(evi)*int(n) + int(region)
+	for k >= len(c.arrive) {
+		c.arrive = append(c.arrive, make([]int64, max(len(c.arrive), int(n)))...)
+	}
+	if c.arrive[k] == 0 || t+1 < c.arrive[k] {
+		c.arrive[k] = t + 1
+	}
+}
+
+// arrivedBy reports whether event evi had reached region before t: some
+// client connected there received it earlier.
+func (c *checker) arrivedBy(evi, region int32, t int64) bool {
+	n := int32(len(c.h.Meta.Regions))
+	if region < 0 || region >= n {
+		return true // not judged: owe it
+	}
+	k := int(evi)*int(n) + int(region)
+	return k < len(c.arrive) && c.arrive[k] != 0 && c.arrive[k]-1 < t
 }
 
 // firstCopy says where a client first had an event (for a duplicate's

@@ -708,3 +708,41 @@ func TestUnwarrantedRecoveredFalse(t *testing.T) {
 		})
 	}
 }
+
+// TestLeaveOwesOnlyWhatHadArrived: an unsubscribe ends the obligation at
+// what had reached the client's region: an event published before it but
+// still on its way (federation lag) is not owed; one another client of the
+// region had already received is.
+func TestLeaveOwesOnlyWhatHadArrived(t *testing.T) {
+	w := newWorld()
+	e2 := w.b.Client("c-eu-west-e", "eu-west")
+	e2.Connect(10*ms, "eu-west", "gw-2")
+	e2.Subscribe(11*ms, "tenant:1")
+	e2.Subscribed(12*ms, "tenant:1", true, "")
+	// ev-1 reaches eu-west (e) at 150 ms, before c leaves at 200 ms: owed to c.
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 90 * ms, e2: 50 * ms})
+	// ev-2 is published at 190 ms and reaches eu-west at 240 ms, after c left: not owed.
+	w.publish(w.a, 190*ms, "tenant:1", "2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 90 * ms, e2: 50 * ms})
+	w.c.Unsubscribe(200*ms, "tenant:1")
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 2, "delivered": 8, "lost": 1})
+	if l := r.Examples["lost"]; len(l) != 1 || l[0].Client != "c-eu-west-c" || l[0].Event != "ev-1" {
+		t.Errorf("lost: %+v", l)
+	}
+}
+
+// TestJudgedAtTheEndRecord: the lab closes its clients after the end
+// record; a client still reconnecting then is judged unfinished and
+// ended_disconnected, not excused by its owner's close, and the others'
+// closing disconnects count for nothing.
+func TestJudgedAtTheEndRecord(t *testing.T) {
+	w := newWorld()
+	w.c.Disconnect(500 * ms)
+	w.b.End(time.Second)
+	for _, cl := range []*historytest.Client{w.a, w.bb, w.c, w.d} {
+		cl.Disconnect(1100 * ms)
+		cl.Closed(1100*ms, "")
+	}
+	r := check.Check(w.b.History(t), check.Options{})
+	want(t, r, map[string]float64{"disconnects": 1, "failover_unfinished": 1, "ended_disconnected": 1})
+}

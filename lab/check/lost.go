@@ -73,6 +73,13 @@ func (c *checker) lost() map[int32]int {
 					if !c.visible(r, ev.origin, region) {
 						continue
 					}
+					// An interval the client ended (unsubscribe, owner
+					// close) owes only what had reached its region before
+					// the end: an event still on its way (federation lag,
+					// the origin's fan-out) could not be given.
+					if iv.why != endRun && !c.arrivedBy(evs[k], region, iv.to) {
+						continue
+					}
 					if a := excusedBy(rs.announced, ev, c.regions.name(ev.origin)); a != nil {
 						c.res.Counts.UnrecoverableAnnounced++
 						if c.wantExample("unrecoverable_announced") {

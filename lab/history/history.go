@@ -9,8 +9,9 @@
 //
 // The file is JSON lines: one record per line, each with "t" (int64
 // nanoseconds since the run's start, from monotonic time) and "k" (its
-// kind). The first line is the run's meta record; the last is an end record
-// written after the run quiesced. docs/checker.md describes every kind:
+// kind). The first line is the run's meta record; an end record is written
+// after the run quiesced (only the clients' closing states follow it).
+// docs/checker.md describes every kind:
 //
 //	{"k":"meta","t":0,"run":"steady-42","seed":42,"topology":"three-region","regions":[...],"federate":{...},"start":"...","lag_warn":"1s","lag_alert":"5s"}
 //	{"k":"frame","t":123,"c":"c-us-east-007","home":"us-east","conn":2,"dir":"in","f":{"type":"message",...}}

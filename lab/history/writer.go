@@ -218,7 +218,8 @@ func (w *Writer) Lag(region, from string, seconds float64, events int64, state s
 	w.maybeFlush()
 }
 
-// End records that the run quiesced; it is the last record of a history.
+// End records that the run quiesced. lab/run writes it before closing the
+// clients, so that only their closing states follow it.
 func (w *Writer) End(at time.Time) {
 	t := w.since(at)
 	w.mu.Lock()

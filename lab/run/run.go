@@ -27,6 +27,7 @@ import (
 	"github.com/geolab/geolab/lab/expect"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/history"
+	"github.com/geolab/geolab/lab/invariant"
 	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/workload"
@@ -189,10 +190,18 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 			note("inspect: %v", out.InspectErr)
 		}
 	}
+	// The lab itself, for what no client sees (docs/checker.md, "Lab counts").
+	inv, invErr := invariant.Check(ctx, l, invariant.Options{PatternMode: patternMode(append(sc.GatewayArgs, opts.Lab.GatewayArgs...))})
+	if invErr != nil {
+		note("lab counts: %v", invErr)
+	}
 	stopSampling()
 	bg.Wait()
-	wl.Close()
+	// The end record comes before the clients are closed: a client still
+	// disconnected or failing over at the end is judged so, not excused by
+	// the close that follows.
 	hist.End(time.Now())
+	wl.Close()
 	if err := hist.Close(); err != nil {
 		return nil, fmt.Errorf("run: history: %w", err)
 	}
@@ -209,6 +218,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		return nil, fmt.Errorf("run: read back history: %w", err)
 	}
 	out.Result = check.Check(h, check.Options{})
+	addLabCounts(out.Result, inv)
 	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
 		Started: started, Command: opts.Command, Result: out.Result}
 	for _, e := range sc.Expect {
@@ -224,6 +234,39 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		return out, fmt.Errorf("run: reports: %w", err)
 	}
 	return out, nil
+}
+
+// patternMode reports whether gateway flags put the gateways in pattern
+// subscription mode on purpose.
+func patternMode(args []string) bool {
+	for i, a := range args {
+		if a == "--subscribe-mode=pattern" || a == "--subscribe-mode" && i+1 < len(args) && args[i+1] == "pattern" {
+			return true
+		}
+	}
+	return false
+}
+
+// addLabCounts puts what the lab itself showed into r: its counts, and
+// examples in words.
+func addLabCounts(r *check.Result, inv invariant.Counts) {
+	r.Counts.HistoryDuplicates = inv.HistoryDuplicates
+	r.Counts.OutboxEchoes = inv.OutboxEchoes
+	r.Counts.PatternSubscriptions = inv.PatternSubscriptions
+	r.Counts.ExtraEvents = max(0, inv.OwnEvents-r.Counts.Published-r.Counts.Unacked)
+	if r.Counts.ExtraEvents > 0 {
+		if inv.Examples == nil {
+			inv.Examples = map[string][]string{}
+		}
+		inv.Examples["extra_events"] = append(inv.Examples["extra_events"], fmt.Sprintf(
+			"the regions' histories hold %d events of their own origin, but the clients made %d publishes (%d acked, %d never acked): %d more events than publishes",
+			inv.OwnEvents, r.Counts.Published+r.Counts.Unacked, r.Counts.Published, r.Counts.Unacked, r.Counts.ExtraEvents))
+	}
+	for name, texts := range inv.Examples {
+		for _, t := range texts {
+			r.Examples[name] = append(r.Examples[name], check.Example{Text: t})
+		}
+	}
 }
 
 // playTimeline injects each step at its offset from start.
