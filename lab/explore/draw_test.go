@@ -1,0 +1,199 @@
+package explore
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geolab/geolab/internal/fielderr"
+	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/fault"
+	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/topology"
+)
+
+func loadTopo(t *testing.T, name string) (*topology.Topology, string) {
+	t.Helper()
+	path, err := filepath.Abs("../../topologies/" + name + ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := topology.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo, path
+}
+
+// A new kind in the fault book must be drawn too (or the topology be
+// unable to take it): explore covers the whole book.
+func TestEveryFaultKindHasADrawer(t *testing.T) {
+	var book []string
+	for _, k := range fault.Kinds() {
+		book = append(book, k.Name())
+	}
+	if !slices.Equal(book, KindNames()) {
+		t.Fatalf("fault kinds %v, explore draws %v: give every kind a drawer", book, KindNames())
+	}
+}
+
+func withoutLines(s *scenario.Scenario) *scenario.Scenario {
+	c := *s
+	c.Timeline = nil
+	for _, st := range s.Timeline {
+		st.Line = 0
+		c.Timeline = append(c.Timeline, st)
+	}
+	return &c
+}
+
+// Every drawn run is within the bounds, the same for the same (seed, run),
+// a valid scenario file (what Parse gives back is what was drawn), and
+// uses only kinds its topology can take; over many runs every kind of the
+// book is drawn, and churn too.
+func TestDrawIsDeterministicValidAndWithinBounds(t *testing.T) {
+	b := DefaultBounds()
+	for _, name := range []string{"single-region", "two-region", "three-region"} {
+		topo, path := loadTopo(t, name)
+		kinds := KindsFor(topo, b)
+		seen := map[string]bool{}
+		churned, overlapped := 0, 0
+		for seed := int64(1); seed <= 3; seed++ {
+			for run := 1; run <= 60; run++ {
+				sc := Draw(topo, path, seed, run, b)
+				if again := Draw(topo, path, seed, run, b); !reflect.DeepEqual(sc, again) {
+					t.Fatalf("%s seed %d run %d: two draws differ", name, seed, run)
+				}
+				data, err := scenario.Marshal(sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, err := scenario.Parse(data, t.TempDir())
+				if err != nil {
+					t.Fatalf("%s seed %d run %d: the drawn scenario does not parse: %v\n%s", name, seed, run, err, data)
+				}
+				if !reflect.DeepEqual(withoutLines(back), withoutLines(sc)) {
+					t.Fatalf("%s seed %d run %d: Parse(Marshal(drawn)) differs\nwant %+v\ngot  %+v", name, seed, run, sc, back)
+				}
+				w := sc.Workload
+				if w.Duration < b.MinDuration || w.Duration > b.MaxDuration || w.Quiesce != b.Quiesce ||
+					w.Clients < 2 || w.Clients > b.MaxClients || w.PublishRate < 1 || w.PublishRate > b.MaxRate ||
+					w.FederatedRooms < 1 || w.FederatedRooms > b.MaxFederatedRooms || w.LocalRooms > b.MaxLocalRooms ||
+					len(w.Bursts) > b.MaxBursts || w.Churn.Leaves > b.MaxLeaves || w.Churn.Reconnects > b.MaxReconnects {
+					t.Fatalf("%s seed %d run %d: workload out of bounds: %s", name, seed, run, WorkloadWords(w))
+				}
+				if w.Churn.Leaves > 0 || w.Churn.Reconnects > 0 {
+					churned++
+				}
+				if n := len(sc.Timeline); n < 1 || n > b.MaxFaults {
+					t.Fatalf("%s seed %d run %d: %d faults, want 1..%d", name, seed, run, n, b.MaxFaults)
+				}
+				for i, st := range sc.Timeline {
+					seen[st.Fault.Kind] = true
+					if !slices.Contains(kinds, st.Fault.Kind) {
+						t.Fatalf("%s: drew %s, which the topology cannot take (kinds %v)", name, st.Fault.Kind, kinds)
+					}
+					if st.At < 0 || st.Fault.For < b.MinFaultFor || st.Fault.For > b.MaxFaultFor || st.At+st.Fault.For > w.Duration {
+						t.Fatalf("%s seed %d run %d: %s is not inside the workload's %s", name, seed, run, FaultWords(st), w.Duration)
+					}
+					if n := overlap(slices.Delete(slices.Clone(sc.Timeline), i, i+1), st.At, st.At+st.Fault.For); n+1 > b.MaxOverlap {
+						t.Fatalf("%s seed %d run %d: %d faults at once with %s, want at most %d", name, seed, run, n+1, FaultWords(st), b.MaxOverlap)
+					} else if n > 0 {
+						overlapped++
+					}
+				}
+				if sc.Name != Name(seed, run) || len(sc.Expect) != len(check.ViolationNames()) {
+					t.Fatalf("%s: name %q, %d expectations", name, sc.Name, len(sc.Expect))
+				}
+			}
+		}
+		for _, k := range kinds {
+			if !seen[k] {
+				t.Errorf("%s: %s never drawn in 180 runs", name, k)
+			}
+		}
+		if churned == 0 || overlapped == 0 {
+			t.Errorf("%s: %d runs with churn, %d overlapping faults: want some of each", name, churned, overlapped)
+		}
+	}
+}
+
+// Turning one kind of churn off leaves the rest of every run as it was.
+func TestChurnBoundsChangeOnlyTheirChurn(t *testing.T) {
+	topo, path := loadTopo(t, "two-region")
+	noLeaves := DefaultBounds()
+	noLeaves.MaxLeaves = 0
+	for run := 1; run <= 40; run++ {
+		a, b := Draw(topo, path, 9, run, DefaultBounds()), Draw(topo, path, 9, run, noLeaves)
+		if b.Workload.Churn.Leaves != 0 || b.Workload.Churn.Reconnects != a.Workload.Churn.Reconnects {
+			t.Fatalf("run %d: churn %+v with MaxLeaves 0, %+v without", run, b.Workload.Churn, a.Workload.Churn)
+		}
+		b.Workload.Churn = a.Workload.Churn
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("run %d: MaxLeaves changed more than the churn", run)
+		}
+	}
+}
+
+func TestKindsTheTopologyCanTake(t *testing.T) {
+	one, _ := loadTopo(t, "single-region")
+	three, _ := loadTopo(t, "three-region")
+	k1, k3 := KindsFor(one, DefaultBounds()), KindsFor(three, DefaultBounds())
+	for _, k := range []string{"partition", "bridge-kill", "bridge-pause"} {
+		if slices.Contains(k1, k) {
+			t.Errorf("single-region (one region, no bridge) takes %s", k)
+		}
+	}
+	if len(k3) != len(KindNames()) {
+		t.Errorf("three-region takes %v, want every kind %v", k3, KindNames())
+	}
+	b := DefaultBounds()
+	b.Kinds = []string{"redis-blip", "partition"}
+	if got := KindsFor(one, b); !slices.Equal(got, []string{"redis-blip"}) {
+		t.Errorf("--kinds redis-blip,partition on one region: %v", got)
+	}
+	topo, path := loadTopo(t, "two-region")
+	for run := 1; run <= 20; run++ {
+		for _, st := range Draw(topo, path, 5, run, b).Timeline {
+			if !slices.Contains(b.Kinds, st.Fault.Kind) {
+				t.Fatalf("drew %s outside Kinds %v", st.Fault.Kind, b.Kinds)
+			}
+		}
+	}
+}
+
+func TestBoundsValidateNamesTheField(t *testing.T) {
+	cases := []struct {
+		change func(*Bounds)
+		field  string
+		want   string
+	}{
+		{func(b *Bounds) { b.MinDuration = time.Second }, "MinDuration", "MinDuration 1s must be at least 2s"},
+		{func(b *Bounds) { b.MaxDuration = 10 * time.Second }, "MaxDuration", "MaxDuration 10s must not be below MinDuration 15s"},
+		{func(b *Bounds) { b.Quiesce = 0 }, "Quiesce", "Quiesce 0s must be in 1s..10m"},
+		{func(b *Bounds) { b.MaxClients = 0 }, "MaxClients", "MaxClients 0 must be in 1..2000"},
+		{func(b *Bounds) { b.MaxRate = 0.5 }, "MaxRate", "MaxRate 0.5 must be in 1..1000"},
+		{func(b *Bounds) { b.MaxFaults = 17 }, "MaxFaults", "MaxFaults 17 must be in 0..16"},
+		{func(b *Bounds) { b.MaxOverlap = 5 }, "MaxOverlap", "MaxOverlap 5 must not be above MaxFaults 4"},
+		{func(b *Bounds) { b.MaxOverlap = 0 }, "MaxOverlap", "MaxOverlap 0 must be at least 1"},
+		{func(b *Bounds) { b.MaxFaultFor = 500 * time.Millisecond }, "MaxFaultFor", "MaxFaultFor 500ms must not be below MinFaultFor 1s"},
+		{func(b *Bounds) { b.Kinds = []string{"partitoin"} }, "Kinds", `Kinds "partitoin": no such fault kind`},
+		{func(b *Bounds) { b.Kinds = []string{"latency", "latency"} }, "Kinds", `Kinds "latency" is given twice`},
+	}
+	if err := DefaultBounds().Validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	for _, c := range cases {
+		b := DefaultBounds()
+		c.change(&b)
+		err := b.Validate()
+		var fe *fielderr.Error
+		if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want %s: %q, got %v", c.field, c.want, err)
+		}
+	}
+}
