@@ -11,8 +11,7 @@ BIN    := $(CURDIR)/bin
 # The Ginkgo CLI, at the library version in go.mod (scripts/ginkgo-install.sh).
 GINKGO := $(BIN)/ginkgo
 
-# Chaos suite: LABELS is a Ginkgo label filter (empty: every spec), e.g. `make chaos
-# LABELS=failover`; PROVIDER=process (real processes) or docker (containers).
+# Chaos suite: LABELS is a Ginkgo label filter (empty: every spec), e.g. `make chaos LABELS=failover`; PROVIDER=process (real processes) or docker (containers).
 LABELS   ?=
 PROVIDER ?= process
 # A run on containers keeps its own reports (-docker): no run overwrites another's.
@@ -35,20 +34,19 @@ MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:f
 	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
 	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer
 
-# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'.
-BENCH_ARGS ?=
+# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
+BENCH_ARGS   ?=
+EXPLORE_ARGS ?= topologies/two-region.yaml --seed 1 --budget 10m
 # report-png: REPORT is a report.html `geolab run` wrote; REPORT_WINDOW chromium's window.
 REPORT        ?=
 REPORT_WINDOW ?= 1400,3000
 
 # --- Docker (docs/docker.md) ------------------------------------------------
-# The images the docker provider and docker-compose.yml run. One named outside
-# geolab/ is not built: docker pulls it (e.g. REDIS_IMAGE=redis:7.2).
+# The images the docker provider and docker-compose.yml run. One named outside geolab/ is not built: docker pulls it (e.g. REDIS_IMAGE=redis:7.2).
 GEOLAB_IMAGE    ?= geolab/geolab:dev
 TOXIPROXY_IMAGE ?= geolab/toxiproxy:dev
 REDIS_IMAGE     ?= geolab/redis:dev
-# The engine deps-docker starts when none answers (scripts/docker-engine.sh):
-# chaos-docker stops the engine it started unless KEEP_ENGINE=1.
+# The engine deps-docker starts when none answers (scripts/docker-engine.sh): chaos-docker stops the engine it started unless KEEP_ENGINE=1.
 DOCKERD_FLAGS ?= --iptables=false --storage-driver=vfs
 DOCKERD_LOG   := $(BIN)/dockerd.log
 DOCKERD_PID   := $(BIN)/dockerd.pid
@@ -65,7 +63,7 @@ DOCKER_RUN          ?=
 export GO GINKGO PROVIDER GEOLAB_BIN CHAOS_SMOKE DOCKER_SMOKE FUZZ_TARGETS FUZZTIME MUTANTS REPORT REPORT_WINDOW
 export GEOLAB_IMAGE TOXIPROXY_IMAGE REDIS_IMAGE DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID KEEP_ENGINE DOCKER_TESTS DOCKER_SMOKE_LABELS DOCKER_LABELS DOCKER_SMOKE_RUN DOCKER_RUN
 
-.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios bench lint clean report-png images deps-docker chaos-docker compose-up compose-down
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios explore bench lint clean report-png images deps-docker chaos-docker compose-up compose-down
 
 help: ## list the targets
 	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
@@ -95,6 +93,8 @@ chaos-mutants: deps ## run the chaos group of each mutant (MUTANTS) against a -t
 	@scripts/mutants.sh
 scenarios: deps build ## run every shipped scenario with geolab run (reports in reports/NAME-seedN/); fails naming any that fails
 	@scripts/scenarios.sh scenarios
+explore: deps-redis build ## randomized chaos with shrinking: geolab explore EXPLORE_ARGS (default two-region.yaml, --seed 1, --budget 10m); each failing run, its minimal scenario and replay command in reports/explore/
+	$(BIN)/geolab explore $(EXPLORE_ARGS)
 
 bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
