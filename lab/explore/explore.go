@@ -707,8 +707,12 @@ func (s *Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "  faults after  (%d): %s\n", len(f.FaultsAfter), orNone(f.FaultsAfter))
 		fmt.Fprintf(w, "  workload before: %s\n  workload after:  %s\n", f.WorkloadBefore, f.WorkloadAfter)
 		if f.Shrunk {
-			fmt.Fprintf(w, "  shrink: %d step(s), %d candidate(s) judged in %d attempt(s), %s (%s)\n", len(f.Shrink.Steps),
-				f.Shrink.Judged, f.Shrink.Attempts, (time.Duration(f.Shrink.Seconds * float64(time.Second))).Round(time.Second), f.Shrink.Stopped)
+			skipped := ""
+			if f.Shrink.Skipped > 0 {
+				skipped = fmt.Sprintf(" (%d more skipped: the same scenario had passed)", f.Shrink.Skipped)
+			}
+			fmt.Fprintf(w, "  shrink: %d step(s), %d candidate(s) judged%s in %d attempt(s), %s (%s)\n", len(f.Shrink.Steps),
+				f.Shrink.Judged, skipped, f.Shrink.Attempts, (time.Duration(f.Shrink.Seconds * float64(time.Second))).Round(time.Second), f.Shrink.Stopped)
 		} else {
 			fmt.Fprintf(w, "  not shrunk: %s\n", f.NotShrunk)
 		}
