@@ -264,6 +264,9 @@ type checker struct {
 	// first reached a client connected to that region (0: never), at
 	// arrive[event*len(meta regions)+region].
 	arrive []int64
+	// pubTimes: per room, the sorted times of its publishes (built when
+	// first needed).
+	pubTimes map[int32][]int64
 }
 
 func newChecker(h *history.History, opts Options) *checker {
@@ -530,6 +533,7 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	}
 	rs.subConn = e.Conn
 	ask := rs.pendingAsk
+	unasked := ask == nil && !rs.pendingLive
 	if rs.pendingLive {
 		rs.pendingLive = false
 		rs.origins = rs.origins[:0]
@@ -545,6 +549,8 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 		rs.announced = append(rs.announced, a)
 		if ask != nil {
 			c.warranted(cs, room, &a)
+		} else if unasked {
+			c.warrantedUnasked(cs, rs, room, &a)
 		}
 	}
 	if fo := &cs.fo; fo.active && e.Conn > fo.lostConn {

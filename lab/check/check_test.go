@@ -746,3 +746,39 @@ func TestJudgedAtTheEndRecord(t *testing.T) {
 	r := check.Check(w.b.History(t), check.Options{})
 	want(t, r, map[string]float64{"disconnects": 1, "failover_unfinished": 1, "ended_disconnected": 1})
 }
+
+// TestUnaskedRecoveredFalseJudged: an unasked history_trimmed in a room
+// whose history cannot have been trimmed yet (the nogapfill mutant's
+// announcement of a gap it could have filled), and an unasked
+// epoch_changed naming the epoch the client already had, are unwarranted;
+// with unknown history bounds the first is not judged.
+func TestUnaskedRecoveredFalseJudged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		maxLen int64
+		want   float64
+	}{{"bounds known, 2 publishes ≤ 3", 3, 2}, {"bounds known, 2 publishes > 1", 1, 1}, {"bounds unknown", 0, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := historytest.ThreeRegions("unasked")
+			meta.HistoryMaxLen, meta.HistoryMaxAge = tc.maxLen, history.Duration(time.Hour)
+			b := historytest.New(meta)
+			cl := b.Client("c-1", "us-east")
+			cl.Connect(10*ms, "us-east", "gw-1")
+			cl.Subscribe(11*ms, "tenant:1")
+			cl.Subscribed(12*ms, "tenant:1", true, "")
+			cl.Publish(100*ms, "tenant:1", "m-1")
+			cl.Ack(102*ms, "m-1", "ev-1", 1)
+			cl.Message(103*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+			cl.Publish(110*ms, "tenant:1", "m-2")
+			cl.Ack(112*ms, "m-2", "ev-2", 2)
+			cl.Publish(120*ms, "tenant:1", "m-3") // after the frame: not counted
+			cl.SubscribedAt(115*ms, "tenant:1", false, "history_trimmed", `{"us-east":2}`, `{"us-east":"e1"}`)
+			cl.SubscribedAt(116*ms, "tenant:1", false, "epoch_changed", `{"us-east":2}`, `{"us-east":"e1"}`)
+			cl.Ack(122*ms, "m-3", "ev-3", 3)
+			cl.Message(123*ms, "tenant:1", "ev-3", "us-east", 3, "e1")
+			b.End(time.Second)
+			r := check.Check(b.History(t), check.Options{})
+			want(t, r, map[string]float64{"published": 3, "delivered": 2, "unrecoverable_announced": 1, "announced_gaps": 1, "unwarranted_recovered_false": tc.want})
+		})
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/lab/history"
 )
 
@@ -140,6 +142,67 @@ func (c *checker) warranted(cs *clientState, room int32, a *announcement) {
 			Text: fmt.Sprintf("%s resumed %s in %s with since %s and got %s: %s",
 				cs.name, c.rooms.name(room), c.regions.name(a.region), positions(a.asked.Since, a.asked.Epochs), a.describe(c.rooms.name(room)), why)})
 	}
+}
+
+// warrantedUnasked counts an unasked recovered:false (the frame a gateway
+// sends before a message that does not follow) that had no cause:
+// epoch_changed naming the epoch the client already had of that origin, or
+// history_trimmed in a room whose history cannot have been trimmed yet (no
+// more publishes of the room by then than the gateways' history length,
+// and the run younger than their history age: the gap could have been
+// filled from it).
+func (c *checker) warrantedUnasked(cs *clientState, rs *roomState, room int32, a *announcement) {
+	var why string
+	switch a.reason {
+	case protocol.ReasonEpochChanged:
+		for o, ep := range a.epochs {
+			for _, st := range rs.origins {
+				if c.regions.name(st.origin) == o && st.epoch == ep {
+					why = fmt.Sprintf("epoch_changed, but %s's epoch %s is the one the client already had", o, ep)
+				}
+			}
+		}
+	case protocol.ReasonHistoryTrimmed:
+		maxLen, maxAge := c.h.Meta.HistoryMaxLen, time.Duration(c.h.Meta.HistoryMaxAge)
+		if maxLen <= 0 {
+			return // the history bounds are unknown: not judged
+		}
+		if n := c.publishesBefore(room, a.t); int64(n) <= maxLen && (maxAge <= 0 || time.Duration(a.t) < maxAge) {
+			why = fmt.Sprintf("history_trimmed, but only %d publish(es) of the room had been made by then, within the history length %d (and the run was younger than the history age): the gap could have been filled from the history",
+				n, maxLen)
+		}
+	case protocol.ReasonAheadOfHistory, protocol.ReasonGapMarked:
+		return // possible unasked only after a resume; judged there
+	default:
+		why = fmt.Sprintf("reason %q is not one of the protocol's", a.reason)
+	}
+	if why == "" {
+		return
+	}
+	c.res.Counts.UnwarrantedRecoveredFalse++
+	if c.wantExample("unwarranted_recovered_false") {
+		c.example("unwarranted_recovered_false", Example{Client: cs.name, Room: c.rooms.name(room), T: history.Seconds(a.t),
+			Text: fmt.Sprintf("%s got %s: %s", cs.name, a.describe(c.rooms.name(room)), why)})
+	}
+}
+
+// publishesBefore is how many publishes of room (client message ids, acked
+// or not) clients had sent before t: an upper bound on the entries of the
+// room's history stream in any region then.
+func (c *checker) publishesBefore(room int32, t int64) int {
+	if c.pubTimes == nil {
+		c.pubTimes = map[int32][]int64{}
+		for _, k := range c.pubOrder {
+			p := c.pubs[k]
+			r := c.rooms.id(p.room)
+			c.pubTimes[r] = append(c.pubTimes[r], p.t)
+		}
+		for _, ts := range c.pubTimes {
+			slices.Sort(ts)
+		}
+	}
+	n, _ := slices.BinarySearch(c.pubTimes[room], t)
+	return n
 }
 
 // endedDisconnected counts the clients that owed rooms at the end of the

@@ -49,6 +49,12 @@ type Meta struct {
 	// (investigate at 1 s, alert at 5 s by default).
 	LagWarn  Duration `json:"lag_warn,omitzero"`
 	LagAlert Duration `json:"lag_alert,omitzero"`
+	// HistoryMaxLen and HistoryMaxAge are the smallest room-history bounds
+	// the gateways ran with (--history-maxlen, --history-max-age; 0: unknown,
+	// or no age bound): the checker knows from them when a history cannot
+	// have been trimmed yet.
+	HistoryMaxLen int64    `json:"history_maxlen,omitempty"`
+	HistoryMaxAge Duration `json:"history_max_age,omitzero"`
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string

@@ -18,10 +18,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/check"
 	"github.com/geolab/geolab/lab/expect"
@@ -132,6 +135,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	for _, r := range sc.Topology.Regions {
 		meta.Federate[r.Name] = r.Federate
 	}
+	gwArgs := append(slices.Clone(sc.GatewayArgs), opts.Lab.GatewayArgs...)
+	maxLen, maxAge := historyBounds(gwArgs)
+	meta.HistoryMaxLen, meta.HistoryMaxAge = maxLen, history.Duration(maxAge)
 	hist, err := history.NewWriter(hf, l.Started(), meta)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
@@ -191,7 +197,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		}
 	}
 	// The lab itself, for what no client sees (docs/checker.md, "Lab counts").
-	inv, invErr := invariant.Check(ctx, l, invariant.Options{PatternMode: patternMode(append(sc.GatewayArgs, opts.Lab.GatewayArgs...))})
+	inv, invErr := invariant.Check(ctx, l, invariant.Options{PatternMode: patternMode(gwArgs)})
 	if invErr != nil {
 		note("lab counts: %v", invErr)
 	}
@@ -234,6 +240,38 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		return out, fmt.Errorf("run: reports: %w", err)
 	}
 	return out, nil
+}
+
+// historyBounds returns the room-history bounds gateways started with args
+// keep (the last --history-maxlen and --history-max-age, as the flag package
+// takes them, else the gateway's defaults); 0 length when a value does not
+// parse (the gateway would refuse it: unknown).
+func historyBounds(args []string) (maxLen int64, maxAge time.Duration) {
+	d := broker.DefaultHistory()
+	maxLen, maxAge = d.MaxLen, d.MaxAge
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name != "history-maxlen" && name != "history-max-age" {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return 0, 0
+			}
+			i++
+			val = args[i]
+		}
+		var err error
+		if name == "history-maxlen" {
+			maxLen, err = strconv.ParseInt(val, 10, 64)
+		} else {
+			maxAge, err = time.ParseDuration(val)
+		}
+		if err != nil {
+			return 0, 0
+		}
+	}
+	return maxLen, maxAge
 }
 
 // patternMode reports whether gateway flags put the gateways in pattern
