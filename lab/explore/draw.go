@@ -256,6 +256,22 @@ type drawer struct {
 func always(world) bool       { return true }
 func twoRegions(x world) bool { return len(x.regions) >= 2 }
 func hasBridge(x world) bool  { return len(x.bridged) > 0 }
+
+// regionWithMode is a fault on one region, by reset or blackhole.
+func regionWithMode(rng *rand.Rand, x world) fault.Spec {
+	s := oneRegion(rng, x)
+	s.Mode = mode(rng)
+	return s
+}
+
+// regionMaybeLosingData is a fault on one region that may lose its Redis's
+// data.
+func regionMaybeLosingData(rng *rand.Rand, x world) fault.Spec {
+	s := oneRegion(rng, x)
+	s.LoseData = loseData(rng)
+	return s
+}
+
 func oneRegion(rng *rand.Rand, x world) fault.Spec {
 	return fault.Spec{Regions: []string{x.region(rng)}}
 }
@@ -290,31 +306,11 @@ var drawers = map[string]drawer{
 		}
 		return s
 	}},
-	"isolate": {always, func(rng *rand.Rand, x world) fault.Spec {
-		s := oneRegion(rng, x)
-		s.Mode = mode(rng)
-		return s
-	}},
-	"redis-blip": {always, func(rng *rand.Rand, x world) fault.Spec {
-		s := oneRegion(rng, x)
-		s.Mode = mode(rng)
-		return s
-	}},
-	"redis-kill": {always, func(rng *rand.Rand, x world) fault.Spec {
-		s := oneRegion(rng, x)
-		s.LoseData = loseData(rng)
-		return s
-	}},
-	"redis-restart": {always, func(rng *rand.Rand, x world) fault.Spec {
-		s := oneRegion(rng, x)
-		s.LoseData = loseData(rng)
-		return s
-	}},
-	"region-down": {always, func(rng *rand.Rand, x world) fault.Spec {
-		s := oneRegion(rng, x)
-		s.LoseData = loseData(rng)
-		return s
-	}},
+	"isolate":       {always, regionWithMode},
+	"redis-blip":    {always, regionWithMode},
+	"redis-kill":    {always, regionMaybeLosingData},
+	"redis-restart": {always, regionMaybeLosingData},
+	"region-down":   {always, regionMaybeLosingData},
 	"gateway-kill":  {always, gatewayFault},
 	"gateway-pause": {always, gatewayFault},
 	"gateway-drain": {always, gatewayFault},
