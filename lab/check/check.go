@@ -527,13 +527,16 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	room := c.rooms.id(e.Room)
 	rs := cs.room(room)
-	if !rs.covering {
+	ask := rs.pendingAsk
+	unasked := ask == nil && !rs.pendingLive
+	// Only an answer starts an obligation: an unasked frame (a gap
+	// announcement) still in flight when the client unsubscribed does not
+	// subscribe it again.
+	if !rs.covering && !unasked {
 		rs.covering = true
 		rs.intervals = append(rs.intervals, interval{from: e.T})
 	}
 	rs.subConn = e.Conn
-	ask := rs.pendingAsk
-	unasked := ask == nil && !rs.pendingLive
 	if rs.pendingLive {
 		rs.pendingLive = false
 		rs.origins = rs.origins[:0]

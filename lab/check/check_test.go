@@ -782,3 +782,17 @@ func TestUnaskedRecoveredFalseJudged(t *testing.T) {
 		})
 	}
 }
+
+// TestGapFrameAfterLeaveStartsNothing: a gap announcement and messages
+// still in flight when the client unsubscribed do not subscribe it again
+// (explore found this on the correct build: a leave just as Redis came back
+// with a new epoch).
+func TestGapFrameAfterLeaveStartsNothing(t *testing.T) {
+	w := newWorld()
+	w.c.Unsubscribe(100*ms, "tenant:1")
+	w.c.SubscribedAt(101*ms, "tenant:1", false, "epoch_changed", `{"us-east":0}`, `{"us-east":"e2"}`)
+	w.publish(w.a, 90*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 11 * ms, w.d: 20 * ms})
+	w.publish(w.a, 200*ms, "tenant:1", "2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.d: 20 * ms})
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 2, "delivered": 7})
+}
