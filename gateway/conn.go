@@ -250,6 +250,19 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 		for o, q := range snap.Seq {
 			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
 		}
+		// An origin of another region that the client names, with its
+		// epoch, and the region holds nothing of now (it lost its data):
+		// what the client has of it stays its floor. The region's bridge,
+		// its checkpoint lost too, may apply those events again; admit
+		// drops them, sends what follows, and announces another epoch.
+		// Origins the snapshot names start from its positions, and the
+		// region's own origin is never kept: its lost life is over.
+		for o, q := range f.Since {
+			_, have := snap.Seq[o]
+			if ep := f.Epochs[o]; ep != "" && o != c.srv.cfg.Region && !have && q > 0 {
+				floors[o] = floor{epoch: ep, oseq: q}
+			}
+		}
 	}
 	b, _ := json.Marshal(ack)
 	if !c.sendWait(b) {
