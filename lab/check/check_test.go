@@ -632,10 +632,9 @@ func exampleOf(ex []check.Example, client, event string) string {
 // is a leak, as is a federated room's event in a region that does not
 // federate it (the old checker: nothing).
 func TestLeaked(t *testing.T) {
-	b := historytest.New(historytest.ThreeRegions("leak"))
 	meta := historytest.ThreeRegions("leak")
 	meta.Federate["ap-southeast"] = []string{"eu:*"}
-	b = historytest.New(meta)
+	b := historytest.New(meta)
 	a := b.Client("c-us-east-a", "us-east")
 	a.Connect(10*ms, "us-east", "gw-1")
 	p := b.Client("p-eu-west", "eu-west")
