@@ -8,11 +8,11 @@ import (
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/gomega"
 
+	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/check"
 	"github.com/geolab/geolab/lab/expect"
 	"github.com/geolab/geolab/lab/fault"
-	"github.com/geolab/geolab/lab/history"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/topology"
@@ -174,13 +174,18 @@ func ExpectReasons(r *check.Result, allowed ...string) {
 
 // ExpectLagBackToOK asserts that the last replication-lag sample of each
 // direction between regions a and b (a applying b's events, and b applying
-// a's) says ok: the links recovered after the heal.
+// a's) is under the warn threshold (federation.DefaultLagWarn, which the specs
+// run with): the links caught up after the heal. (The
+// sample's state is not asserted: the bridge's state can stay warn for a
+// moment after the lag itself is back to 0, and the timeline keeps the
+// highest sample of each second, not the last.)
 func ExpectLagBackToOK(r *check.Result, a, b string) {
 	ginkgo.GinkgoHelper()
 	for _, link := range []string{a + "->" + b, b + "->" + a} {
 		pts := r.Timeline.Lag[link]
 		gomega.Expect(pts).NotTo(gomega.BeEmpty(), "no lag samples of link %s", link)
 		last := pts[len(pts)-1]
-		gomega.Expect(last.State).To(gomega.Equal(history.LagOK), "link %s ended in state %q (%.2fs) at %.1fs", link, last.State, last.Seconds, last.T)
+		gomega.Expect(last.Seconds).To(gomega.BeNumerically("<", federation.DefaultLagWarn.Seconds()),
+			"link %s still %.2fs behind (state %q) at %.1fs", link, last.Seconds, last.State, last.T)
 	}
 }
