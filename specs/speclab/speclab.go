@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/invariant"
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/topology"
@@ -123,40 +124,17 @@ func Faulty() string { return os.Getenv("GEOLAB_FAULTY") }
 // an apply that was not idempotent, G3/G7). It returns how many events each
 // region holds of its own origin: the events its gateways created, which a
 // spec compares with the acked publishes (a retry that became a second
-// event, G4, makes more).
+// event, G4, makes more). It is lab/invariant's reading, which every run
+// also makes (the history_duplicates and extra_events counts).
 func HistoryOnce(ctx context.Context, l *lab.Lab) (own int, err error) {
-	for _, region := range l.Topology().RegionNames() {
-		rc, err := l.Region(region).RedisClient()
-		if err != nil {
-			return 0, err
-		}
-		keys, err := rc.Keys(ctx, "geolab:h:{*}").Result()
-		if err != nil {
-			rc.Close()
-			return 0, fmt.Errorf("history of %s: %w", region, err)
-		}
-		for _, k := range keys {
-			entries, err := rc.XRange(ctx, k, "-", "+").Result()
-			if err != nil {
-				rc.Close()
-				return 0, fmt.Errorf("history of %s %s: %w", region, k, err)
-			}
-			seen := map[string]bool{}
-			for _, e := range entries {
-				id := fmt.Sprint(e.Values["o"], "/", e.Values["e"], "/", e.Values["q"])
-				if seen[id] {
-					rc.Close()
-					return 0, fmt.Errorf("region %s holds event %s of %s twice (stream entry %s)", region, id, k, e.ID)
-				}
-				seen[id] = true
-				if fmt.Sprint(e.Values["o"]) == region {
-					own++
-				}
-			}
-		}
-		rc.Close()
+	c, err := invariant.Check(ctx, l, invariant.Options{PatternMode: true})
+	if err != nil {
+		return 0, err
 	}
-	return own, nil
+	if c.HistoryDuplicates > 0 {
+		return 0, fmt.Errorf("%d history entries repeat an event: %s", c.HistoryDuplicates, c.Examples["history_duplicates"][0])
+	}
+	return c.OwnEvents, nil
 }
 
 // HistoriesOnce is an Inspect that runs HistoryOnce and stores in *own how
