@@ -116,6 +116,14 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 			if r.Redis.TLS || r.Redis.ACL {
 				return nil, fmt.Errorf("lab: region %s: redis tls/acl on the %s provider: %w", r.Name, opts.Provider, provider.ErrNeedsProcess)
 			}
+			if r.Redis.Mode == topology.RedisCluster {
+				return nil, fmt.Errorf("lab: region %s: redis mode cluster on the %s provider: %w", r.Name, opts.Provider, provider.ErrClusterNeedsProcess)
+			}
+		}
+	}
+	for _, r := range topo.Regions {
+		if r.Redis.Mode == topology.RedisCluster {
+			return nil, fmt.Errorf("lab: region %s: redis mode cluster: the process provider does not run Redis Cluster yet", r.Name)
 		}
 	}
 	if err := opts.defaults(); err != nil {

@@ -109,6 +109,10 @@ type RedisSpec struct {
 // ACL users.
 var ErrNeedsProcess = errors.New("tls/acl regions need the process provider: the docker provider runs Redis without TLS or ACL users")
 
+// ErrClusterNeedsProcess is the docker provider's refusal of a region whose
+// Redis is a cluster (topology redis.mode cluster).
+var ErrClusterNeedsProcess = errors.New("redis cluster regions need the process provider: the docker provider does not run Redis Cluster yet (one container per node, announced addresses on the region's network: not built)")
+
 // GatewaySpec says how to run one gateway node.
 type GatewaySpec struct {
 	Region, Node string

@@ -27,6 +27,9 @@ func FuzzParse(f *testing.F) {
 		"name: t\nsource: s\nregions: &r\n  - name: a\nrtt: *r\nclients: *r\n",
 		"name: t\nsource: s\nregions:\n  - {name: a, gateways: 99999999999999999999, redis: {mode: cluster}, federate: [\"*\", \"\"]}\n",
 		"name: t\nsource: s\nregions:\n  - name: a\n  - name: a\nrtt: {a: {a: {ms: 1e300}}}\n",
+		"name: t\nsource: s\nregions:\n  - {name: a, redis: {mode: cluster, shards: 3, replicas: 1, persistence: true}}\n",
+		"name: t\nsource: s\nregions:\n  - {name: a, redis: {mode: cluster, shards: 99999999999999999999, replicas: -1, tls: true, acl: true}}\n",
+		"name: t\nsource: s\nregions:\n  - {name: a, redis: {replicas: 1, shards: 4}}\n  - {name: b, redis: {mode: cluster, shards: x}}\nrtt: {a: {b: {ms: 1}}}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -93,6 +96,20 @@ func checkInvariants(t *testing.T, top *Topology) {
 	for r, w := range top.Clients {
 		if _, ok := top.Region(r); !ok || !(w > 0) {
 			t.Fatalf("clients %s: %v", r, w)
+		}
+	}
+	for _, r := range top.Regions {
+		switch red := r.Redis; red.Mode {
+		case RedisStandalone:
+			if red.Shards != 0 || red.Replicas != 0 || red.Nodes() != 1 {
+				t.Fatalf("region %s: standalone %+v", r.Name, red)
+			}
+		case RedisCluster:
+			if red.Shards < MinShards || red.Shards > MaxShards || red.Replicas < 0 || red.Replicas > MaxReplicas || red.TLS || red.ACL {
+				t.Fatalf("region %s: cluster %+v", r.Name, red)
+			}
+		default:
+			t.Fatalf("region %s: redis mode %q", r.Name, red.Mode)
 		}
 	}
 	if top.Resolver.TTL < MinTTL || top.Resolver.HealthInterval < MinHealthInterval {

@@ -218,7 +218,7 @@ func (d *decoder) syntax(err error) {
 var (
 	topKeys      = []string{"name", "source", "regions", "rtt", "intra_region", "lan", "clients", "resolver"}
 	regionKeys   = []string{"name", "gateways", "redis", "federate"}
-	redisKeys    = []string{"mode", "persistence", "tls", "acl"}
+	redisKeys    = []string{"mode", "shards", "replicas", "persistence", "tls", "acl"}
 	linkKeys     = []string{"ms", "jitter_ms"}
 	resolverKeys = []string{"ttl", "health_interval"}
 )
@@ -373,21 +373,44 @@ func (d *decoder) region(n *yaml.Node, path string) Region {
 	return r
 }
 
+// redis decodes a region's redis. A cluster that leaves shards or replicas
+// out gets DefaultShards and DefaultReplicas; shards or replicas given to a
+// standalone region are an error here, where the line is known (Validate
+// reports only a value other than 0).
 func (d *decoder) redis(n *yaml.Node, path string, r Redis) Redis {
 	entries, _ := d.mapping(n, path, redisKeys)
+	given := map[string]entry{}
 	for _, e := range entries {
 		if isNull(e.val) {
 			continue
 		}
+		given[e.key] = e
 		switch e.key {
 		case "mode":
 			r.Mode, _ = d.str(e.val, e.path)
+		case "shards":
+			r.Shards, _ = d.integer(e.val, e.path)
+		case "replicas":
+			r.Replicas, _ = d.integer(e.val, e.path)
 		case "persistence":
 			r.Persistence, _ = d.boolean(e.val, e.path)
 		case "tls":
 			r.TLS, _ = d.boolean(e.val, e.path)
 		case "acl":
 			r.ACL, _ = d.boolean(e.val, e.path)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		n   *int
+		def int
+	}{{"shards", &r.Shards, DefaultShards}, {"replicas", &r.Replicas, DefaultReplicas}} {
+		e, ok := given[f.key]
+		switch {
+		case r.Mode == RedisCluster && !ok:
+			*f.n = f.def
+		case r.Mode == RedisStandalone && ok:
+			d.fail(e.line, e.path, "applies to mode cluster only (this region's mode is standalone; give mode: cluster)")
 		}
 	}
 	return r

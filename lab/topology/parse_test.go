@@ -54,7 +54,7 @@ func TestParseRejects(t *testing.T) {
 		// Keys.
 		{"unknown top-level key", two + "regoins: []\n", 9, "regoins", `unknown key "regoins" (allowed: name, source, regions, rtt, intra_region, lan, clients, resolver)`},
 		{"unknown region key", strings.Replace(two, "  - name: b\n", "  - name: b\n    gatways: 2\n", 1), 6, "regions[1].gatways", `unknown key "gatways" (allowed: name, gateways, redis, federate)`},
-		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, persistence, tls, acl)`},
+		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, shards, replicas, persistence, tls, acl)`},
 		{"unknown link key", strings.Replace(two, "jitter_ms: 1", "jiter_ms: 1", 1), 8, "rtt.a.b.jiter_ms", `unknown key "jiter_ms" (allowed: ms, jitter_ms)`},
 		{"unknown resolver key", two + "resolver: {ttl: 2s, interval: 1s}\n", 9, "resolver.interval", `unknown key "interval" (allowed: ttl, health_interval)`},
 		{"key given twice", two + "name: u\n", 9, "name", `key "name" given twice (first at line 1, name)`},
@@ -93,8 +93,16 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate region", strings.Replace(two, "- name: b", "- name: a", 1), 5, "regions[1].name", `duplicate region "a" (first at line 4, regions[0].name)`},
 		{"gateways 0", strings.Replace(two, "  - name: b\n", "  - name: b\n    gateways: 0\n", 1), 6, "regions[1].gateways", "must be 1..16, got 0"},
 		{"gateways 17", strings.Replace(two, "  - name: a\n", "  - name: a\n    gateways: 17\n", 1), 5, "regions[0].gateways", "must be 1..16, got 17"},
-		{"redis cluster", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster}\n", 1), 6, "regions[1].redis.mode", "cluster is not supported by the providers yet (use standalone)"},
-		{"redis unknown mode", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: sentinel\n", 1), 7, "regions[1].redis.mode", `unknown mode "sentinel" (want standalone)`},
+		{"redis unknown mode", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: sentinel\n", 1), 7, "regions[1].redis.mode", `unknown mode "sentinel" (want standalone or cluster)`},
+		{"cluster of 2 shards", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: cluster\n      shards: 2\n", 1), 8, "regions[1].redis.shards", "must be 3..8, got 2 (redis-cli --cluster create needs at least 3 primaries)"},
+		{"cluster of 9 shards", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster, shards: 9}\n", 1), 6, "regions[1].redis.shards", "must be 3..8, got 9"},
+		{"cluster with 3 replicas", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: cluster\n      replicas: 3\n", 1), 8, "regions[1].redis.replicas", "must be 0..2, got 3"},
+		{"cluster with negative replicas", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster, replicas: -1}\n", 1), 6, "regions[1].redis.replicas", "must be 0..2, got -1"},
+		{"shards a string", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster, shards: three}\n", 1), 6, "regions[1].redis.shards", `want a whole number, got the string "three"`},
+		{"shards with standalone", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: standalone\n      shards: 3\n", 1), 8, "regions[1].redis.shards", "applies to mode cluster only (this region's mode is standalone; give mode: cluster)"},
+		{"replicas with the default mode", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      replicas: 0\n", 1), 7, "regions[1].redis.replicas", "applies to mode cluster only"},
+		{"cluster with tls", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: cluster\n      tls: true\n", 1), 8, "regions[1].redis.tls", "not supported with mode cluster yet: a TLS region runs standalone"},
+		{"cluster with acl", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      acl: true\n      mode: cluster\n", 1), 7, "regions[1].redis.acl", "not supported with mode cluster yet: an ACL region runs standalone"},
 		{"bad federate pattern", strings.Replace(two, "  - name: b\n", "  - name: b\n    federate: [\"tenant:*\", \"bad room\"]\n", 1), 6, "regions[1].federate[1]", `room pattern "bad room"`},
 		{"federate pattern twice", strings.Replace(two, "  - name: b\n", "  - name: b\n    federate:\n      - tenant:*\n      - tenant:*\n", 1), 8, "regions[1].federate[1]", `pattern "tenant:*" given twice (first at line 7, regions[1].federate[0])`},
 
@@ -162,7 +170,7 @@ regions:
   - name: a
     gateways: zero
   - name: b
-    redis: {mode: cluster}
+    redis: {mode: cluster, shards: 1}
 rtt:
   a:
     b: {ms: 5, jitter_ms: 6}
@@ -175,7 +183,7 @@ resolver: {ttl: 1h}
 	got := strings.Split(err.Error(), "\n")
 	want := []string{
 		`line 5: regions[0].gateways: want a whole number, got the string "zero"`,
-		`line 7: regions[1].redis.mode: cluster is not supported by the providers yet (use standalone)`,
+		`line 7: regions[1].redis.shards: must be 3..8, got 1 (redis-cli --cluster create needs at least 3 primaries)`,
 		`line 10: rtt.a.b.jitter_ms: jitter_ms 6 exceeds ms 5: latency would go negative`,
 		`line 11: resolver.ttl: must be 100ms..5m, got 1h`,
 	}
@@ -230,6 +238,33 @@ func TestDefaults(t *testing.T) {
 	}
 	if top2.Regions[0].Gateways != 1 || top2.Regions[0].Redis.Mode != RedisStandalone || top2.Clients["a"] != 1 || top2.Resolver.TTL != DefaultTTL {
 		t.Errorf("empty values did not take the defaults: %+v", top2)
+	}
+}
+
+// TestClusterDefaults: a cluster region that leaves shards or replicas out
+// gets DefaultShards and DefaultReplicas, whichever order the keys come in;
+// replicas: 0 is kept.
+func TestClusterDefaults(t *testing.T) {
+	top, err := Parse([]byte("name: one\nsource: test\nregions:\n  - name: a\n    redis: {mode: cluster}\n" +
+		"  - name: b\n    redis: {replicas: 0, shards: 5, mode: cluster, persistence: true}\n" +
+		"rtt: {a: {b: {ms: 1}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := top.Regions[0].Redis, (Redis{Mode: RedisCluster, Shards: DefaultShards, Replicas: DefaultReplicas}); got != want {
+		t.Errorf("region a: redis %+v, want %+v", got, want)
+	}
+	if got, want := top.Regions[1].Redis, (Redis{Mode: RedisCluster, Shards: 5, Persistence: true}); got != want {
+		t.Errorf("region b: redis %+v, want %+v", got, want)
+	}
+	if n := top.Regions[0].Redis.Nodes(); n != 6 {
+		t.Errorf("3 shards of 1 primary + 1 replica: Nodes() = %d, want 6", n)
+	}
+	if n := top.Regions[1].Redis.Nodes(); n != 5 {
+		t.Errorf("5 shards without replicas: Nodes() = %d, want 5", n)
+	}
+	if n := (Redis{Mode: RedisStandalone}).Nodes(); n != 1 {
+		t.Errorf("standalone: Nodes() = %d, want 1", n)
 	}
 }
 
@@ -353,8 +388,12 @@ func TestValidateBuiltInGo(t *testing.T) {
 	}
 	top.RTT[Pair{"b", "a"}] = Link{} // not built with MakePair
 	top.Regions[1].Gateways = 0
+	top.Regions[0].Redis.Replicas = 1                           // standalone with replicas
+	top.Regions[1].Redis = Redis{Mode: RedisCluster, Shards: 0} // a cluster built in Go gets no defaults
 	err := top.Validate()
-	for _, want := range []string{"regions[1].gateways: must be 1..16, got 0", "rtt: pair {b a} is not ordered"} {
+	for _, want := range []string{"regions[1].gateways: must be 1..16, got 0", "rtt: pair {b a} is not ordered",
+		"regions[0].redis.replicas: applies to mode cluster only (this region's mode is standalone)",
+		"regions[1].redis.shards: must be 3..8, got 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}

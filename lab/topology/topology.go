@@ -27,10 +27,22 @@ const (
 	MaxGateways     = 16 // gateway nodes in one region
 	DefaultGateways = 1  // gateway nodes of a region that does not say
 
-	// RedisStandalone is the one Redis mode the providers run; RedisCluster
-	// is named so that a file asking for it gets a clear refusal.
+	// RedisStandalone is one redis-server per region; RedisCluster is a
+	// Redis Cluster of Shards primaries with Replicas replicas each (process
+	// provider only).
 	RedisStandalone = "standalone"
 	RedisCluster    = "cluster"
+
+	// The shards of a cluster region (redis.shards): default and range.
+	// redis-cli --cluster create, which makes the cluster, wants at least 3
+	// primaries.
+	DefaultShards = 3
+	MinShards     = 3
+	MaxShards     = 8
+	// The replicas of each shard (redis.replicas): default and range. With
+	// 0 a killed primary's slots stay down until it is back.
+	DefaultReplicas = 1
+	MaxReplicas     = 2
 
 	// DefaultIntraRegionRTT is the client → gateway round trip inside a
 	// region when intra_region is left out (no jitter). The LAN default is
@@ -87,8 +99,15 @@ type Region struct {
 
 // Redis says how a region's Redis runs.
 type Redis struct {
-	Mode        string // RedisStandalone (the only mode the providers run today)
-	Persistence bool   // appendonly: a restart keeps history and counters
+	Mode        string // RedisStandalone or RedisCluster
+	Persistence bool   // appendonly: a restart keeps history and counters (every node of a cluster)
+	// Shards is the number of primaries of a cluster (MinShards..MaxShards,
+	// DefaultShards when a file leaves it out); 0 for standalone.
+	Shards int
+	// Replicas is the number of replicas of each shard of a cluster
+	// (0..MaxReplicas, DefaultReplicas when a file leaves it out); 0 for
+	// standalone.
+	Replicas int
 	// TLS: Redis speaks TLS only, and the region's gateways and every
 	// bridge reach it with rediss:// and the lab's CA. Process provider
 	// only.
@@ -97,6 +116,15 @@ type Redis struct {
 	// gateways and bridges log in as users of their own with generated
 	// passwords, given through the environment. Process provider only.
 	ACL bool
+}
+
+// Nodes is the number of redis-server processes the region runs: one
+// standalone, Shards × (1 + Replicas) for a cluster.
+func (r Redis) Nodes() int {
+	if r.Mode == RedisCluster {
+		return r.Shards * (1 + r.Replicas)
+	}
+	return 1
 }
 
 // Link is a round-trip time with jitter. The lab applies half of each in
@@ -250,15 +278,7 @@ func (t *Topology) validateRegion(i int, known map[string]bool, report func(*Err
 	if r.Gateways < 1 || r.Gateways > MaxGateways {
 		bad("gateways", "must be 1..%d, got %d", MaxGateways, r.Gateways)
 	}
-	switch r.Redis.Mode {
-	case RedisStandalone:
-	case RedisCluster:
-		bad("redis.mode", "cluster is not supported by the providers yet (use standalone)")
-	case "":
-		bad("redis.mode", "required (standalone)")
-	default:
-		bad("redis.mode", "unknown mode %q (want standalone)", r.Redis.Mode)
-	}
+	validateRedis(r.Redis, bad)
 	seen := map[string]int{}
 	for j, p := range r.Federate {
 		field := fmt.Sprintf("%s.federate[%d]", path, j)
@@ -269,6 +289,43 @@ func (t *Topology) validateRegion(i int, known map[string]bool, report func(*Err
 		} else {
 			seen[p] = j
 		}
+	}
+}
+
+// validateRedis checks a region's redis: a known mode, a cluster's shards
+// and replicas in range, shards and replicas with a cluster only, and no
+// tls or acl on a cluster (not built yet).
+func validateRedis(r Redis, bad func(field, format string, args ...any)) {
+	switch r.Mode {
+	case RedisStandalone:
+		for _, f := range []struct {
+			key string
+			n   int
+		}{{"shards", r.Shards}, {"replicas", r.Replicas}} {
+			if f.n != 0 {
+				bad("redis."+f.key, "applies to mode cluster only (this region's mode is standalone)")
+			}
+		}
+		return
+	case RedisCluster:
+	case "":
+		bad("redis.mode", "required (standalone or cluster)")
+		return
+	default:
+		bad("redis.mode", "unknown mode %q (want standalone or cluster)", r.Mode)
+		return
+	}
+	if r.Shards < MinShards || r.Shards > MaxShards {
+		bad("redis.shards", "must be %d..%d, got %d (redis-cli --cluster create needs at least %d primaries)", MinShards, MaxShards, r.Shards, MinShards)
+	}
+	if r.Replicas < 0 || r.Replicas > MaxReplicas {
+		bad("redis.replicas", "must be 0..%d, got %d", MaxReplicas, r.Replicas)
+	}
+	if r.TLS {
+		bad("redis.tls", "not supported with mode cluster yet: a TLS region runs standalone")
+	}
+	if r.ACL {
+		bad("redis.acl", "not supported with mode cluster yet: an ACL region runs standalone")
 	}
 }
 
