@@ -39,11 +39,12 @@ const (
 	reasonBadSession      = "bad_session"       // s breaks the session id rule, or u is not a token subject
 	reasonBadOwner        = "bad_owner"         // g, the owner, is not the outbox's region
 	reasonBadSessionEpoch = "bad_session_epoch" // p is not an integer in 1..maxSafeInt
+	reasonBadClientID     = "bad_client_id"     // c, the publisher's message id, breaks the id rule
 )
 
 // rejectReasons are every rejection reason, for tests and docs.
 var rejectReasons = []string{reasonBadKind, reasonBadNumber, reasonBadRoom, reasonBadOseq, reasonBadEpoch,
-	reasonOversize, reasonBadFrame, reasonFrameMismatch, reasonBadSession, reasonBadOwner, reasonBadSessionEpoch}
+	reasonOversize, reasonBadFrame, reasonFrameMismatch, reasonBadSession, reasonBadOwner, reasonBadSessionEpoch, reasonBadClientID}
 
 // maxSafeInt bounds an oseq and a session epoch: the scripts hold numbers
 // as Lua numbers (doubles), exact only up to 2^53-1.
@@ -137,6 +138,15 @@ func validateEntry(origin string, maxFrame int, id string, values map[string]any
 	case m.Epoch != e.epoch:
 		return e, reject(reasonFrameMismatch, "frame epoch %q, entry epoch %q", cut(m.Epoch), e.epoch)
 	}
+	// c, the publisher's message id, is absent from an entry of a gateway
+	// that predates carrying it; present, it is an id of the protocol.
+	if c := field("c"); c != "" {
+		if err := protocol.ValidID(c); err != nil {
+			return e, reject(reasonBadClientID, "client message id: %v", err)
+		}
+		e.clientID = c
+	}
+	e.eventID, e.sender = m.ID, m.Sender
 	return e, nil
 }
 

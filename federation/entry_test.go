@@ -24,7 +24,7 @@ func goodFrame(room, origin string, oseq uint64, epoch string) string {
 // goodEvent is an event entry of us-east's outbox as publish.lua writes it.
 func goodEvent() map[string]any {
 	return map[string]any{"r": "tenant:42", "n": "7", "o": "us-east", "q": "18", "e": "k3f9a1c2",
-		"f": goodFrame("tenant:42", "us-east", 18, "k3f9a1c2")}
+		"f": goodFrame("tenant:42", "us-east", 18, "k3f9a1c2"), "c": "m-1"}
 }
 
 // goodSession is a session record of us-east's outbox as session.lua writes it.
@@ -109,6 +109,10 @@ func TestValidateEntry(t *testing.T) {
 		{"frame Room in capitals too", frame(repl(`"room":"tenant:42"`, `"room":"tenant:42","Room":"tenant:43"`)), reasonBadFrame},
 		{"frame key folded twice", frame(repl(`"sender":"bob"`, `"sender":"bob","\u017fender":"eve"`)), reasonBadFrame},
 		{"frame Room only", frame(repl(`"room":"tenant:42"`, `"Room":"tenant:42"`)), reasonBadFrame},
+		{"no client message id (an older gateway)", with(goodEvent(), "c", nil), ""},
+		{"empty client message id", with(goodEvent(), "c", ""), ""},
+		{"client message id with a space", with(goodEvent(), "c", "m 1"), reasonBadClientID},
+		{"client message id too long", with(goodEvent(), "c", strings.Repeat("m", 129)), reasonBadClientID},
 		{"session without id", with(goodSession(), "s", nil), reasonBadSession},
 		{"session id bad", with(goodSession(), "s", "a b"), reasonBadSession},
 		{"session id too long", with(goodSession(), "s", strings.Repeat("s", 129)), reasonBadSession},
@@ -149,7 +153,8 @@ func TestValidateEntry(t *testing.T) {
 	// What an accepted entry carries.
 	e, _ := validateEntry("us-east", testMaxFrame, "1-0", goodEvent())
 	if e.kind != "" || e.room != "tenant:42" || e.origin != "us-east" || e.oseq != 18 || e.epoch != "k3f9a1c2" ||
-		e.n != 7 || e.frame != goodEvent()["f"] {
+		e.n != 7 || e.frame != goodEvent()["f"] || e.clientID != "m-1" || e.sender != "bob" ||
+		e.eventID != "0193a1c2-7f00-7000-8000-000000000001" {
 		t.Errorf("event entry %+v", e)
 	}
 	s, _ := validateEntry("us-east", testMaxFrame, "1-0", goodSession())
@@ -163,13 +168,13 @@ func TestValidateEntry(t *testing.T) {
 // reads as a message of exactly that room, origin, oseq and epoch.
 func FuzzValidateEntry(f *testing.F) {
 	ev := goodEvent()
-	f.Add("", ev["r"].(string), "7", ev["o"].(string), "18", ev["e"].(string), ev["f"].(string), "", "", "", "")
-	f.Add("s", "", "8", "us-east", "", "", "", "sess-1", "us-east", "3", "alice")
-	f.Add("", "tenant:42", "1", "us-east", "1", "e", `{"type":"message","room":"tenant:42","room":"x"}`, "", "", "", "")
-	f.Add("", "tenant:42", "1", "us-east", "1", "e", "{\"type\":\"message\",\"room\":\"tenant:42\",\"id\":\"i\",\"origin\":\"us-east\",\"oseq\":1,\"epoch\":\"e\",\"sender\":\"\\u00ff\",\"ts\":\"\",\"data\":null}", "", "", "", "")
-	f.Fuzz(func(t *testing.T, kind, room, n, origin, oseq, epoch, frame, session, owner, sepoch, sub string) {
+	f.Add("", ev["r"].(string), "7", ev["o"].(string), "18", ev["e"].(string), ev["f"].(string), "", "", "", "", "m-1")
+	f.Add("s", "", "8", "us-east", "", "", "", "sess-1", "us-east", "3", "alice", "")
+	f.Add("", "tenant:42", "1", "us-east", "1", "e", `{"type":"message","room":"tenant:42","room":"x"}`, "", "", "", "", "")
+	f.Add("", "tenant:42", "1", "us-east", "1", "e", "{\"type\":\"message\",\"room\":\"tenant:42\",\"id\":\"i\",\"origin\":\"us-east\",\"oseq\":1,\"epoch\":\"e\",\"sender\":\"\\u00ff\",\"ts\":\"\",\"data\":null}", "", "", "", "", "")
+	f.Fuzz(func(t *testing.T, kind, room, n, origin, oseq, epoch, frame, session, owner, sepoch, sub, clientID string) {
 		values := map[string]any{"t": kind, "r": room, "n": n, "o": origin, "q": oseq, "e": epoch, "f": frame,
-			"s": session, "g": owner, "p": sepoch, "u": sub}
+			"s": session, "g": owner, "p": sepoch, "u": sub, "c": clientID}
 		e, bad := validateEntry("us-east", testMaxFrame, "1-0", values)
 		if bad != nil {
 			if !slices.Contains(rejectReasons, bad.reason) && bad.reason != reasonNotOrigin {
@@ -188,7 +193,8 @@ func FuzzValidateEntry(f *testing.F) {
 			return
 		}
 		if protocol.ValidRoom(e.room) != nil || e.oseq < 1 || e.oseq > maxSafeInt || validEpoch(e.epoch) != nil ||
-			strings.ContainsAny(e.epoch, " \n") || len(e.frame) > testMaxFrame {
+			strings.ContainsAny(e.epoch, " \n") || len(e.frame) > testMaxFrame ||
+			(e.clientID != "" && protocol.ValidID(e.clientID) != nil) {
 			t.Fatalf("accepted event %+v", e)
 		}
 		// A client reading the frame sees this room, origin, oseq and epoch.

@@ -259,6 +259,58 @@ func TestResumeInAnotherRegion(t *testing.T) {
 	}
 }
 
+// TestPublishRetriedInAnotherRegion: G4 across a failover. A publish stored
+// in us-east and retried with the same id in eu-west, once the bridge has
+// carried the event there, is answered with us-east's event (duplicate,
+// origin us-east, same event id and oseq) and eu-west stores nothing new.
+// A retry that reaches eu-west before the event does (the two cut off) is a
+// second event there, the edge of G4 that docs/guarantees.md states; the
+// original, applied after the heal, leaves that second event's record in
+// place, so a further retry in eu-west is answered with the same ack again.
+func TestPublishRetriedInAnotherRegion(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridges()
+	room := "tenant:retry"
+	ctx := context.Background()
+	east := dial(t, w.regions["us-east"].gw.Addr(), "alice")
+	west := dial(t, w.regions["eu-west"].gw.Addr(), "alice")
+	watcher := dial(t, w.regions["eu-west"].gw.Addr(), "watcher")
+	watcher.Subscribe(room, nil, nil)
+
+	first := publish(east, room, "m-1", 1)
+	if first.Duplicate || first.Origin != "us-east" {
+		t.Fatalf("first publish in us-east: %+v, want a new event of origin us-east", first)
+	}
+	wait.For(t, 20*time.Second, "eu-west applied m-1", func() bool { return watcher.Count() == 1 })
+	retry := publish(west, room, "m-1", 1)
+	if !retry.Duplicate || retry.Event != first.Event || retry.Oseq != first.Oseq || retry.Origin != "us-east" {
+		t.Fatalf("retry in eu-west: %+v, want us-east's event %s/%d with duplicate:true", retry, first.Event, first.Oseq)
+	}
+	entries, err := w.regions["eu-west"].redis.Client().XRange(ctx, "geolab:h:{"+room+"}", "-", "+").Result()
+	if err != nil || len(entries) != 1 || entries[0].Values["c"] != "m-1" || entries[0].Values["o"] != "us-east" {
+		t.Fatalf("eu-west's history after the retry: %v (%v), want the one applied event, with c m-1", entries, err)
+	}
+	// The same id from another sender is another publish.
+	bob := publish(dial(t, w.regions["eu-west"].gw.Addr(), "bob"), room, "m-1", 1)
+	if bob.Duplicate || bob.Origin != "eu-west" || bob.Event == first.Event {
+		t.Fatalf("bob's m-1 in eu-west: %+v, want a new event of origin eu-west", bob)
+	}
+
+	// A retry that overtakes its first attempt's event.
+	w.partition("us-east", "eu-west", "reset")
+	second := publish(east, room, "m-2", 2)
+	overtaking := publish(west, room, "m-2", 2)
+	if overtaking.Duplicate || overtaking.Origin != "eu-west" || overtaking.Event == second.Event {
+		t.Fatalf("retry in eu-west before m-2 got there: %+v, want a second event of origin eu-west", overtaking)
+	}
+	w.heal()
+	wait.For(t, 30*time.Second, "eu-west holds m-2 of both origins", func() bool { return watcher.Count() == 4 })
+	again := publish(west, room, "m-2", 2)
+	if !again.Duplicate || again.Event != overtaking.Event || again.Origin != "eu-west" {
+		t.Fatalf("retry in eu-west after the heal: %+v, want eu-west's event %s again", again, overtaking.Event)
+	}
+}
+
 // TestSessionTakeoverDuringPartition: G11. A session owned by us-east is
 // taken over in eu-west while the two are cut off; after the heal us-east
 // learns the newer epoch and closes its connection of that session with 4003.

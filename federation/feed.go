@@ -118,6 +118,11 @@ type outboxEntry struct {
 	oseq       uint64
 	epoch      string
 	frame      string
+	// events only: the frame's event id and sender, and the publisher's
+	// message id ("" from a gateway that predates carrying it)
+	eventID  string
+	sender   string
+	clientID string
 }
 
 func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
@@ -174,7 +179,8 @@ func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 		f.b.m.skipped.WithLabelValues(f.origin, "not_federated").Inc()
 		return true
 	}
-	req := broker.ApplyRequest{Room: e.room, Origin: e.origin, Oseq: e.oseq, Epoch: e.epoch, Frame: []byte(e.frame)}
+	req := broker.ApplyRequest{Room: e.room, Origin: e.origin, Oseq: e.oseq, Epoch: e.epoch, Frame: []byte(e.frame),
+		EventID: e.eventID, Sender: e.sender, ClientID: e.clientID}
 	attempt := 0
 	for {
 		res, err := f.b.broker.Apply(ctx, req)

@@ -342,7 +342,7 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 	}
 	c.srv.m.publishSeconds.Observe(time.Since(start).Seconds())
 	b, _ := json.Marshal(protocol.Ack{Type: protocol.TypeAck, ID: f.ID, Event: res.EventID, Oseq: res.Oseq,
-		Room: f.Room, Duplicate: res.Status == "dup"})
+		Room: f.Room, Duplicate: res.Status == "dup", Origin: res.Origin})
 	c.send(b)
 }
 

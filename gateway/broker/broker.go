@@ -98,7 +98,7 @@ func RoomOfChannel(ch string) string {
 
 // OutboxKey is the federation outbox stream of a region: every federated
 // event published there, in publish order, with fields r room, n outbox
-// number, o origin, q oseq, e epoch, f frame.
+// number, o origin, q oseq, e epoch, f frame, c the publisher's message id.
 func OutboxKey(region string) string { return "geolab:outbox:" + region }
 
 // OutboxCounterKey counts the events ever appended to a region's outbox (the
@@ -176,6 +176,10 @@ type Result struct {
 	Oseq     uint64
 	Epoch    string
 	StreamID string
+	// Origin is the region that assigned Oseq: this one, except for a
+	// publish retried here after its first attempt was stored in another
+	// region and carried here by the bridge ("dup").
+	Origin string
 }
 
 // Publish stores and publishes one event atomically. A retry of the same
@@ -195,7 +199,7 @@ func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) 
 		keys[2] = idemKey(p.Room, p.Sender, p.EventID)
 	}
 	args := []any{"publish", Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, ""}
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID}
 	return b.run(ctx, keys, args)
 }
 
@@ -208,6 +212,14 @@ type ApplyRequest struct {
 	Frame  []byte // the original message frame, byte for byte
 	// Force applies past a gap the caller recorded with MarkGap.
 	Force bool
+	// EventID and Sender are the frame's "id" and "sender", and ClientID the
+	// publisher's message id the outbox carried ("" from an older gateway):
+	// with them the apply also writes the publish's idempotency record in
+	// this region, so that a retry of it that fails over here is answered
+	// with this event instead of becoming a second one (G4).
+	EventID  string
+	Sender   string
+	ClientID string
 }
 
 // Apply stores and publishes a remote event if it is the next of its
@@ -218,9 +230,13 @@ func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	if a.Force {
 		force = "1"
 	}
-	keys := []string{seqKey(a.Room), streamKey(a.Room), idemPrefix(a.Room) + "-", "", ""}
-	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", "",
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force}
+	idem, cid := idemPrefix(a.Room)+"-", ""
+	if a.ClientID != "" && a.EventID != "" {
+		idem, cid = idemKey(a.Room, a.Sender, a.ClientID), a.ClientID
+	}
+	keys := []string{seqKey(a.Room), streamKey(a.Room), idem, "", ""}
+	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", a.EventID,
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force, cid}
 	return b.run(ctx, keys, args)
 }
 
@@ -236,10 +252,10 @@ func (b *Broker) run(ctx context.Context, keys []string, args []any) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("broker: publish.lua: %w: %w", ErrUnavailable, err)
 	}
-	if len(v) != 5 {
-		return Result{}, fmt.Errorf("broker: publish.lua returned %d values, want 5", len(v))
+	if len(v) != 6 {
+		return Result{}, fmt.Errorf("broker: publish.lua returned %d values, want 6", len(v))
 	}
-	r := Result{Status: str(v[0]), EventID: str(v[1]), Epoch: str(v[3]), StreamID: str(v[4])}
+	r := Result{Status: str(v[0]), EventID: str(v[1]), Epoch: str(v[3]), StreamID: str(v[4]), Origin: str(v[5])}
 	if n, ok := v[2].(int64); ok && n >= 0 {
 		r.Oseq = uint64(n)
 	}

@@ -7,14 +7,23 @@
 -- stream, records the publish's idempotency key, optionally appends it to the
 -- region's federation outbox, and publishes it on the room's channel.
 --
+-- The idempotency record is written in every region the event reaches: by the
+-- publish in its origin, and by the apply wherever the bridge carries it (the
+-- outbox carries the client's message id). A retry that fails over to another
+-- region is then answered there with the original event, once the event got
+-- there first (docs/guarantees.md, G4).
+--
 -- Keys (all of one room share the {room} hash tag, so one slot on a cluster):
 --   KEYS[1] geolab:s:{room}   hash: q:<origin> = last oseq, e:<origin> = epoch,
 --                             g:<origin> = highest oseq known missing (gap marker)
---   KEYS[2] geolab:h:{room}   stream: the room's history; fields o, q, e, f
---   KEYS[3] idempotency key   publish: geolab:idem:{room}:<len>:<sender>:<client id>,
+--   KEYS[2] geolab:h:{room}   stream: the room's history; fields o, q, e, f, and
+--                             c (the client's message id) when known
+--   KEYS[3] idempotency key   geolab:idem:{room}:<len>:<sender>:<client id>,
 --                             <len> the sender's length in bytes (so the key is
---                             injective: a sender may hold ':');
---                             apply: unused (the sequence check is the dedup)
+--                             injective: a sender may hold ':'); apply: the key
+--                             of the event's publish when ARGV[16] names its
+--                             client id, else unused (the sequence check is the
+--                             dedup of the apply itself)
 --   KEYS[4] outbox stream     geolab:outbox:<region>, or "" when not federated
 --   KEYS[5] outbox counter    geolab:outbox:<region>:n (events ever appended), or ""
 --
@@ -26,7 +35,8 @@
 --   5 oseq         apply only: the event's oseq
 --   6 head         frame JSON up to and including "oseq": (the oseq and epoch are spliced in)
 --   7 tail         frame JSON from ,"sender": to the closing brace
---   8 event id     (publish; recorded in the idempotency value)
+--   8 event id     recorded in the idempotency value (publish: the fresh id;
+--                  apply: the id in the frame, when ARGV[16] is set)
 --   9 maxlen       history length bound (approximate trimming)
 --  10 minid        history age bound as a stream id ("" = none)
 --  11 idem ttl ms  dedup window
@@ -35,10 +45,18 @@
 --  14 room         the room (recorded in the outbox entry)
 --  15 force        apply only: "1" accepts an oseq past a gap the caller has
 --                  recorded with a gap marker (the events before it are lost)
+--  16 client id    the client's message id ("" when unknown: an outbox entry of
+--                  an older gateway); kept in the history entry (c) and the
+--                  outbox entry (c); apply: also recorded under KEYS[3], unless
+--                  a record is there already (a retry that got here first)
 --
--- Returns {status, event id, oseq, epoch, stream id}; status is "ok", "dup"
--- (publish retried: the original ack; apply: already applied) or, for apply,
--- "gap" (oseq is ahead of what this region has: the caller must not skip).
+-- The idempotency value is "<event id> <oseq> <epoch> <stream id> <origin>"
+-- (a record of an older gateway has no origin: it is this region's).
+--
+-- Returns {status, event id, oseq, epoch, stream id, origin}; status is "ok",
+-- "dup" (publish retried: the original ack, whose origin may be another region;
+-- apply: already applied) or, for apply, "gap" (oseq is ahead of what this
+-- region has: the caller must not skip).
 
 local mode = ARGV[1]
 local origin = ARGV[3]
@@ -52,8 +70,11 @@ local frame
 if mode == 'publish' then
   local prev = redis.call('GET', KEYS[3])
   if prev then
-    local eid, q, e, sid = string.match(prev, '^(%S+) (%d+) (%S+) (%S+)$')
-    return {'dup', eid, tonumber(q), e, sid}
+    local eid, q, e, sid, o = string.match(prev, '^(%S+) (%d+) (%S+) (%S+) ?(%S*)$')
+    if o == nil or o == '' then
+      o = origin
+    end
+    return {'dup', eid, tonumber(q), e, sid, o}
   end
   epoch = redis.call('HGET', KEYS[1], ef)
   if not epoch then
@@ -69,10 +90,10 @@ elseif mode == 'apply' then
   local cur = tonumber(redis.call('HGET', KEYS[1], qf) or '0')
   if cur_epoch == epoch then
     if oseq <= cur then
-      return {'dup', '', cur, epoch, ''}
+      return {'dup', '', cur, epoch, '', origin}
     end
     if oseq > cur + 1 and ARGV[15] ~= '1' then
-      return {'gap', '', cur, epoch, ''}
+      return {'gap', '', cur, epoch, '', origin}
     end
   else
     -- A new epoch of the origin: its sequence restarted (it lost history).
@@ -84,22 +105,31 @@ else
   return redis.error_reply('publish.lua: unknown mode ' .. tostring(mode))
 end
 
-local sid
+local cid = ARGV[16] or ''
+local fields = {'o', origin, 'q', oseq, 'e', epoch, 'f', frame}
+if cid ~= '' then
+  fields[#fields + 1] = 'c'
+  fields[#fields + 1] = cid
+end
+local sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', unpack(fields))
 if ARGV[10] ~= '' then
-  sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
   redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[10])
-else
-  sid = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
 end
 
 local eid = ARGV[8]
 if mode == 'publish' then
-  redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid, 'PX', ARGV[11])
+  redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid .. ' ' .. origin, 'PX', ARGV[11])
   if KEYS[4] ~= '' then
     local n = redis.call('INCR', KEYS[5])
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'r', ARGV[14], 'n', n, 'o', origin, 'q', oseq, 'e', epoch, 'f', frame)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'r', ARGV[14], 'n', n, 'o', origin, 'q', oseq, 'e', epoch, 'f', frame, 'c', cid)
+  end
+else
+  -- The event's id is in its frame; the ack a retry here gets names it
+  -- through the frame's "id", which the caller passes as ARGV[8].
+  if cid ~= '' then
+    redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid .. ' ' .. origin, 'PX', ARGV[11], 'NX')
   end
 end
 
 redis.call('PUBLISH', ARGV[2], sid .. ' ' .. origin .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. frame)
-return {'ok', eid, oseq, epoch, sid}
+return {'ok', eid, oseq, epoch, sid, origin}

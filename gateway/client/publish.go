@@ -14,6 +14,10 @@ type Ack struct {
 	Room  string
 	Event string // the event id the gateway assigned
 	Oseq  uint64
+	// Origin is the region that assigned Oseq: the region of the connection
+	// unless a retry was answered with an event its first attempt made in
+	// another region ("" from a gateway that predates the field).
+	Origin string
 	// Duplicate is true when the gateway answered from its dedup record: an
 	// earlier attempt had been published already.
 	Duplicate bool
@@ -182,7 +186,7 @@ func (c *Client) handleAck(cn *conn, f *protocol.ServerFrame) {
 			room = p.room
 		}
 		p.state, p.err = pubDone, nil
-		p.ack = Ack{ID: f.ID, Room: room, Event: f.Event, Oseq: f.Oseq, Duplicate: f.Duplicate,
+		p.ack = Ack{ID: f.ID, Room: room, Event: f.Event, Oseq: f.Oseq, Origin: f.Origin, Duplicate: f.Duplicate,
 			Conn: cn.no, Attempts: p.attempts}
 		delete(c.pending, f.ID)
 		notify(p.notify)

@@ -491,6 +491,10 @@ type Ack struct {
 	// publish was a retry answered from the dedup record.
 	Room      string `json:"room,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
+	// Origin, an extension of v1, is the region that assigned Oseq: the
+	// region of the connection, except for a retry answered from the dedup
+	// record of an event its first attempt made in another region.
+	Origin string `json:"origin,omitempty"`
 }
 
 // ErrorFrame reports a refused request. Ref is the client message id or the

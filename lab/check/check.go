@@ -410,7 +410,14 @@ func (c *checker) publishes() {
 			if ev.acked {
 				continue
 			}
-			ev.acked, ev.origin, ev.oseq, ev.pubT, ev.ackT, ev.publisher = true, cs.connRegion(e.Conn), e.Oseq, p.t, e.T, cs.id
+			// The ack names the origin that assigned its oseq when it is not
+			// the connection's region (a retry answered there with the event
+			// its first attempt made elsewhere); before the field, it was.
+			origin := cs.connRegion(e.Conn)
+			if e.Origin != "" {
+				origin = c.regions.id(e.Origin)
+			}
+			ev.acked, ev.origin, ev.oseq, ev.pubT, ev.ackT, ev.publisher = true, origin, e.Oseq, p.t, e.T, cs.id
 			c.res.Counts.Published++
 		case e.Dir == client.In && e.Type == protocol.TypeError && e.Ref != "":
 			cs := c.client(e)

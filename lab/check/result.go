@@ -84,9 +84,16 @@ type Counts struct {
 	// with targeted gateways (G9).
 	PatternSubscriptions int `json:"pattern_subscriptions"`
 	// ExtraEvents: events the regions created beyond one per publish the
-	// clients made (stored own-origin events − published − unacked, when
-	// above 0): a retry that became a second event (G4).
+	// clients made, where the region could have known better: a second
+	// event of a publish (same room, sender, client message id) made by a
+	// region whose history already held one; and at least stored
+	// own-origin events − retries_overtaken − published − unacked (G4).
 	ExtraEvents int `json:"extra_events"`
+	// RetriesOvertaken: second events of a publish made by a region whose
+	// history did not hold the first: the retry failed over to it before
+	// the bridge carried the first attempt's event there (or the region
+	// lost its data). G4's stated edge, counted; not a violation.
+	RetriesOvertaken int `json:"retries_overtaken"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -225,7 +232,7 @@ var Metrics = []string{
 	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
-	"history_duplicates", "extra_events", "outbox_echoes", "pattern_subscriptions", "duration",
+	"history_duplicates", "extra_events", "retries_overtaken", "outbox_echoes", "pattern_subscriptions", "duration",
 	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
@@ -324,6 +331,8 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.PatternSubscriptions), true
 	case "extra_events":
 		return float64(c.ExtraEvents), true
+	case "retries_overtaken":
+		return float64(c.RetriesOvertaken), true
 	case "duration":
 		return r.Duration, true
 	}

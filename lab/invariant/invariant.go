@@ -10,8 +10,11 @@ package invariant
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -38,9 +41,33 @@ type Counts struct {
 	// with the publishes the clients made (G4: one event per client
 	// message id, however often retried).
 	OwnEvents int
+	// Recreated: events a region created for a publish (same room, sender
+	// and client message id) whose event its history already held, its own
+	// or carried in by a bridge: the region had the idempotency record and
+	// made a second event anyway (G4).
+	Recreated int
+	// RetriesOvertaken: second events of a publish made by a region that
+	// did not yet hold the first one: the retry failed over to it before
+	// the bridge carried the first attempt's event there. No region can
+	// know of an event that has not reached it; this is G4's stated edge
+	// (docs/guarantees.md), counted, not a violation.
+	RetriesOvertaken int
 	// Examples by count name (history_duplicates, outbox_echoes,
-	// pattern_subscriptions).
+	// pattern_subscriptions, recreated, retries_overtaken).
 	Examples map[string][]string
+
+	// stored: per (region, room), the events of the history in stream
+	// order, for publishes.
+	stored []storedEvent
+}
+
+// storedEvent is one entry of a region's room history, as publishes reads it.
+type storedEvent struct {
+	Region, Room string
+	Origin       string
+	Event        string // the frame's "id"
+	Sender       string // the frame's "sender"
+	ClientID     string // the entry's c: the publisher's message id ("" unknown)
 }
 
 // maxExamples is how many examples of each count Check keeps.
@@ -80,6 +107,7 @@ func Check(ctx context.Context, l *lab.Lab, opts Options) (Counts, error) {
 			return c, fmt.Errorf("invariant: %s: %w", region, err)
 		}
 	}
+	c.publishes()
 	return c, nil
 }
 
@@ -131,7 +159,65 @@ func (c *Counts) history(ctx context.Context, rc *redis.Client, region, key stri
 		if fmt.Sprint(e.Values["o"]) == region {
 			c.OwnEvents++
 		}
+		f, _ := e.Values["f"].(string)
+		var m struct{ ID, Sender string }
+		_ = json.Unmarshal([]byte(f), &m) // a frame that does not parse has no publish to match
+		cid, _ := e.Values["c"].(string)
+		c.stored = append(c.stored, storedEvent{Region: region, Room: key, Origin: fmt.Sprint(e.Values["o"]),
+			Event: m.ID, Sender: m.Sender, ClientID: cid})
 	})
+}
+
+// publishes matches the events of every history by publish (room, sender,
+// client message id) and counts, for each publish that became more than one
+// event, each extra one as Recreated (its region's history held an event of
+// that publish before it) or RetriesOvertaken (it did not).
+func (c *Counts) publishes() {
+	type publish struct{ room, sender, cid string }
+	type regionPublish struct {
+		region string
+		publish
+	}
+	events := map[publish]map[string]bool{} // publish → its distinct event ids
+	held := map[regionPublish]string{}      // the first event of a publish each region's history holds
+	judged := map[string]bool{}             // event ids judged once (a region's own entry)
+	recreated := map[publish]int{}          // per publish, its Recreated events
+	for _, e := range c.stored {
+		if e.ClientID == "" || e.Event == "" {
+			continue
+		}
+		k := publish{e.Room, e.Sender, e.ClientID}
+		if events[k] == nil {
+			events[k] = map[string]bool{}
+		}
+		events[k][e.Event] = true
+		rk := regionPublish{e.Region, k}
+		first, had := held[rk]
+		if !had {
+			held[rk] = e.Event
+		}
+		if e.Origin != e.Region || judged[e.Event] {
+			continue
+		}
+		judged[e.Event] = true
+		if had && first != e.Event {
+			c.Recreated++
+			recreated[k]++
+			c.example("recreated", "%s made event %s for %s's message %s in %s although its history already held event %s of that publish",
+				e.Region, e.Event, e.Sender, e.ClientID, e.Room, first)
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(events), func(a, b publish) int {
+		return strings.Compare(a.room+"\x00"+a.sender+"\x00"+a.cid, b.room+"\x00"+b.sender+"\x00"+b.cid)
+	})
+	for _, k := range keys {
+		ids := events[k]
+		if n := len(ids) - 1 - recreated[k]; n > 0 {
+			c.RetriesOvertaken += n
+			c.example("retries_overtaken", "%s's message %s in %s became %d events (%s): a retry reached a region before its first attempt's event did",
+				k.sender, k.cid, k.room, len(ids), strings.Join(slices.Sorted(maps.Keys(ids)), ", "))
+		}
+	}
 }
 
 // page is how many stream entries one XRANGE reads.

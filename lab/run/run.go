@@ -291,14 +291,20 @@ func addLabCounts(r *check.Result, inv invariant.Counts) {
 	r.Counts.HistoryDuplicates = inv.HistoryDuplicates
 	r.Counts.OutboxEchoes = inv.OutboxEchoes
 	r.Counts.PatternSubscriptions = inv.PatternSubscriptions
-	r.Counts.ExtraEvents = max(0, inv.OwnEvents-r.Counts.Published-r.Counts.Unacked)
-	if r.Counts.ExtraEvents > 0 {
+	r.Counts.RetriesOvertaken = inv.RetriesOvertaken
+	unmatched := max(0, inv.OwnEvents-inv.RetriesOvertaken-r.Counts.Published-r.Counts.Unacked)
+	r.Counts.ExtraEvents = max(inv.Recreated, unmatched)
+	if unmatched > inv.Recreated {
 		if inv.Examples == nil {
 			inv.Examples = map[string][]string{}
 		}
 		inv.Examples["extra_events"] = append(inv.Examples["extra_events"], fmt.Sprintf(
-			"the regions' histories hold %d events of their own origin, but the clients made %d publishes (%d acked, %d never acked): %d more events than publishes",
-			inv.OwnEvents, r.Counts.Published+r.Counts.Unacked, r.Counts.Published, r.Counts.Unacked, r.Counts.ExtraEvents))
+			"the regions' histories hold %d events of their own origin (%d of them retries that overtook their first attempt's event), but the clients made %d publishes (%d acked, %d never acked): %d more events than publishes",
+			inv.OwnEvents, inv.RetriesOvertaken, r.Counts.Published+r.Counts.Unacked, r.Counts.Published, r.Counts.Unacked, unmatched))
+	}
+	if ex := inv.Examples["recreated"]; len(ex) > 0 {
+		inv.Examples["extra_events"] = append(inv.Examples["extra_events"], ex...)
+		delete(inv.Examples, "recreated")
 	}
 	for name, texts := range inv.Examples {
 		for _, t := range texts {
