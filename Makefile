@@ -18,8 +18,7 @@ PROVIDER ?= process
 CHAOS_REPORT_SUFFIX = $(if $(filter docker,$(PROVIDER)),-docker)
 # Specs run the components as processes of the geolab binary built by `build`.
 GEOLAB_BIN := $(BIN)/geolab
-# make test runs the whole chaos suite; CHAOS_SMOKE='resubscribe' narrows it. DOCKER_SMOKE=0 leaves
-# out its docker smoke subset (for a machine that cannot run an engine; CI runs it).
+# make test runs the whole chaos suite; CHAOS_SMOKE='resubscribe' narrows it. DOCKER_SMOKE=0 leaves out its docker smoke subset (for a machine that cannot run an engine; CI runs it).
 CHAOS_SMOKE  ?=
 DOCKER_SMOKE ?= 1
 
@@ -51,9 +50,8 @@ DOCKERD_FLAGS ?= --iptables=false --storage-driver=vfs
 DOCKERD_LOG   := $(BIN)/dockerd.log
 DOCKERD_PID   := $(BIN)/dockerd.pid
 KEEP_ENGINE   ?=
-# chaos-docker: the Go tests of DOCKER_TESTS (./lab is the provider contract suite)
-# matching DOCKER_RUN (empty: all), then the chaos specs of DOCKER_LABELS (empty: all)
-# on containers; make test's docker smoke narrows both to DOCKER_SMOKE_RUN/_LABELS.
+# chaos-docker: the Go tests of DOCKER_TESTS (./lab is the provider contract suite) matching DOCKER_RUN (empty: all),
+# then the chaos specs of DOCKER_LABELS (empty: all) on containers; make test's docker smoke narrows both to DOCKER_SMOKE_RUN/_LABELS.
 DOCKER_TESTS        := ./lab ./lab/provider ./docker
 DOCKER_SMOKE_RUN    := ^(TestDocker.*|TestCompose.*|TestGatewayKill|TestGatewayPause|TestGatewayDrain|TestRedisRestart|TestRegionDown|TestIsolateStopsEveryCrossRegionDelivery)$$
 DOCKER_SMOKE_LABELS := resubscribe || failover
@@ -63,7 +61,7 @@ DOCKER_RUN          ?=
 export GO GINKGO PROVIDER GEOLAB_BIN CHAOS_SMOKE DOCKER_SMOKE FUZZ_TARGETS FUZZTIME MUTANTS REPORT REPORT_WINDOW
 export GEOLAB_IMAGE TOXIPROXY_IMAGE REDIS_IMAGE DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID KEEP_ENGINE DOCKER_TESTS DOCKER_SMOKE_LABELS DOCKER_LABELS DOCKER_SMOKE_RUN DOCKER_RUN
 
-.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios explore bench lint clean report-png images deps-docker chaos-docker compose-up compose-down
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios explore bench bench-peers lint clean report-png images deps-docker chaos-docker compose-up compose-down
 
 help: ## list the targets
 	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
@@ -99,6 +97,8 @@ explore: deps-redis build ## randomized chaos with shrinking: geolab explore EXP
 bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap' -benchtime 3x ./lab/check ./lab/history ./gateway
+bench-peers: deps-redis build ## one geolab gateway beside Centrifugo v6.9.1 (go-installed into bin/ if missing), the same separate load process: one table (BENCH_PEERS_ARGS: geolab bench peers flags)
+	@scripts/bench-peers.sh
 lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)
 	@scripts/lint.sh
 clean: ## remove bin/ and reports/

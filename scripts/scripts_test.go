@@ -25,7 +25,7 @@ var scriptVars = strings.Fields(`GO GINKGO PROVIDER GEOLAB_BIN CHAOS_SMOKE DOCKE
 	DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID DOCKERD_WAIT KEEP_ENGINE DOCKER_TESTS DOCKER_SMOKE_LABELS
 	DOCKER_LABELS DOCKER DOCKERD DOCKER_COMPOSE COMPOSE COMPOSE_WAIT COMPOSE_PROJECT_NAME APT_GET
 	CHROMIUM STATICCHECK STATICCHECK_VERSION GOFMT FAULTY_BIN REPORTS MAKE MAKEFLAGS MFLAGS MAKELEVEL
-	GEOLAB_FAULTY GEOLAB_US_EAST_PORT GEOLAB_EU_WEST_PORT GEOLAB_TOXIPROXY_PORT`)
+	GEOLAB_FAULTY GEOLAB_US_EAST_PORT GEOLAB_EU_WEST_PORT GEOLAB_TOXIPROXY_PORT CENTRIFUGO BENCH_PEERS_ARGS`)
 
 // exercised names, for each script, what runs it for real: a make target that
 // `make test` runs, or the test below that runs it in a cheap mode.
@@ -41,6 +41,7 @@ var exercised = map[string]string{
 	"lint.sh":           "TestLint",
 	"report-png.sh":     "TestReportPNG",
 	"compose.sh":        "TestCompose",
+	"bench-peers.sh":    "TestBenchPeers (make bench-peers runs the benchmark itself)",
 }
 
 // badArgs is, for each script, a call with wrong arguments and what its
@@ -60,6 +61,7 @@ var badArgs = map[string]struct {
 	"lint.sh":           {[]string{"a", "b"}, "at most one argument DIR, got 2: a b"},
 	"report-png.sh":     {[]string{"x.html"}, "takes no arguments (set REPORT), got: x.html"},
 	"compose.sh":        {[]string{"start"}, "want one of up, down, config; got: start"},
+	"bench-peers.sh":    {[]string{"--rates"}, "takes no arguments (set BENCH_PEERS_ARGS), got: --rates"},
 }
 
 func here(t *testing.T) string {
@@ -957,9 +959,50 @@ func TestHelpListsEveryTarget(t *testing.T) {
 		}
 	}
 	for _, target := range strings.Fields(`help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos
-		chaos-mutants scenarios bench lint clean report-png images deps-docker chaos-docker compose-up compose-down`) {
+		chaos-mutants scenarios bench bench-peers lint clean report-png images deps-docker chaos-docker compose-up compose-down`) {
 		if listed[target] != 1 {
 			t.Errorf("make help lists %s %d times:\n%s", target, listed[target], out)
 		}
 	}
+}
+
+// TestBenchPeers runs bench-peers.sh with stand-ins for go and geolab: it
+// installs Centrifugo only when it is missing, says so when the install
+// fails, and hands BENCH_PEERS_ARGS to geolab bench peers.
+func TestBenchPeers(t *testing.T) {
+	t.Run("missing: go install, then geolab bench peers", func(t *testing.T) {
+		dir := t.TempDir()
+		cf := filepath.Join(dir, "centrifugo")
+		goCmd := standIn(t, dir, "go", `echo "GOBIN=$GOBIN" >>"$0.log"; printf '#!/bin/sh\n' >"$GOBIN/centrifugo"; chmod +x "$GOBIN/centrifugo"`)
+		geolab := standIn(t, dir, "geolab", "echo table")
+		r := run(t, map[string]string{"GO": goCmd, "GEOLAB_BIN": geolab, "CENTRIFUGO": cf, "BENCH_PEERS_ARGS": "--rates 20,40 --duration 5s"}, "bench-peers.sh")
+		expect(t, r, 0, "installing Centrifugo v6.9.1 into "+dir+"/", "table")
+		if calls := log(t, goCmd); !contains(calls, "install github.com/centrifugal/centrifugo/v6@v6.9.1") || !contains(calls, "GOBIN="+dir) {
+			t.Errorf("go calls: %q", calls)
+		}
+		if calls := log(t, geolab); len(calls) != 1 || calls[0] != "bench peers --centrifugo "+cf+" --rates 20,40 --duration 5s" {
+			t.Errorf("geolab calls: %q", calls)
+		}
+	})
+	t.Run("present: no install", func(t *testing.T) {
+		dir := t.TempDir()
+		cf := standIn(t, dir, "centrifugo", "")
+		goCmd := standIn(t, dir, "go", "exit 1")
+		geolab := standIn(t, dir, "geolab", "echo table")
+		r := run(t, map[string]string{"GO": goCmd, "GEOLAB_BIN": geolab, "CENTRIFUGO": cf}, "bench-peers.sh")
+		expect(t, r, 0, "table")
+		if calls := log(t, goCmd); len(calls) != 0 {
+			t.Errorf("go was called: %q", calls)
+		}
+	})
+	t.Run("the install fails: exit 1 saying so, no benchmark", func(t *testing.T) {
+		dir := t.TempDir()
+		goCmd := standIn(t, dir, "go", "echo 'build failed: no network' >&2; exit 1")
+		geolab := standIn(t, dir, "geolab", "echo table")
+		r := run(t, map[string]string{"GO": goCmd, "GEOLAB_BIN": geolab, "CENTRIFUGO": filepath.Join(dir, "centrifugo")}, "bench-peers.sh")
+		expect(t, r, 1, "build failed: no network", "go install github.com/centrifugal/centrifugo/v6@v6.9.1' failed")
+		if calls := log(t, geolab); len(calls) != 0 {
+			t.Errorf("geolab ran: %q", calls)
+		}
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +25,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Benchmarks of the system under test (make bench)",
 	}
-	cmd.AddCommand(newBenchFanoutCmd())
+	cmd.AddCommand(newBenchFanoutCmd(), newBenchPeersCmd(), newBenchLoadCmd())
 	return cmd
 }
 
@@ -61,5 +63,133 @@ the measured window. Everything stops by itself after warmup + duration.`,
 	f.IntVar(&c.Payload, "payload", c.Payload, "bytes of each publish's data")
 	f.DurationVar(&c.Duration, "duration", c.Duration, "measured window")
 	f.DurationVar(&c.Warmup, "warmup", c.Warmup, "publishing before the window opens")
+	return cmd
+}
+
+// loadFlags names each bench.LoadConfig field as the flag that sets it.
+var loadFlags = map[string]string{
+	"Target": "--target", "URL": "--url", "Secret": "GEOLAB_JWT_SECRET", "Rooms": "--rooms", "SubsPerRoom": "--subs-per-room",
+	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup", "Drain": "--drain",
+}
+
+// peersFlags names each bench.PeersConfig field as the flag that sets it.
+var peersFlags = map[string]string{
+	"Rates": "--rates", "Targets": "--targets", "Centrifugo": "--centrifugo", "CentrifugoEngine": "--centrifugo-engine",
+	"Rooms": "--rooms", "SubsPerRoom": "--subs-per-room", "Rate": "--rates", "Payload": "--payload",
+	"Duration": "--duration", "Warmup": "--warmup", "Drain": "--drain",
+}
+
+// addYardstickFlags sets the yardstick's flags, shared by bench load and bench peers.
+func addYardstickFlags(cmd *cobra.Command, l *bench.LoadConfig) {
+	f := cmd.Flags()
+	f.IntVar(&l.Rooms, "rooms", l.Rooms, "rooms, bench:0 … bench:N-1, one publisher connection each")
+	f.IntVar(&l.SubsPerRoom, "subs-per-room", l.SubsPerRoom, "subscriber connections per room")
+	f.IntVar(&l.Payload, "payload", l.Payload, "bytes of each publish's JSON data, its send time included")
+	f.DurationVar(&l.Duration, "duration", l.Duration, "measured window")
+	f.DurationVar(&l.Warmup, "warmup", l.Warmup, "publishing before the window opens")
+	f.DurationVar(&l.Drain, "drain", l.Drain, "the most time waited after the window for the acks and deliveries it owes")
+}
+
+func newBenchPeersCmd() *cobra.Command {
+	c := bench.DefaultPeers()
+	var targets string
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "Fan-out of one geolab gateway beside Centrifugo, the same load process for both; prints one table (make bench-peers)",
+		Long: `For each rate of --rates, and each server of --targets in turn: start a fresh
+redis-server (from PATH) and the server on loopback (a geolab gateway of this
+binary, or --centrifugo with a config written to a temp dir: anonymous
+subscribe and publish in the namespace bench, the Redis engine on its own
+redis-server unless --centrifugo-engine memory), then run the load process
+'geolab bench load' as a separate process against it: --rooms×--subs-per-room
+subscriber connections, one publisher connection per room publishing the rate
+per room, --payload-byte JSON data carrying its send time, --warmup then the
+--duration window. The CPU of the server and of its redis-server during the
+window is read from /proc/PID/stat at the load's window markers. Everything a
+step started is stopped by its pid before the next step, also on failure or
+Ctrl-C. Prints a Markdown table: offered and delivered rate, % of what the
+window's acked publishes owed that arrived (within --drain), publish→receive
+latency p50/p99/p99.9 (one clock: the load process's), CPU seconds of each
+server and per delivery, of its redis-server and of the load process, and
+connections the server cut; then each server's saturation (the highest
+delivered rate with 100 % delivered, nobody cut and p99 < 250 ms).
+--profile-dir writes each geolab gateway's CPU profile there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if c.Targets, err = parseTargets(targets); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if c.Geolab, err = os.Executable(); err != nil {
+				return err
+			}
+			if c.ProfileDir != "" {
+				if err := os.MkdirAll(c.ProfileDir, 0o755); err != nil {
+					return err
+				}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rows, err := bench.RunPeers(ctx, c, cmd.ErrOrStderr())
+			if len(rows) > 0 {
+				fmt.Fprint(cmd.OutOrStdout(), bench.PeersTable(rows, c))
+			}
+			return fielderr.Rename(err, peersFlags)
+		},
+	}
+	f := cmd.Flags()
+	f.Float64SliceVar(&c.Rates, "rates", c.Rates, "publishes per second per room, one step each")
+	f.StringVar(&targets, "targets", "geolab,centrifugo", "servers to run at each rate, in this order: geolab and/or centrifugo")
+	f.StringVar(&c.Centrifugo, "centrifugo", "bin/centrifugo", "the centrifugo binary (make bench-peers installs v6.9.1 into bin/)")
+	f.StringVar(&c.CentrifugoEngine, "centrifugo-engine", c.CentrifugoEngine, "Centrifugo's engine: redis (its own redis-server, as geolab's) or memory")
+	f.StringVar(&c.ProfileDir, "profile-dir", "", "write each geolab gateway's CPU profile to DIR/gateway-rRATE.pprof")
+	f.StringSliceVar(&c.GatewayArgs, "gateway-arg", nil, "an extra flag for each geolab gateway, e.g. --gateway-arg=--send-queue=2048 (repeatable)")
+	addYardstickFlags(cmd, &c.Load)
+	return cmd
+}
+
+func parseTargets(s string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		t = strings.TrimSpace(t)
+		if t != bench.TargetGeolab && t != bench.TargetCentrifugo {
+			return nil, fmt.Errorf("--targets %q: want geolab and/or centrifugo, comma-separated", s)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func newBenchLoadCmd() *cobra.Command {
+	c := bench.DefaultLoad()
+	cmd := &cobra.Command{
+		Use:   "load --target geolab|centrifugo --url WS_URL",
+		Short: "The load process of bench peers: subscribers and publishers against one server; prints JSON lines",
+		Long: `Connect --rooms×--subs-per-room subscriber connections (subscriber i in room
+bench:(i mod rooms)) and one publisher connection per room to the server at
+--url, speaking geolab's protocol v1 (tokens minted with the GEOLAB_JWT_SECRET
+environment variable, one subject per connection) or Centrifugo's JSON client
+protocol (anonymous). Each publisher publishes --rate times a second for
+--warmup and then the --duration window, --payload-byte JSON data carrying the
+send time of publishes sent in the window. Prints JSON lines on stdout:
+{"event":"connected"}, {"event":"window_start"}, {"event":"window_end"} as they
+happen (bench peers reads the servers' CPU at them), and the result: what the
+window's acked publishes owed and what arrived of it within --drain, the
+deliveries received during the window, publish→receive latency quantiles, this
+process's CPU in the window, and the connections the server closed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.Secret = []byte(os.Getenv("GEOLAB_JWT_SECRET"))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			_, err := bench.RunLoad(ctx, c, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return fielderr.Rename(err, loadFlags)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Target, "target", c.Target, "the server's protocol: geolab or centrifugo")
+	f.StringVar(&c.URL, "url", "", "the server's WebSocket URL, e.g. ws://127.0.0.1:8080/ws or ws://127.0.0.1:8000/connection/websocket")
+	f.Float64Var(&c.Rate, "rate", c.Rate, "publishes per second per room")
+	addYardstickFlags(cmd, &c)
 	return cmd
 }

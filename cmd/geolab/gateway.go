@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -30,7 +31,7 @@ var gatewayFlags = map[string]string{
 
 func newGatewayCmd(g *globalFlags) *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var secretFile, profile, redisPasswordFile string
+	var secretFile, profile, redisPasswordFile, cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "gateway --region R --node N --listen ADDR --redis ADDR",
 		Short: "Run one WebSocket gateway node (protocol v1 on /ws)",
@@ -67,6 +68,13 @@ still connected with 1001.`,
 				return fielderr.Rename(err, map[string]string{"profile": "--redis-profile"})
 			}
 			cfg.Logger = log
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			srv, err := gateway.New(cfg)
 			if err != nil {
 				return fielderr.Rename(err, gatewayFlags)
@@ -119,5 +127,19 @@ still connected with 1001.`,
 	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "client connections per node; one more is refused with 503 too_many_connections (0 = no cap)")
 	f.IntVar(&cfg.MaxConnsPerSub, "max-conns-per-sub", cfg.MaxConnsPerSub, "client connections per token subject on the node; one more is refused with 429 too_many_sub_connections (0 = no cap)")
 	f.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", cfg.HTTPIdleTimeout, "an idle keep-alive HTTP connection (not a WebSocket) is closed after this long")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the node's whole life to this file, for go tool pprof (bench peers --profile-dir)")
 	return cmd
+}
+
+// startCPUProfile profiles the process's CPU into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
