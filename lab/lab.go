@@ -61,8 +61,15 @@ type Options struct {
 	// federation.DefaultLagWarn and DefaultLagAlert: 1s, 5s); Start refuses
 	// thresholds the bridges would (federation.LagConfig.Validate).
 	LagWarn, LagAlert time.Duration
-	// ReadyTimeout bounds Start (default 60s).
+	// ReadyTimeout bounds Start (default 60s; 120s when a region runs a
+	// Redis Cluster).
 	ReadyTimeout time.Duration
+	// RedisOnly starts Toxiproxy and every region's Redis with its proxies,
+	// and nothing else: no gateway, bridge or resolver. It is the Redis
+	// layer alone, e.g. a Redis Cluster region before the gateway speaks
+	// cluster; what needs a gateway, a bridge or the resolver (Endpoints,
+	// ResolverURL, their faults) has nothing to act on.
+	RedisOnly bool
 	// Logger receives the lab's own logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -88,8 +95,9 @@ type Lab struct {
 type Region struct {
 	Name     string
 	lab      *Lab
-	redis    provider.Redis
-	auth     *redisAuth // how its Redis is reached: TLS, users, passwords
+	redis    provider.Redis        // nil when the region runs a cluster
+	cluster  provider.RedisCluster // nil when the region runs one Redis
+	auth     *redisAuth            // how its Redis is reached: TLS, users, passwords
 	gateways []*Gateway
 	bridge   *Bridge
 }
@@ -121,12 +129,7 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 			}
 		}
 	}
-	for _, r := range topo.Regions {
-		if r.Redis.Mode == topology.RedisCluster {
-			return nil, fmt.Errorf("lab: region %s: redis mode cluster: the process provider does not run Redis Cluster yet", r.Name)
-		}
-	}
-	if err := opts.defaults(); err != nil {
+	if err := opts.defaults(topo); err != nil {
 		return nil, err
 	}
 	l = &Lab{topo: topo, opts: opts, log: opts.Logger, regions: map[string]*Region{}, started: time.Now()}
@@ -164,6 +167,10 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	if err := l.startRegions(ctx); err != nil {
 		return l, err
 	}
+	if opts.RedisOnly {
+		l.log.Info("lab up, redis only", "component", "lab", "topology", topo.Name, "took", time.Since(l.started).Round(time.Millisecond))
+		return l, nil
+	}
 	if err := l.startResolver(); err != nil {
 		return l, err
 	}
@@ -171,7 +178,7 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	return l, nil
 }
 
-func (o *Options) defaults() error {
+func (o *Options) defaults(topo *topology.Topology) error {
 	lag := federation.LagConfig{Warn: o.LagWarn, Alert: o.LagAlert}.WithDefaults()
 	if err := lag.Validate(); err != nil {
 		return fmt.Errorf("lab: %w", fielderr.Rename(err, map[string]string{"lag.warn": "LagWarn", "lag.alert": "LagAlert"}))
@@ -203,6 +210,9 @@ func (o *Options) defaults() error {
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = 60 * time.Second
+		if slices.ContainsFunc(topo.Regions, func(r topology.Region) bool { return r.Redis.Mode == topology.RedisCluster }) {
+			o.ReadyTimeout = 120 * time.Second // creating a cluster and waiting for its replicas to sync
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -217,11 +227,17 @@ func (l *Lab) startRegions(ctx context.Context) error {
 		l.regions[r.Name] = &Region{Name: r.Name, lab: l, auth: newRedisAuth(r.Redis)}
 	}
 	if err := l.parallel(func(r topology.Region) error {
+		if r.Redis.Mode == topology.RedisCluster {
+			return l.startCluster(ctx, r)
+		}
 		red, err := l.prov.StartRedis(ctx, l.regions[r.Name].auth.spec(r.Name, r.Redis))
 		l.regions[r.Name].redis = red
 		return err
 	}); err != nil {
 		return err
+	}
+	if l.opts.RedisOnly {
+		return nil
 	}
 	if err := l.parallel(func(r topology.Region) error { return l.startGateways(ctx, r) }); err != nil {
 		return err
@@ -257,21 +273,31 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	}
 	for i := range r.Gateways {
 		node := fmt.Sprintf("gw-%d", i+1)
-		lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
-			From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
-		if err != nil {
-			return err
+		// A standalone Redis is reached through the gateway's own LAN link;
+		// a cluster through the proxies its nodes announce, shared by every
+		// client of the node (clusterSeeds).
+		redisAddr := clusterSeeds(reg)
+		if reg.cluster == nil {
+			lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
+				From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
+			if err != nil {
+				return err
+			}
+			redisAddr = reg.auth.url(RedisGatewayUser, lan.Listen)
 		}
 		var listen string
 		var n provider.Node
-		err = retryPortRace(func() (err error) {
+		err := retryPortRace(func() (err error) {
 			if listen, err = l.prov.ListenAddr(r.Name, node); err != nil {
 				return err
 			}
 			n, err = l.prov.StartGateway(ctx, provider.GatewaySpec{Region: r.Name, Node: node, Listen: listen,
-				Redis: reg.auth.url(RedisGatewayUser, lan.Listen), Federate: r.Federate, Args: args, Env: env})
+				Redis: redisAddr, Federate: r.Federate, Args: args, Env: env})
 			return err
 		})
+		if err != nil && reg.cluster != nil {
+			return fmt.Errorf("lab: region %s runs a Redis Cluster: its gateways get the cluster's seeds as --redis A,B,C, which a gateway takes once it speaks cluster (issue 17; Options.RedisOnly starts the Redis layer alone): %w", r.Name, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -284,6 +310,31 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 		reg.gateways[i] = &Gateway{Node: n, Region: r.Name, ID: node, Listen: listen}
 	}
 	return nil
+}
+
+// startCluster starts a cluster region's nodes, each behind a LAN link
+// lan.REGION.redis-K of its own, which the node announces: every client of
+// the node, gateway, bridge or replica, comes through that link.
+func (l *Lab) startCluster(ctx context.Context, r topology.Region) error {
+	reg := l.regions[r.Name]
+	c, err := l.prov.StartRedisCluster(ctx, provider.RedisClusterSpec{Region: r.Name, Shards: r.Redis.Shards, Replicas: r.Redis.Replicas,
+		Persistent: r.Redis.Persistence, Announce: func(node, addr string) (string, error) {
+			ln, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
+				From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: addr, Base: l.topo.LAN})
+			return ln.Listen, err
+		}})
+	reg.cluster = c
+	return err
+}
+
+// clusterSeeds is how a gateway's --redis and a bridge's redis name a
+// cluster: every node's announced address, comma-separated ("" for a
+// standalone region).
+func clusterSeeds(reg *Region) string {
+	if reg.cluster == nil {
+		return ""
+	}
+	return strings.Join(reg.cluster.Seeds(), ",")
 }
 
 // bridgeConfig is the YAML a bridge reads (docs/federation.md).
@@ -302,6 +353,13 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 	var env []string // every ACL region's bridge password, by region
 	for _, other := range l.topo.Regions {
 		oreg := l.regions[other.Name]
+		if oreg.cluster != nil {
+			// Every client of a cluster reaches its nodes through the
+			// proxies they announce (LAN links): no WAN link of this
+			// bridge's own, so partition and isolate do not cut it yet.
+			cfg.Regions[other.Name] = map[string]string{"redis": clusterSeeds(oreg)}
+			continue
+		}
 		addr := oreg.redis.Addr()
 		if other.Name != r.Name {
 			wan, err := l.net.Create(link.Link{Name: link.Name(link.WAN, r.Name, other.Name, ""), Kind: link.WAN,
@@ -333,6 +391,9 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		n, err = l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen, Env: env})
 		return err
 	})
+	if err != nil && slices.ContainsFunc(l.topo.Regions, func(o topology.Region) bool { return o.Redis.Mode == topology.RedisCluster }) {
+		return fmt.Errorf("lab: bridge of %s: a region runs a Redis Cluster: the bridge's config names it by its seeds (redis: A,B,C), which a bridge takes once it speaks cluster (issue 17): %w", r.Name, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/geolab/geolab/federation"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/link"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/resolver"
 )
 
@@ -29,14 +30,81 @@ type Status struct {
 
 // RegionStatus is one region's part of Status.
 type RegionStatus struct {
-	Name     string          `json:"name"`
-	Redis    NodeStatus      `json:"redis"`
+	Name string `json:"name"`
+	// Redis is the region's one Redis (zero when it runs a cluster).
+	Redis NodeStatus `json:"redis"`
+	// Cluster is the region's Redis Cluster (nil when it runs one Redis).
+	Cluster  *ClusterStatus  `json:"cluster,omitempty"`
 	Gateways []NodeStatus    `json:"gateways"`
 	Bridge   *NodeStatus     `json:"bridge,omitempty"`
 	Lag      []FeedLagStatus `json:"lag,omitempty"`
 	// Endpoints maps a client's home region to the ws:// URLs of this
 	// region's gateways as such a client reaches them.
 	Endpoints map[string][]string `json:"endpoints"`
+}
+
+// ClusterStatus is a Redis Cluster region's nodes and shards.
+type ClusterStatus struct {
+	// Nodes are every node's process, redis-1 … redis-N, with the
+	// address it announces (its proxy: where clients reach it).
+	Nodes []ClusterNodeStatus `json:"nodes"`
+	// Shards are the primaries that serve slots now, with their replicas
+	// and slot ranges, as a running node reports them.
+	Shards []ShardStatus `json:"shards"`
+	// Error says why Shards is empty: no node answered.
+	Error string `json:"error,omitempty"`
+}
+
+// ClusterNodeStatus is one cluster node's process.
+type ClusterNodeStatus struct {
+	NodeStatus
+	ID        string `json:"id"`        // redis-1 …
+	Announced string `json:"announced"` // the proxy it announces
+}
+
+// ShardStatus is one shard: its primary, its replicas and its slot
+// ranges ("0-5460").
+type ShardStatus struct {
+	Index    int      `json:"index"`
+	Primary  string   `json:"primary"` // a node's ID; "" when none is up
+	Replicas []string `json:"replicas"`
+	Failed   []string `json:"failed,omitempty"`
+	Slots    []string `json:"slots"`
+}
+
+// clusterStatus reads the nodes' processes, and asks the cluster for its
+// shards (a short timeout: a cluster that does not answer shows none).
+func (l *Lab) clusterStatus(ctx context.Context, c provider.RedisCluster) ClusterStatus {
+	var cs ClusterStatus
+	for _, n := range c.Nodes() {
+		cs.Nodes = append(cs.Nodes, ClusterNodeStatus{NodeStatus: nodeStatus(n, n.Addr()), ID: n.ID(), Announced: n.Announced()})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	shards, err := c.Shards(ctx)
+	if err != nil {
+		cs.Error = err.Error()
+	}
+	for _, sh := range shards {
+		ss := ShardStatus{Index: sh.Index, Replicas: ids(sh.Replicas), Failed: ids(sh.Failed)}
+		if sh.Primary != nil {
+			ss.Primary = sh.Primary.ID()
+		}
+		for _, r := range sh.Slots {
+			ss.Slots = append(ss.Slots, fmt.Sprintf("%d-%d", r[0], r[1]))
+		}
+		cs.Shards = append(cs.Shards, ss)
+	}
+	return cs
+}
+
+// ids lists the nodes' IDs.
+func ids(ns []provider.ClusterNode) []string {
+	out := []string{}
+	for _, n := range ns {
+		out = append(out, n.ID())
+	}
+	return out
 }
 
 // NodeStatus is one process's state.
@@ -56,11 +124,20 @@ type FeedLagStatus = federation.FeedStatus
 // short timeout; a bridge that does not answer shows no lag).
 func (l *Lab) Status(ctx context.Context) Status {
 	s := Status{Topology: l.topo.Name, Provider: l.opts.Provider, WorkDir: l.opts.WorkDir, Toxiproxy: l.net.URL(),
-		Resolver: l.res.URL(), Uptime: time.Since(l.started).Round(time.Second).String(),
-		Links: l.net.Select(nil), Faults: l.faults.List(), Health: l.res.Health()}
+		Resolver: l.ResolverURL(), Uptime: time.Since(l.started).Round(time.Second).String(),
+		Links: l.net.Select(nil), Faults: l.faults.List()}
+	if l.res != nil {
+		s.Health = l.res.Health()
+	}
 	for _, r := range l.topo.Regions {
 		reg := l.regions[r.Name]
-		rs := RegionStatus{Name: r.Name, Redis: nodeStatus(reg.redis, reg.redis.Addr()), Endpoints: map[string][]string{}}
+		rs := RegionStatus{Name: r.Name, Endpoints: map[string][]string{}}
+		if reg.cluster != nil {
+			cs := l.clusterStatus(ctx, reg.cluster)
+			rs.Cluster = &cs
+		} else {
+			rs.Redis = nodeStatus(reg.redis, reg.redis.Addr())
+		}
 		for _, g := range reg.gateways {
 			rs.Gateways = append(rs.Gateways, nodeStatus(g, g.Listen))
 		}

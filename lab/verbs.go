@@ -55,20 +55,42 @@ func (r *Region) Gateway(i int) *Gateway {
 // Gateways lists the region's gateways.
 func (r *Region) Gateways() []*Gateway { return r.gateways }
 
-// Redis is the region's Redis.
+// Redis is the region's Redis; nil when the region runs a Redis Cluster
+// (Cluster).
 func (r *Region) Redis() provider.Redis { return r.redis }
+
+// Cluster is the region's Redis Cluster; nil when the region runs one
+// Redis (Redis).
+func (r *Region) Cluster() provider.RedisCluster { return r.cluster }
 
 // Bridge is the region's federation bridge (nil in a one-region lab or a
 // region that federates nothing).
 func (r *Region) Bridge() *Bridge { return r.bridge }
 
-// RedisOf implements fault.World.
+// RedisOf implements fault.World. A cluster region has no one Redis: it is
+// an error naming the cluster's faults.
 func (l *Lab) RedisOf(region string) (provider.Redis, error) {
 	r, ok := l.regions[region]
 	if !ok {
 		return nil, fmt.Errorf("no region %q", region)
 	}
+	if r.cluster != nil {
+		return nil, fmt.Errorf("region %s runs a Redis Cluster, not one Redis: act on one of its shards (shard-kill, shard-failover)", region)
+	}
 	return r.redis, nil
+}
+
+// ClusterOf implements fault.World: the region's Redis Cluster, or an
+// error when it runs one Redis.
+func (l *Lab) ClusterOf(region string) (provider.RedisCluster, error) {
+	r, ok := l.regions[region]
+	if !ok {
+		return nil, fmt.Errorf("no region %q", region)
+	}
+	if r.cluster == nil {
+		return nil, fmt.Errorf("region %s runs one Redis, not a Redis Cluster (topology redis.mode standalone)", region)
+	}
+	return r.cluster, nil
 }
 
 // GatewayOf implements fault.World.
@@ -135,8 +157,14 @@ func (l *Lab) Endpoints(home, region string) []string {
 	return out
 }
 
-// ResolverURL is the resolver's base URL (GET /resolve?home=REGION).
-func (l *Lab) ResolverURL() string { return l.res.URL() }
+// ResolverURL is the resolver's base URL (GET /resolve?home=REGION); ""
+// in a lab started with Options.RedisOnly.
+func (l *Lab) ResolverURL() string {
+	if l.res == nil {
+		return ""
+	}
+	return l.res.URL()
+}
 
 // Resolver is the lab's GeoDNS stand-in.
 func (l *Lab) Resolver() *resolver.Resolver { return l.res }

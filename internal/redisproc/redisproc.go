@@ -85,6 +85,10 @@ type Options struct {
 	// (#hash), never in plain text and never on the command line. Start
 	// and Restart check readiness as Users[0], which needs PING and INFO.
 	Users []User
+	// Args are further redis-server arguments, appended after the ones
+	// Options make (e.g. "--cluster-enabled", "yes" for a node of a Redis
+	// Cluster); Restart uses them again.
+	Args []string
 }
 
 // TLS names the PEM files of a TLS server (internal/certs writes them).
@@ -307,9 +311,11 @@ func (s *Server) args() []string {
 		"--save", "", // no RDB snapshots: persistence, when wanted, is the AOF
 	)
 	if s.opts.Persistent {
-		return append(a, "--appendonly", "yes", "--appendfsync", "always")
+		a = append(a, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		a = append(a, "--appendonly", "no")
 	}
-	return append(a, "--appendonly", "no")
+	return append(a, s.opts.Args...)
 }
 
 // errAddrInUse marks a start that failed because the port was taken.

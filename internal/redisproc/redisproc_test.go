@@ -399,3 +399,25 @@ func TestTLSAndUsersAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestArgsReachTheServerAndSurviveRestart: Options.Args are on the command
+// line of every run (here a config a test can read back with CONFIG GET).
+func TestArgsReachTheServerAndSurviveRestart(t *testing.T) {
+	s := start(t, redisproc.Options{Args: []string{"--maxmemory-policy", "noeviction", "--hz", "17"}})
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		rdb := client(t, s.Addr())
+		if hz, err := rdb.ConfigGet(ctx, "hz").Result(); err != nil || hz["hz"] != "17" {
+			t.Fatalf("%s: CONFIG GET hz: %v %v, want 17", when, hz, err)
+		}
+	}
+	check("after Start")
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after Restart")
+}

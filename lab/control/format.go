@@ -16,11 +16,19 @@ import (
 // links that are not plain, the active faults and the resolver's view.
 func PrintStatus(w io.Writer, st lab.Status) {
 	fmt.Fprintf(w, "topology %s (provider %s), up %s\n", st.Topology, st.Provider, st.Uptime)
-	fmt.Fprintf(w, "  toxiproxy API  %s\n  resolver       %s/resolve?home=REGION\n  work dir       %s\n", st.Toxiproxy, st.Resolver, st.WorkDir)
+	resolver := st.Resolver + "/resolve?home=REGION"
+	if st.Resolver == "" {
+		resolver = "none (redis only)"
+	}
+	fmt.Fprintf(w, "  toxiproxy API  %s\n  resolver       %s\n  work dir       %s\n", st.Toxiproxy, resolver, st.WorkDir)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, r := range st.Regions {
 		fmt.Fprintf(tw, "\nregion %s\n", r.Name)
-		fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", r.Redis.Name, r.Redis.Addr, r.Redis.Pid, state(r.Redis))
+		if r.Cluster != nil {
+			printCluster(tw, *r.Cluster)
+		} else {
+			fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", r.Redis.Name, r.Redis.Addr, r.Redis.Pid, state(r.Redis))
+		}
 		for _, g := range r.Gateways {
 			fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\n", g.Name, g.Addr, g.Pid, state(g))
 		}
@@ -62,10 +70,38 @@ func PrintStatus(w io.Writer, st lab.Status) {
 			down = append(down, h.Region+"/"+h.Node)
 		}
 	}
-	if len(down) > 0 {
+	switch {
+	case st.Resolver == "":
+	case len(down) > 0:
 		fmt.Fprintf(w, "resolver: unhealthy %s\n", strings.Join(down, ", "))
-	} else {
+	default:
 		fmt.Fprintln(w, "resolver: every gateway healthy")
+	}
+}
+
+// printCluster writes a cluster region's nodes (own address, the proxy
+// each announces) and its shards (primary, replicas, slot ranges).
+func printCluster(tw io.Writer, c lab.ClusterStatus) {
+	for _, n := range c.Nodes {
+		fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\tannounces %s\n", n.Name, n.Addr, n.Pid, state(n.NodeStatus), n.Announced)
+	}
+	for _, sh := range c.Shards {
+		primary := sh.Primary
+		if primary == "" {
+			primary = "none up"
+		}
+		replicas := "none"
+		if len(sh.Replicas) > 0 {
+			replicas = strings.Join(sh.Replicas, ", ")
+		}
+		failed := ""
+		if len(sh.Failed) > 0 {
+			failed = "; failed " + strings.Join(sh.Failed, ", ")
+		}
+		fmt.Fprintf(tw, "  shard %d\tslots %s\tprimary %s\treplicas %s%s\n", sh.Index, strings.Join(sh.Slots, " "), primary, replicas, failed)
+	}
+	if c.Error != "" {
+		fmt.Fprintf(tw, "  shards unknown\t%s\t\t\n", c.Error)
 	}
 }
 

@@ -386,6 +386,12 @@ func (d *Docker) StartToxiproxy(ctx context.Context) (Node, string, error) {
 	return n, api, nil
 }
 
+// StartRedisCluster is refused: the docker provider does not run Redis
+// Cluster yet (ErrClusterNeedsProcess).
+func (d *Docker) StartRedisCluster(_ context.Context, s RedisClusterSpec) (RedisCluster, error) {
+	return nil, fmt.Errorf("provider docker: redis of %s: %w", s.Region, ErrClusterNeedsProcess)
+}
+
 // StartRedis runs the Redis image on the region's network (append-only
 // file on when persistent, as the process provider does).
 func (d *Docker) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {

@@ -173,7 +173,10 @@ func (p *Process) Close() error {
 		if err := nodes[i].Kill(); err != nil {
 			errs = append(errs, err)
 		}
-		if r, ok := nodes[i].(*redisNode); ok {
+		switch r := nodes[i].(type) {
+		case *redisNode:
+			_ = r.srv.Close()
+		case *clusterNode:
 			_ = r.srv.Close()
 		}
 	}
@@ -214,7 +217,11 @@ func (r *redisNode) Terminate(time.Duration) error { return r.srv.Stop() }
 func (r *redisNode) Restart(ctx context.Context) error { return r.srv.Restart(ctx) }
 
 // Wipe removes the data directory's append-only files and snapshots.
-func (r *redisNode) Wipe() error {
+func (r *redisNode) Wipe() error { return r.wipe() }
+
+// wipe removes everything in the data directory but the logs and the
+// files named keep.
+func (r *redisNode) wipe(keep ...string) error {
 	if r.srv.Running() {
 		return fmt.Errorf("provider process: wipe %s: still running", r.name)
 	}
@@ -224,7 +231,7 @@ func (r *redisNode) Wipe() error {
 		return fmt.Errorf("provider process: wipe %s: %w", r.name, err)
 	}
 	for _, e := range entries {
-		if filepath.Ext(e.Name()) == ".log" {
+		if filepath.Ext(e.Name()) == ".log" || slices.Contains(keep, e.Name()) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {

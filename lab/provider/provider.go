@@ -51,6 +51,10 @@ type Provider interface {
 	ListenAddr(region, node string) (string, error)
 	// StartRedis starts a region's Redis.
 	StartRedis(ctx context.Context, s RedisSpec) (Redis, error)
+	// StartRedisCluster starts a region's Redis Cluster and returns once
+	// every slot is served (the docker provider refuses it:
+	// ErrClusterNeedsProcess).
+	StartRedisCluster(ctx context.Context, s RedisClusterSpec) (RedisCluster, error)
 	// StartGateway starts one gateway node and waits until it is ready.
 	StartGateway(ctx context.Context, s GatewaySpec) (Node, error)
 	// StartBridge starts a region's federation bridge and waits until it is
@@ -103,6 +107,61 @@ type RedisSpec struct {
 	// is the one the provider checks readiness as. Only the process
 	// provider runs them (ErrNeedsProcess).
 	Users []redisproc.User
+}
+
+// RedisClusterSpec says how to run a region's Redis Cluster: Shards
+// primaries with Replicas replicas each, Shards × (1 + Replicas) nodes.
+type RedisClusterSpec struct {
+	Region           string
+	Shards, Replicas int
+	// Persistent runs every node with an append-only file.
+	Persistent bool
+	// Announce is called once for each node (redis-1 … redis-N), before it
+	// starts, with the node's own address, and returns the address the node
+	// announces to clients (cluster-announce-ip and -port): the proxy in
+	// front of it. CLUSTER SLOTS, CLUSTER SHARDS and every MOVED or ASK then
+	// name that address only, so a cluster client reaches every node through
+	// it. The host must be an IP address.
+	Announce func(node, addr string) (announced string, err error)
+}
+
+// RedisCluster is a region's running Redis Cluster.
+type RedisCluster interface {
+	// Nodes lists every node, redis-1 … redis-N, in start order.
+	Nodes() []ClusterNode
+	// Seeds lists the announced address of every node: a cluster client's
+	// seed addresses.
+	Seeds() []string
+	// Shards asks a running node how the slots are served now: one Shard
+	// per primary that holds slots, ordered by their lowest slot and
+	// numbered from 1.
+	Shards(ctx context.Context) ([]Shard, error)
+}
+
+// ClusterNode is one node of a cluster. Its Addr is its own address (the
+// lab's direct way in); clients reach it at Announced.
+type ClusterNode interface {
+	Redis
+	// ID is the node's name in its region: redis-1 … redis-N.
+	ID() string
+	// Announced is the address the node announces to clients.
+	Announced() string
+}
+
+// Shard is one primary of a cluster, its replicas and its slots, as the
+// cluster reports them at one moment.
+type Shard struct {
+	// Index numbers the shard from 1, by its lowest slot.
+	Index int
+	// Slots are the slot ranges it serves, inclusive ([0 5460]).
+	Slots [][2]int
+	// Primary serves the slots; nil when the shard has none that is up (a
+	// killed primary before its replica takes over).
+	Primary ClusterNode
+	// Replicas follow the primary.
+	Replicas []ClusterNode
+	// Failed are nodes of the shard the cluster marks failed.
+	Failed []ClusterNode
 }
 
 // ErrNeedsProcess is the docker provider's refusal of a Redis with TLS or

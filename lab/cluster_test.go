@@ -1,0 +1,267 @@
+package lab_test
+
+// A region on Redis Cluster (topology redis.mode cluster), on real
+// processes: the lab makes the cluster, every slot is served, the cluster
+// names only the proxies in front of its nodes, and a command for a key
+// reaches the key's node through that node's proxy and no other way.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/geolab/geolab/internal/harness"
+	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/link"
+	"github.com/geolab/geolab/lab/provider"
+	"github.com/geolab/geolab/lab/topology"
+)
+
+// clusterTopology is one region, us-east, on a cluster of 3 shards of 1
+// primary and 1 replica.
+func clusterTopology(t *testing.T) *topology.Topology {
+	t.Helper()
+	topo, err := topology.Parse([]byte(`name: one-cluster
+source: "test: no WAN"
+regions:
+  - name: us-east
+    redis: {mode: cluster, shards: 3, replicas: 1}
+lan: {ms: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+// startCluster brings the cluster region up, Redis only (the gateway does
+// not speak cluster yet), and closes it when t ends, checking that no node
+// outlives Close.
+func startCluster(t *testing.T) *lab.Lab {
+	t.Helper()
+	harness.RequireProvider(t, provider.ProcessName)
+	opts := harness.Options(t, lab.Options{RedisOnly: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	l, err := lab.Start(ctx, clusterTopology(t), opts)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Logf("cluster region up in %s", time.Since(start).Round(time.Millisecond))
+	var pids []int
+	for _, n := range l.Region("us-east").Cluster().Nodes() {
+		pids = append(pids, n.Pid())
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("node pid %d still exists after Close (kill -0: %v)", pid, err)
+			}
+		}
+	})
+	return l
+}
+
+// systemClient is a cluster client as the system under test has one: seeded
+// with the announced addresses and dialing what the cluster names, with
+// short timeouts and few retries so that a closed proxy shows at once.
+func systemClient(t *testing.T, seeds []string) *redis.ClusterClient {
+	t.Helper()
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: seeds, MaxRetries: 1, MaxRedirects: 2, DisableIdentity: true,
+		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestClusterRegion(t *testing.T) {
+	l := startCluster(t)
+	ctx := context.Background()
+	reg := l.Region("us-east")
+	c := reg.Cluster()
+	nodes := c.Nodes()
+	if len(nodes) != 6 || reg.Redis() != nil {
+		t.Fatalf("%d nodes (want 3 shards × 2 = 6), Redis() %v (want nil for a cluster)", len(nodes), reg.Redis())
+	}
+
+	// Every node runs behind a LAN link of its own, which it announces.
+	proxies := map[string]string{} // announced → node
+	own := map[string]string{}     // own address → node
+	for _, n := range nodes {
+		ln, ok := l.Net().Get(link.Name(link.LAN, "us-east", "us-east", n.ID()))
+		if !ok || ln.Listen != n.Announced() || ln.Upstream != n.Addr() {
+			t.Fatalf("%s: link %+v (found %v), want listen %s upstream %s", n.ID(), ln, ok, n.Announced(), n.Addr())
+		}
+		if !n.Running() {
+			t.Fatalf("%s (pid %d) not running", n.ID(), n.Pid())
+		}
+		proxies[n.Announced()], own[n.Addr()] = n.ID(), n.ID()
+	}
+	if got := reg.RedisAddrs(); !slices.Equal(got, c.Seeds()) || len(got) != 6 {
+		t.Fatalf("RedisAddrs %v, want the 6 seeds %v", got, c.Seeds())
+	}
+
+	// Every slot is served, and CLUSTER SLOTS names only the proxies: asked
+	// of every node (directly), every primary and replica address in it is
+	// a proxy and no node's own port.
+	for _, n := range nodes {
+		rc := redis.NewClient(&redis.Options{Addr: n.Addr(), DisableIdentity: true, MaxRetries: -1})
+		slots, err := rc.ClusterSlots(ctx).Result()
+		_ = rc.Close()
+		if err != nil {
+			t.Fatalf("CLUSTER SLOTS of %s: %v", n.ID(), err)
+		}
+		served := 0
+		for _, s := range slots {
+			served += s.End - s.Start + 1
+			if len(s.Nodes) != 2 {
+				t.Errorf("%s: slots %d-%d served by %d nodes, want a primary and a replica", n.ID(), s.Start, s.End, len(s.Nodes))
+			}
+			for _, sn := range s.Nodes {
+				if _, ok := proxies[sn.Addr]; !ok {
+					t.Errorf("%s: CLUSTER SLOTS %d-%d names %s, not a proxy (own addresses: %v)", n.ID(), s.Start, s.End, sn.Addr, own)
+				}
+				if _, ok := own[sn.Addr]; ok {
+					t.Errorf("%s: CLUSTER SLOTS names %s, a node's own address: a client would go around Toxiproxy", n.ID(), sn.Addr)
+				}
+			}
+		}
+		if served != 16384 {
+			t.Errorf("%s: CLUSTER SLOTS serves %d slots, want 16384", n.ID(), served)
+		}
+	}
+
+	// The shards as the lab reports them: 3, each a primary and a replica,
+	// the slot ranges covering every slot once.
+	st := l.Status(ctx)
+	cs := st.Regions[0].Cluster
+	if cs == nil || cs.Error != "" || len(cs.Shards) != 3 || len(cs.Nodes) != 6 {
+		t.Fatalf("status cluster %+v, want 3 shards of 6 nodes", cs)
+	}
+	covered := 0
+	seen := map[string]bool{}
+	for _, sh := range cs.Shards {
+		if sh.Primary == "" || len(sh.Replicas) != 1 {
+			t.Errorf("shard %d: primary %q replicas %v", sh.Index, sh.Primary, sh.Replicas)
+		}
+		for _, id := range append([]string{sh.Primary}, sh.Replicas...) {
+			if seen[id] {
+				t.Errorf("node %s in two shards", id)
+			}
+			seen[id] = true
+		}
+		for _, r := range sh.Slots {
+			a, b, _ := strings.Cut(r, "-")
+			lo, _ := strconv.Atoi(a)
+			hi, _ := strconv.Atoi(b)
+			covered += hi - lo + 1
+		}
+	}
+	if covered != 16384 {
+		t.Errorf("the shards' slot ranges cover %d slots, want 16384", covered)
+	}
+
+	// A one-node client of a cluster region is refused, naming what to use.
+	if _, err := reg.RedisClient(); err == nil || !strings.Contains(err.Error(), "RedisClusterClient") {
+		t.Errorf("RedisClient of a cluster region: %v, want an error naming RedisClusterClient", err)
+	}
+
+	// A command for a key reaches the key's primary through its proxy: with
+	// that proxy closed the command fails, and only that proxy matters.
+	sys := systemClient(t, c.Seeds())
+	key := "{geolab:cluster-test}k"
+	if err := sys.Set(ctx, key, "v1", 0).Err(); err != nil {
+		t.Fatalf("SET through the proxies: %v", err)
+	}
+	primary := primaryOf(t, ctx, sys, key, proxies)
+	other := keyOnAnotherNode(t, ctx, sys, primary, proxies)
+	lanOf := link.Name(link.LAN, "us-east", "us-east", primary)
+	if err := l.Net().Disable(lanOf, "cluster-test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.Set(ctx, key, "v2", 0).Err(); err == nil {
+		t.Fatalf("SET %s succeeded with %s's proxy %s closed: the client reached the node around Toxiproxy", key, primary, lanOf)
+	}
+	// Another shard's key still works: the other proxies are open.
+	if err := sys.Set(ctx, other, "x", 0).Err(); err != nil {
+		t.Fatalf("SET %s (another shard) with only %s closed: %v", other, lanOf, err)
+	}
+	// The lab's own client dials the nodes directly: it reads through the cut.
+	labc, err := reg.RedisUniversalClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer labc.Close()
+	if v, err := labc.Get(ctx, key).Result(); err != nil || v != "v1" {
+		t.Fatalf("the lab's own client, %s's proxy closed: GET %q %v, want v1", primary, v, err)
+	}
+	if err := l.Net().Enable(lanOf, "cluster-test"); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 10*time.Second, "SET through the reopened proxy", func() bool { return sys.Set(ctx, key, "v3", 0).Err() == nil })
+	if v, err := labc.Get(ctx, key).Result(); err != nil || v != "v3" {
+		t.Fatalf("GET %s after the proxy reopened: %q %v, want v3", key, v, err)
+	}
+}
+
+// primaryOf names the node whose proxy serves key's slot, as the cluster
+// tells a client.
+func primaryOf(t *testing.T, ctx context.Context, c *redis.ClusterClient, key string, proxies map[string]string) string {
+	t.Helper()
+	slot, err := c.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots, err := c.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) {
+			id, ok := proxies[s.Nodes[0].Addr]
+			if !ok {
+				t.Fatalf("slot %d served at %s, not a proxy", slot, s.Nodes[0].Addr)
+			}
+			return id
+		}
+	}
+	t.Fatalf("slot %d of %s is served by no node", slot, key)
+	return ""
+}
+
+// keyOnAnotherNode finds a key whose primary is not node.
+func keyOnAnotherNode(t *testing.T, ctx context.Context, c *redis.ClusterClient, node string, proxies map[string]string) string {
+	t.Helper()
+	for i := range 64 {
+		k := fmt.Sprintf("{geolab:other-%d}k", i)
+		if primaryOf(t, ctx, c, k, proxies) != node {
+			return k
+		}
+	}
+	t.Fatalf("64 keys all on %s", node)
+	return ""
+}
+
+// TestClusterRefusedOnDocker: the docker provider does not run a cluster,
+// and lab.Start says so before it starts anything.
+func TestClusterRefusedOnDocker(t *testing.T) {
+	_, err := lab.Start(context.Background(), clusterTopology(t), lab.Options{Provider: provider.DockerName})
+	if err == nil || !errors.Is(err, provider.ErrClusterNeedsProcess) || !strings.Contains(err.Error(), "region us-east: redis mode cluster on the docker provider") {
+		t.Fatalf("error %v, want the region named and provider.ErrClusterNeedsProcess", err)
+	}
+}
