@@ -1,0 +1,524 @@
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/geolab/geolab/internal/redisproc"
+	"github.com/geolab/geolab/internal/wait"
+)
+
+// ClusterNodeTimeout is every test cluster node's cluster-node-timeout: a
+// killed primary is marked failed after it, and its replica takes over
+// about a second later.
+const ClusterNodeTimeout = 2 * time.Second
+
+// clusterBound bounds every wait of a cluster helper (the create, a
+// failover, a migration): generous, for a 2-core machine under -race.
+const clusterBound = 60 * time.Second
+
+// Cluster is a Redis Cluster of real redis-server processes on loopback,
+// started for one test (StartCluster) and killed by pid when it ends.
+type Cluster struct {
+	t      TB
+	dir    string
+	cli    string
+	nodes  []*ClusterNode
+	client *redis.ClusterClient
+}
+
+// ClusterNode is one redis-server of a Cluster.
+type ClusterNode struct {
+	Addr string // 127.0.0.1:PORT, where clients reach it
+	Name string // node-1 … node-N, as started
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	client *redis.Client
+}
+
+// Client is a plain (non-cluster) client of this node alone.
+func (n *ClusterNode) Client() *redis.Client { return n.client }
+
+// Pid is the node's process id.
+func (n *ClusterNode) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd.Process.Pid
+}
+
+// Running reports whether the node's process has not exited.
+func (n *ClusterNode) Running() bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends the node SIGKILL and waits until it exited.
+func (n *ClusterNode) Kill() error {
+	if !n.Running() {
+		return nil
+	}
+	if err := syscall.Kill(n.Pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("redistest: kill %s (pid %d): %w", n.Addr, n.Pid(), err)
+	}
+	select {
+	case <-n.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("redistest: %s (pid %d) still running 10s after SIGKILL", n.Addr, n.Pid())
+	}
+}
+
+// StartCluster starts primaries × (1 + replicas) redis-server processes
+// with cluster mode on, each on a free loopback port with its own cluster
+// bus port, makes them one cluster with redis-cli --cluster create, and
+// waits (bounded) until every node reports cluster_state:ok with every
+// slot served and every replica linked to its primary. When t ends every
+// node is killed by pid, and t fails if one is still there. It needs at
+// least 3 primaries (redis-cli's minimum).
+func StartCluster(t TB, primaries, replicas int) *Cluster {
+	t.Helper()
+	if primaries < 3 || replicas < 0 {
+		t.Fatalf("redistest: a cluster needs at least 3 primaries and no negative replicas, got %d and %d", primaries, replicas)
+		return nil
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redistest: redis-cli not found on PATH (apt-get install redis-tools): %v", err)
+		return nil
+	}
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest: redis-server not found on PATH: %v", err)
+		return nil
+	}
+	c := &Cluster{t: t, dir: filepath.Join(t.TempDir(), "cluster"), cli: cli}
+	t.Cleanup(c.stop)
+	for i := range primaries * (1 + replicas) {
+		n, err := c.startNode(server, fmt.Sprintf("node-%d", i+1))
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+			return nil
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterBound)
+	defer cancel()
+	args := []string{"--cluster", "create"}
+	args = append(args, c.Seeds()...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	cmd := exec.CommandContext(ctx, cli, args...)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "[ERR]") {
+		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+		return nil
+	}
+	c.client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), DisableIdentity: true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+	t.Cleanup(func() { _ = c.client.Close() })
+	c.WaitHealthy(t)
+	return c
+}
+
+// startNode runs one cluster-enabled redis-server; it is killed by pid at
+// cleanup (and by the kernel if the test binary dies first).
+func (c *Cluster) startNode(server, name string) (*ClusterNode, error) {
+	port, err := redisproc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	bus, err := redisproc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(c.dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(server,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
+		"--logfile", filepath.Join(dir, "redis.log"),
+		"--save", "", "--appendonly", "no", "--protected-mode", "yes",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-port", strconv.Itoa(bus),
+		"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
+		// A replica may always take over, and stays with its shard.
+		"--cluster-replica-validity-factor", "0",
+		"--cluster-allow-replica-migration", "no")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start redis-server %s: %w", name, err)
+	}
+	n := &ClusterNode{Addr: addr, Name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(n.done) }()
+	n.client = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+	if !wait.Until(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return n.client.Ping(ctx).Err() == nil
+	}) {
+		_ = n.Kill()
+		return nil, fmt.Errorf("redis-server %s on %s did not answer PING within 30s (see %s)", name, addr, filepath.Join(dir, "redis.log"))
+	}
+	return n, nil
+}
+
+// stop kills every node by pid and checks that none is left.
+func (c *Cluster) stop() {
+	for _, n := range c.nodes {
+		_ = n.client.Close()
+		pid := n.Pid()
+		if err := n.Kill(); err != nil {
+			c.t.Fatalf("%v", err)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			c.t.Fatalf("redistest: redis-server %s (pid %d) still exists after SIGKILL (kill -0: %v)", n.Addr, pid, err)
+		}
+	}
+}
+
+// Seeds are every node's address.
+func (c *Cluster) Seeds() []string {
+	out := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// Nodes are every node, killed ones included.
+func (c *Cluster) Nodes() []*ClusterNode { return c.nodes }
+
+// Client is a cluster client of the whole cluster (closed when the test ends).
+func (c *Cluster) Client() *redis.ClusterClient { return c.client }
+
+// Node returns the node at addr, or nil.
+func (c *Cluster) Node(addr string) *ClusterNode {
+	for _, n := range c.nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+func bounded() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
+}
+
+// Slot is the hash slot of key (CLUSTER KEYSLOT on a live node).
+func (c *Cluster) Slot(t TB, key string) int {
+	t.Helper()
+	for _, n := range c.live() {
+		ctx, cancel := bounded()
+		s, err := n.client.ClusterKeySlot(ctx, key).Result()
+		cancel()
+		if err == nil {
+			return int(s)
+		}
+	}
+	t.Fatalf("redistest: no live node answers CLUSTER KEYSLOT")
+	return -1
+}
+
+func (c *Cluster) live() []*ClusterNode {
+	var out []*ClusterNode
+	for _, n := range c.nodes {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// nodeInfo is one line of CLUSTER NODES, as a node sees the cluster.
+type nodeInfo struct {
+	id, addr, primaryID string
+	primary, failed     bool
+	slots               [][2]int
+}
+
+// view is CLUSTER NODES as node n sees it.
+func (c *Cluster) view(n *ClusterNode) ([]nodeInfo, error) {
+	ctx, cancel := bounded()
+	defer cancel()
+	s, err := n.client.ClusterNodes(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []nodeInfo
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		ni := nodeInfo{id: f[0], addr: strings.SplitN(strings.SplitN(f[1], "@", 2)[0], ",", 2)[0],
+			primary: strings.Contains(f[2], "master"), failed: strings.Contains(f[2], "fail"), primaryID: f[3]}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") {
+				continue // a slot being imported or migrated
+			}
+			lo, hi, ok := strings.Cut(r, "-")
+			if !ok {
+				hi = lo
+			}
+			a, _ := strconv.Atoi(lo)
+			b, _ := strconv.Atoi(hi)
+			ni.slots = append(ni.slots, [2]int{a, b})
+		}
+		out = append(out, ni)
+	}
+	return out, nil
+}
+
+// owner is the node serving slot in view, and its replicas.
+func owner(view []nodeInfo, slot int) (prim nodeInfo, replicas []nodeInfo, ok bool) {
+	for _, ni := range view {
+		if !ni.primary || ni.failed {
+			continue
+		}
+		for _, r := range ni.slots {
+			if slot >= r[0] && slot <= r[1] {
+				prim, ok = ni, true
+			}
+		}
+	}
+	if !ok {
+		return prim, nil, false
+	}
+	for _, ni := range view {
+		if !ni.primary && ni.primaryID == prim.id && !ni.failed {
+			replicas = append(replicas, ni)
+		}
+	}
+	return prim, replicas, true
+}
+
+// PrimaryOf is the node serving key's slot now, as every live node agrees.
+func (c *Cluster) PrimaryOf(t TB, key string) *ClusterNode {
+	t.Helper()
+	slot := c.Slot(t, key)
+	var addr string
+	wait.For(t, clusterBound, "every live node agrees on the primary of slot "+strconv.Itoa(slot), func() bool {
+		addr = ""
+		for _, n := range c.live() {
+			v, err := c.view(n)
+			if err != nil {
+				return false
+			}
+			p, _, ok := owner(v, slot)
+			if !ok || (addr != "" && p.addr != addr) {
+				return false
+			}
+			addr = p.addr
+		}
+		return addr != ""
+	})
+	return c.Node(addr)
+}
+
+// Primaries are the live primaries, as the first live node sees them.
+func (c *Cluster) Primaries(t TB) []*ClusterNode {
+	t.Helper()
+	v, err := c.view(c.live()[0])
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER NODES: %v", err)
+	}
+	var out []*ClusterNode
+	for _, ni := range v {
+		if ni.primary && !ni.failed && len(ni.slots) > 0 {
+			if n := c.Node(ni.addr); n != nil && n.Running() {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// WaitHealthy waits (bounded) until every live node reports
+// cluster_state:ok and all 16384 slots ok, and every live replica's link
+// to its primary is up.
+func (c *Cluster) WaitHealthy(t TB) {
+	t.Helper()
+	var last string
+	if !wait.Until(clusterBound, func() bool {
+		for _, n := range c.live() {
+			ctx, cancel := bounded()
+			info, err := n.client.ClusterInfo(ctx).Result()
+			repl, rerr := n.client.Info(ctx, "replication").Result()
+			cancel()
+			switch {
+			case err != nil || rerr != nil:
+				last = fmt.Sprintf("%s: %v %v", n.Addr, err, rerr)
+				return false
+			case !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384"):
+				last = n.Addr + ": " + info
+				return false
+			case strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up"):
+				last = n.Addr + ": replica not linked: " + repl
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("redistest: cluster not healthy within %s: %s", clusterBound, last)
+	}
+}
+
+// KillPrimaryOf kills -9 the primary serving key's slot and waits
+// (bounded) until one of its replicas serves the slot instead, as every
+// live node agrees, and the cluster is healthy again. It returns the
+// killed node and the promoted one.
+func (c *Cluster) KillPrimaryOf(t TB, key string) (killed, promoted *ClusterNode) {
+	t.Helper()
+	killed = c.PrimaryOf(t, key)
+	if err := killed.Kill(); err != nil {
+		t.Fatalf("%v", err)
+	}
+	promoted = c.waitNewPrimary(t, key, killed)
+	return killed, promoted
+}
+
+// FailoverOf runs CLUSTER FAILOVER on a replica of the primary serving
+// key's slot (a manual, coordinated failover: the replica catches up with
+// its primary first) and waits (bounded) until it serves the slot. It
+// returns the old primary and the new one.
+func (c *Cluster) FailoverOf(t TB, key string) (old, promoted *ClusterNode) {
+	t.Helper()
+	old = c.PrimaryOf(t, key)
+	v, err := c.view(old)
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER NODES: %v", err)
+	}
+	_, replicas, ok := owner(v, c.Slot(t, key))
+	if !ok || len(replicas) == 0 {
+		t.Fatalf("redistest: the primary %s of %q has no replica to fail over to", old.Addr, key)
+	}
+	rep := c.Node(replicas[0].addr)
+	ctx, cancel := bounded()
+	err = rep.client.Do(ctx, "CLUSTER", "FAILOVER").Err()
+	cancel()
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER FAILOVER on %s: %v", rep.Addr, err)
+	}
+	promoted = c.waitNewPrimary(t, key, old)
+	return old, promoted
+}
+
+func (c *Cluster) waitNewPrimary(t TB, key string, old *ClusterNode) *ClusterNode {
+	t.Helper()
+	slot := c.Slot(t, key)
+	var addr string
+	wait.For(t, clusterBound, "a new primary of slot "+strconv.Itoa(slot)+" that every live node agrees on", func() bool {
+		addr = ""
+		for _, n := range c.live() {
+			v, err := c.view(n)
+			if err != nil {
+				return false
+			}
+			p, _, ok := owner(v, slot)
+			if !ok || p.addr == old.Addr || (addr != "" && p.addr != addr) {
+				return false
+			}
+			addr = p.addr
+		}
+		return addr != ""
+	})
+	c.WaitHealthy(t)
+	return c.Node(addr)
+}
+
+// MigrateSlotOf moves key's slot, with every key in it, to the primary to
+// (which must be another primary), the way redis-cli --cluster reshard
+// does: CLUSTER SETSLOT IMPORTING on to, MIGRATING on the owner, MIGRATE of
+// the slot's keys in batches until none is left, then SETSLOT NODE on to,
+// on the owner and on every other primary. It returns the old owner.
+func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode {
+	t.Helper()
+	slot := c.Slot(t, key)
+	from := c.PrimaryOf(t, key)
+	if from == to {
+		t.Fatalf("redistest: slot %d is on %s already", slot, to.Addr)
+	}
+	id := func(n *ClusterNode) string {
+		ctx, cancel := bounded()
+		defer cancel()
+		s, err := n.client.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatalf("redistest: CLUSTER MYID on %s: %v", n.Addr, err)
+		}
+		return s
+	}
+	fromID, toID := id(from), id(to)
+	do := func(n *ClusterNode, args ...any) {
+		ctx, cancel := bounded()
+		defer cancel()
+		if err := n.client.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("redistest: %v on %s: %v", args, n.Addr, err)
+		}
+	}
+	do(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
+	do(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
+	host, port, _ := strings.Cut(to.Addr, ":")
+	for batch := 0; ; batch++ {
+		if batch > 100000 {
+			t.Fatalf("redistest: slot %d still holds keys after 100000 batches", slot)
+		}
+		ctx, cancel := bounded()
+		keys, err := from.client.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err == nil && len(keys) > 0 {
+			args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			err = from.client.Do(ctx, args...).Err()
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("redistest: migrate slot %d from %s to %s: %v", slot, from.Addr, to.Addr, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+	}
+	do(to, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	do(from, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	for _, p := range c.Primaries(t) {
+		if p != to && p != from {
+			do(p, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+		}
+	}
+	wait.For(t, clusterBound, "every live node sees slot "+strconv.Itoa(slot)+" on "+to.Addr, func() bool {
+		for _, n := range c.live() {
+			v, err := c.view(n)
+			if err != nil {
+				return false
+			}
+			if p, _, ok := owner(v, slot); !ok || p.addr != to.Addr {
+				return false
+			}
+		}
+		return true
+	})
+	return from
+}
