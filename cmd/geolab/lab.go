@@ -64,6 +64,7 @@ and printed.`,
 	f.StringArrayVar(&opts.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, e.g. --gateway-arg=--send-queue=64 (repeatable)")
 	f.StringVar(&state, "state", control.DefaultStatePath(), "state file through which status, fault, heal and down find this lab")
 	f.IntVar(&rttSamples, "rtt-samples", 10, "round trips measured per region pair by the RTT self-check (0: skip it)")
+	f.BoolVar(&opts.RedisOnly, "redis-only", false, "start Toxiproxy and every region's Redis (or Redis Cluster) with its links, and no gateway, bridge or resolver (no RTT self-check)")
 	return cmd
 }
 
@@ -90,10 +91,10 @@ func runUp(ctx context.Context, cmd *cobra.Command, topo *topology.Topology, opt
 	fmt.Fprintf(out, "geolab: %s is up in %s\n\n", topo.Name, time.Since(t0).Round(time.Millisecond))
 	control.PrintStatus(out, l.Status(ctx))
 	fmt.Fprintf(out, "\ncontrol API %s (state %s)\n", srv.URL(), state)
-	if os.Getenv(auth.SecretEnv) == "" {
+	if os.Getenv(auth.SecretEnv) == "" && !opts.RedisOnly {
 		fmt.Fprintf(out, "tokens: export "+auth.SecretEnv+"='%s' and run 'geolab token --sub NAME --read \"*\" --publish \"*\"'\n", l.Secret())
 	}
-	if rttSamples > 0 {
+	if rttSamples > 0 && !opts.RedisOnly {
 		checks, err := l.MeasureRTT(ctx, rttSamples)
 		if err != nil {
 			fmt.Fprintf(out, "RTT self-check failed: %v\n", err)

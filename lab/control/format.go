@@ -39,6 +39,9 @@ func PrintStatus(w io.Writer, st lab.Status) {
 			fmt.Fprintf(tw, "  lag from %s\t%.3fs, %d events\t%s\t\n", lag.Origin, lag.LagSeconds, lag.LagEvents, lag.State)
 		}
 		for _, home := range slices.Sorted(maps.Keys(r.Endpoints)) {
+			if len(r.Endpoints[home]) == 0 {
+				continue // no gateways (Options.RedisOnly)
+			}
 			fmt.Fprintf(tw, "  clients of %s reach it at\t%s\t\t\n", home, strings.Join(r.Endpoints[home], " "))
 		}
 	}
