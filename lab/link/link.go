@@ -13,11 +13,14 @@
 package link
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
@@ -160,6 +163,29 @@ func (n *Net) Create(l Link) (Link, error) {
 	return l, nil
 }
 
+// again runs one Toxiproxy API call, and once more when the first attempt
+// went out on a kept-alive connection the API server had just closed.
+// Toxiproxy's API server drops a connection idle for 10 s (its read
+// timeout); its Go client posts through http.DefaultClient, which keeps idle
+// connections for 90 s and never resends a POST. A heal exactly 10 s after
+// its fault (a redis-blip held 10 s) failed that way, with EOF or a reset,
+// before the server read the request. Every call here may be repeated:
+// enabling, disabling, removing (404 when gone) and adding a toxic (409 when
+// there, taken as done on the second attempt).
+func again(call func() error) error {
+	err := call()
+	if err != nil && staleConn(err) {
+		err = call()
+	}
+	return err
+}
+
+// staleConn reports whether err is a request lost on a connection the
+// server closed under it.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
 // split halves a duration into whole milliseconds, upstream first, that add
 // up to the rounded whole (Toxiproxy's latency toxic counts in ms).
 func split(d time.Duration) [2]int {
@@ -220,14 +246,14 @@ func (n *Net) Disable(name, owner string) error {
 			holds = []string{ByHand, owner}
 		}
 		for _, h := range holds {
-			if err := recordHold(e.proxy, h); err != nil {
+			if err := again(func() error { return recordHold(e.proxy, h) }); err != nil {
 				return fmt.Errorf("link: %s: record hold %s: %w", name, h, err)
 			}
 		}
 	}
 	n.disabled[name][owner] = true
 	if first || e.proxy.Enabled {
-		if err := e.proxy.Disable(); err != nil {
+		if err := again(e.proxy.Disable); err != nil {
 			return fmt.Errorf("link: disable %s: %w", name, err)
 		}
 	}
@@ -247,12 +273,12 @@ func (n *Net) Enable(name, owner string) error {
 	}
 	delete(n.disabled[name], owner)
 	if n.recordHolds {
-		if err := e.proxy.RemoveToxic(HoldPrefix + owner); err != nil && !apiStatus(err, http.StatusNotFound) {
+		if err := again(func() error { return e.proxy.RemoveToxic(HoldPrefix + owner) }); err != nil && !apiStatus(err, http.StatusNotFound) {
 			return fmt.Errorf("link: %s: remove hold %s: %w", name, owner, err)
 		}
 	}
 	if len(n.disabled[name]) == 0 {
-		if err := e.proxy.Enable(); err != nil {
+		if err := again(e.proxy.Enable); err != nil {
 			return fmt.Errorf("link: enable %s: %w", name, err)
 		}
 	}
@@ -266,7 +292,16 @@ func (n *Net) AddToxic(name, toxic, typ, stream string, attrs map[string]any) er
 	if err != nil {
 		return err
 	}
-	if _, err := e.proxy.AddToxic(toxic, typ, stream, 1, toxiproxy.Attributes(attrs)); err != nil {
+	tries := 0
+	err = again(func() error {
+		tries++
+		_, err := e.proxy.AddToxic(toxic, typ, stream, 1, toxiproxy.Attributes(attrs))
+		if err != nil && tries > 1 && apiStatus(err, http.StatusConflict) {
+			return nil // the first attempt got there after all
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("link: %s: add %s toxic %s on %s: %w", name, typ, toxic, stream, err)
 	}
 	return nil
@@ -279,7 +314,7 @@ func (n *Net) RemoveToxic(name, toxic string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.proxy.RemoveToxic(toxic); err != nil && !apiStatus(err, http.StatusNotFound) {
+	if err := again(func() error { return e.proxy.RemoveToxic(toxic) }); err != nil && !apiStatus(err, http.StatusNotFound) {
 		return fmt.Errorf("link: %s: remove toxic %s: %w", name, toxic, err)
 	}
 	return nil
@@ -299,7 +334,8 @@ func (n *Net) ToxicsOn(name string) ([]Toxic, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := e.proxy.Toxics()
+	var ts toxiproxy.Toxics
+	err = again(func() (err error) { ts, err = e.proxy.Toxics(); return err })
 	if err != nil {
 		return nil, fmt.Errorf("link: %s: list toxics: %w", name, err)
 	}
