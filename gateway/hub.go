@@ -20,20 +20,19 @@ import (
 type hub struct {
 	cfg    *Config
 	broker *broker.Broker
-	sub    *broker.Subscriber
+	sub    roomFeed
 	log    *slog.Logger
 	m      *metrics
 
 	mu    sync.RWMutex
 	rooms map[string]*room
-	// fillGen changes on every loss and every return of the pub/sub link. A
-	// gap fill belongs to the value it started with and finishes only if it
-	// is still current: a fill overtaken by a newer loss must not let the
-	// room go live, or what was published since that loss would be skipped.
-	fillGen atomic.Uint64
 
 	// onSessionTaken is called when another region took a session over.
 	onSessionTaken func(session, region string)
+	// onResubscribed is called (in its own goroutine) when the pub/sub
+	// connection is back after a loss: what was published on it meanwhile,
+	// session notices too, never arrived.
+	onResubscribed func()
 }
 
 // room is one hosted room. lastID is the stream id of the last event
@@ -50,15 +49,19 @@ type room struct {
 	filling  bool // a gap fill is running: live deliveries wait in backlog
 	backlog  []broker.Delivery
 	overflow bool // backlog overflowed: the fill must read again from lastID
+	// fillGen changes on every loss and every return of the room's
+	// subscription (the pub/sub link, or on a cluster its shard). A gap
+	// fill belongs to the value it started with and finishes only if it is
+	// still current: a fill overtaken by a newer loss must not let the room
+	// go live, or what was published since that loss would be skipped.
+	fillGen atomic.Uint64
 }
 
 const maxBacklog = 100000
 
-func newHub(cfg *Config, b *broker.Broker, sub *broker.Subscriber, log *slog.Logger, m *metrics) *hub {
+func newHub(cfg *Config, b *broker.Broker, sub roomFeed, log *slog.Logger, m *metrics) *hub {
 	h := &hub{cfg: cfg, broker: b, sub: sub, log: log, m: m, rooms: map[string]*room{}}
-	sub.OnMessage = h.deliver
-	sub.OnUp = h.up
-	sub.OnDown = h.down
+	sub.bind(h)
 	return h
 }
 
@@ -78,7 +81,7 @@ func (h *hub) acquire(ctx context.Context, name string) (*room, error) {
 	if h.cfg.SubscribeMode == SubscribePattern {
 		err = h.sub.WaitUp(ctx)
 	} else {
-		err = h.sub.Subscribe(ctx, broker.Channel(name))
+		err = h.sub.Subscribe(ctx, h.broker.Channel(name))
 	}
 	if err != nil {
 		h.release(r)
@@ -100,7 +103,7 @@ func (h *hub) release(r *room) {
 	h.m.rooms.Dec()
 	if h.cfg.SubscribeMode != SubscribePattern {
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.RedisLink.WriteTimeout)
-		h.sub.Unsubscribe(ctx, broker.Channel(r.name))
+		h.sub.Unsubscribe(ctx, h.broker.Channel(r.name))
 		cancel()
 		h.m.redisSubscriptions.Set(float64(h.sub.Channels()))
 	}
@@ -160,11 +163,11 @@ func (h *hub) down(err error) {
 	h.m.redisUp.Set(0)
 	h.m.redisReconnects.Inc()
 	h.log.Warn("redis pub/sub connection lost; rooms will be refilled from history", "err", err)
-	h.fillGen.Add(1)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, r := range h.rooms {
 		r.mu.Lock()
+		r.fillGen.Add(1)
 		r.filling = true
 		r.mu.Unlock()
 	}
@@ -173,7 +176,6 @@ func (h *hub) down(err error) {
 // up starts the gap fill of every room after a (re)connection.
 func (h *hub) up(gen uint64) {
 	h.m.redisUp.Set(1)
-	fg := h.fillGen.Add(1)
 	h.mu.RLock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
@@ -182,23 +184,30 @@ func (h *hub) up(gen uint64) {
 	h.mu.RUnlock()
 	if gen > 1 {
 		h.log.Info("redis pub/sub connection back; filling gaps", "rooms", len(rooms))
+		if h.onResubscribed != nil {
+			go h.onResubscribed()
+		}
+	}
+	fgs := make([]uint64, len(rooms))
+	for i, r := range rooms {
+		fgs[i] = r.fillGen.Add(1)
 	}
 	go func() {
-		for _, r := range rooms {
-			h.fill(fg, r)
+		for i, r := range rooms {
+			h.fill(fgs[i], r)
 		}
 	}()
 }
 
 // fill reads r's history after lastID and dispatches it, then the live
 // deliveries that waited, then lets live deliveries through again. It gives
-// up as soon as fillGen moves on (the link was lost again; the next up fills).
+// up as soon as r.fillGen moves on (the link was lost again; the next up fills).
 func (h *hub) fill(fg uint64, r *room) {
 	const page = 512
 	attempt := 0
-	for h.fillGen.Load() == fg {
+	for r.fillGen.Load() == fg {
 		r.mu.Lock()
-		if h.fillGen.Load() != fg {
+		if r.fillGen.Load() != fg {
 			r.mu.Unlock()
 			return
 		}
@@ -234,7 +243,7 @@ func (h *hub) fill(fg uint64, r *room) {
 			continue
 		}
 		r.mu.Lock()
-		if h.fillGen.Load() != fg {
+		if r.fillGen.Load() != fg {
 			r.mu.Unlock()
 			return
 		}

@@ -47,12 +47,14 @@ type Server struct {
 	log *slog.Logger
 	m   *metrics
 	reg *prometheus.Registry
-	rdb *redis.Client
-	// redisConn and redisOpts are how rdb reaches Redis, for checkRedis.
+	rdb redis.UniversalClient // a *redis.ClusterClient when --redis names a cluster
+	// redisConn and redisOpts are how rdb reaches Redis (on a cluster, how
+	// it reaches each node), for checkRedis.
 	redisConn redisaddr.Conn
 	redisOpts *redis.Options
 	broker    *broker.Broker
 	sub       *broker.Subscriber
+	shards    *broker.ShardedSubscriber // on a cluster: the rooms' sharded pub/sub (sub then carries SessionsChannel only)
 	hub       *hub
 
 	upgrader websocket.Upgrader
@@ -98,22 +100,32 @@ func New(cfg Config) (*Server, error) {
 	p := cfg.RedisLink
 	s.redisConn = redisaddr.Conn{Addr: cfg.Redis, Password: cfg.RedisPassword, CAFile: cfg.RedisCAFile,
 		PasswordFrom: RedisPasswordFrom, CAFrom: "--redis-ca-file"}
-	ro, err := s.redisConn.Options()
+	target, err := s.redisConn.Target()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: redis: %w", err)
 	}
+	ro := target.Node
 	// The address gives where and who (and TLS); the profile gives the
 	// timeouts, as for a plain host:port.
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.MaxRetries = p.DialTimeout, p.ReadTimeout, p.WriteTimeout, p.MaxRetries
 	ro.ClientName, ro.DisableIdentity = "geolab-gw-"+cfg.Region+"-"+cfg.Node, true
 	s.redisOpts = ro
-	s.rdb = redis.NewClient(ro)
+	s.rdb = target.NewClient()
 	s.broker = broker.New(s.rdb, cfg.Region, cfg.History)
 	subCfg := p.Subscriber
 	subCfg.Pattern = cfg.SubscribeMode == SubscribePattern
 	s.sub = broker.NewSubscriber(s.rdb, subCfg, log)
-	s.hub = newHub(&s.cfg, s.broker, s.sub, log, s.m)
+	var feed roomFeed = plainFeed{s.sub}
+	if cluster, ok := s.rdb.(*redis.ClusterClient); ok {
+		s.shards = broker.NewShardedSubscriber(cluster, subCfg, log)
+		feed = shardedFeed{s.shards}
+	}
+	s.hub = newHub(&s.cfg, s.broker, feed, log, s.m)
+	if s.shards != nil {
+		s.hub.bindSessions(s.sub)
+	}
 	s.hub.onSessionTaken = s.sessionTaken
+	s.hub.onResubscribed = s.recheckSessions
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, CheckOrigin: s.upgradeOrigin,
 		HandshakeTimeout: 5 * time.Second}
 	return s, nil
@@ -150,7 +162,7 @@ func (s *Server) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.ctx, s.cancel = ctx, cancel
 	go func() {
-		s.sub.Run(ctx)
+		s.runFeeds(ctx)
 		close(s.done)
 	}()
 	// Every node hears when its region loses a session (G11).
@@ -487,6 +499,33 @@ func (s *Server) sessionTaken(session, region string) {
 	for _, c := range conns {
 		c.log.Warn("session taken over by another region: closing", "owner", region)
 		c.closeWith(protocol.CloseSessionTakenOver, "session owned by region "+region+" now")
+	}
+}
+
+// recheckSessions closes this node's connections of every session another
+// region owns by this region's records: a notice on broker.SessionsChannel
+// published while the pub/sub connection was down (a bridge that applied a
+// takeover the moment Redis was back) never arrived, and the record is all
+// that is left of it (G11).
+func (s *Server) recheckSessions() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisLink.ReadTimeout+s.cfg.RedisLink.WriteTimeout)
+		owner, err := s.broker.SessionOwner(ctx, id)
+		cancel()
+		switch {
+		case err != nil:
+			// The link is gone again; the next reconnection checks again.
+			s.log.Warn("session recheck after a pub/sub loss failed", "session", id, "err", err)
+			return
+		case owner != "" && owner != s.cfg.Region:
+			s.sessionTaken(id, owner)
+		}
 	}
 }
 

@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/gorilla/websocket"
 
 	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/toxitest"
 	"github.com/geolab/geolab/internal/wait"
 	"github.com/geolab/geolab/internal/wsprobe"
 )
@@ -306,5 +309,47 @@ func TestSessionRefusalsAreCounted(t *testing.T) {
 	}
 	if n := errorsTotal(t, gw, protocol.CodeSessionForbidden); n != 1 {
 		t.Errorf("errors_total{code=%q} = %v, want 1", protocol.CodeSessionForbidden, n)
+	}
+}
+
+// TestSessionTakenWhileThePubSubLinkIsDownCloses4003: G11 when the notice
+// is lost. The bridge applies another region's takeover while this
+// gateway's pub/sub connection is down (its Redis link cut through
+// Toxiproxy), so the "taken" notice reaches nobody; once the link is back
+// the gateway rechecks the records of the sessions it serves and closes
+// the stale one with 4003. (Found by the lab's fence probe: a takeover
+// applied the moment a region's Redis came back was never fenced.)
+func TestSessionTakenWhileThePubSubLinkIsDownCloses4003(t *testing.T) {
+	rs := redistest.Start(t)
+	proxy, err := toxiproxy.NewClient(toxitest.Start(t)).CreateProxy("gw-redis", "127.0.0.1:0", rs.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, proxy.Listen, "us-east", "gw-1")
+	holder := wsprobe.Open(t, gw.Addr()+"?session=s-lost-notice", token(t, "alice"))
+	if w := holder.Welcome(); w.Session != "s-lost-notice" {
+		t.Fatalf("welcome %+v", w)
+	}
+	ctx := context.Background()
+	epoch, err := rs.Client().HGet(ctx, sessionKey("s-lost-notice"), "epoch").Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, "the gateway's pub/sub connection gone from Redis", func() bool {
+		n, err := rs.Client().PubSubNumSub(ctx, broker.SessionsChannel).Result()
+		return err == nil && n[broker.SessionsChannel] == 0
+	})
+	own, err := broker.New(rs.Client(), "us-east", broker.DefaultHistory()).ApplySession(ctx, "s-lost-notice", "eu-west", epoch+1, "alice")
+	if err != nil || own.Status != "won" {
+		t.Fatalf("apply eu-west's takeover: %+v %v", own, err)
+	}
+	if err := proxy.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	if code := holder.AwaitClose(20 * time.Second); code != protocol.CloseSessionTakenOver {
+		t.Fatalf("the holder ended with %d, want %d once the gateway was back on Redis", code, protocol.CloseSessionTakenOver)
 	}
 }

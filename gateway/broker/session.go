@@ -21,7 +21,7 @@ var sessionScript = redis.NewScript(sessionLua)
 // connections with close code 4003.
 const SessionsChannel = "geolab:sessions"
 
-func sessionKey(id string) string { return "geolab:session:{" + id + "}" }
+func sessionKey(id string) string { return Standalone.SessionKey(id) }
 
 // Ownership is a session's owner.
 type Ownership struct {
@@ -53,17 +53,15 @@ type SessionClaim struct {
 // nothing, when the session is bound to another subject. Every claim but a
 // forbidden one restarts the record's TTL (HistoryConfig.SessionTTL).
 func (b *Broker) ClaimSession(ctx context.Context, c SessionClaim) (Ownership, error) {
-	keys := []string{sessionKey(c.ID), "", ""}
-	if c.Federated {
-		keys[1], keys[2] = OutboxKey(b.region), OutboxCounterKey(b.region)
-	}
-	return b.session(ctx, keys, "claim", c.ID, b.region, time.Now().UnixMilli(), c.Sub)
+	outbox, counter, appendOutbox := b.outbox(c.ID, c.Federated)
+	keys := []string{b.layout.SessionKey(c.ID), outbox, counter}
+	return b.session(ctx, keys, appendOutbox, "claim", c.ID, b.region, time.Now().UnixMilli(), c.Sub)
 }
 
 // SessionSubject returns the token subject session id is bound to in this
 // region: "" when it has no record here (or one from before binding).
 func (b *Broker) SessionSubject(ctx context.Context, id string) (string, error) {
-	sub, err := b.rdb.HGet(ctx, sessionKey(id), "sub").Result()
+	sub, err := b.rdb.HGet(ctx, b.layout.SessionKey(id), "sub").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}
@@ -73,16 +71,30 @@ func (b *Broker) SessionSubject(ctx context.Context, id string) (string, error) 
 	return sub, nil
 }
 
+// SessionOwner returns the region that owns session id by this region's
+// record: "" when it has none.
+func (b *Broker) SessionOwner(ctx context.Context, id string) (string, error) {
+	region, err := b.rdb.HGet(ctx, sessionKey(id), "region").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("broker: session %s: %w: %w", id, ErrUnavailable, err)
+	}
+	return region, nil
+}
+
 // ApplySession applies a remote ownership record, bound to sub ("" from a
 // gateway that predates binding): it wins if its epoch is higher (ties: the
 // smaller region name), and then restarts the record's TTL here.
 func (b *Broker) ApplySession(ctx context.Context, id, region string, epoch int64, sub string) (Ownership, error) {
-	return b.session(ctx, []string{sessionKey(id), "", ""}, "apply", id, region, epoch, sub)
+	outbox, counter, appendOutbox := b.outbox(id, false)
+	return b.session(ctx, []string{b.layout.SessionKey(id), outbox, counter}, appendOutbox, "apply", id, region, epoch, sub)
 }
 
-func (b *Broker) session(ctx context.Context, keys []string, mode, id, region string, epoch int64, sub string) (Ownership, error) {
+func (b *Broker) session(ctx context.Context, keys []string, appendOutbox, mode, id, region string, epoch int64, sub string) (Ownership, error) {
 	v, err := sessionScript.Run(ctx, b.rdb, keys, mode, id, region, epoch, b.region, b.cfg.OutboxMaxLen,
-		sub, b.cfg.SessionTTL.Milliseconds()).Slice()
+		sub, b.cfg.SessionTTL.Milliseconds(), appendOutbox).Slice()
 	if err != nil {
 		return Ownership{}, fmt.Errorf("broker: session.lua %s %s: %w: %w", mode, id, ErrUnavailable, err)
 	}
