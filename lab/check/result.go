@@ -94,6 +94,13 @@ type Counts struct {
 	// the bridge carried the first attempt's event there (or the region
 	// lost its data). G4's stated edge, counted; not a violation.
 	RetriesOvertaken int `json:"retries_overtaken"`
+	// SessionsNotFenced: the fence probe's session, taken over in another
+	// region, still served by the region that held it after every fault
+	// healed (G11): 1 or 0.
+	SessionsNotFenced int `json:"sessions_not_fenced"`
+	// SessionsFenced: 1 when the fence probe's holder was closed with 4003
+	// after the takeover (G11 exercised and held), else 0.
+	SessionsFenced int `json:"sessions_fenced"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -110,6 +117,7 @@ var violationCounts = []struct{ name, guarantee string }{
 	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
 	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
 	{"history_duplicates", "G3"}, {"extra_events", "G4"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
+	{"sessions_not_fenced", "G11"},
 }
 
 // ViolationNames lists the counts Violations looks at.
@@ -232,7 +240,8 @@ var Metrics = []string{
 	"published", "unacked", "retried", "delivered", "lost", "unrecoverable_announced", "duplicated", "reordered", "gaps",
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
-	"history_duplicates", "extra_events", "retries_overtaken", "outbox_echoes", "pattern_subscriptions", "duration",
+	"history_duplicates", "extra_events", "retries_overtaken", "outbox_echoes", "pattern_subscriptions",
+	"sessions_not_fenced", "sessions_fenced", "duration",
 	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
@@ -333,6 +342,10 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.ExtraEvents), true
 	case "retries_overtaken":
 		return float64(c.RetriesOvertaken), true
+	case "sessions_not_fenced":
+		return float64(c.SessionsNotFenced), true
+	case "sessions_fenced":
+		return float64(c.SessionsFenced), true
 	case "duration":
 		return r.Duration, true
 	}

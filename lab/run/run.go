@@ -170,6 +170,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 
 	start := time.Now()
 	wl.StartChurn(ctx, start)
+	wl.StartFence(ctx, start)
 	bg.Add(1)
 	go func() { defer bg.Done(); playTimeline(sampleCtx, l, sc.Timeline, start, note) }()
 	wl.Publish(ctx, start)
@@ -190,6 +191,10 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	}
 	if err := wl.SweepProbes(ctx); err != nil {
 		note("%v", err)
+	}
+	fence := wl.Fence(ctx)
+	if fence.Outcome == workload.FenceUnjudged {
+		note("fence probe not judged: %s", fence.Detail)
 	}
 	if opts.Inspect != nil {
 		if out.InspectErr = opts.Inspect(ctx, l); out.InspectErr != nil {
@@ -225,6 +230,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	}
 	out.Result = check.Check(h, check.Options{})
 	addLabCounts(out.Result, inv)
+	addFence(out.Result, fence)
 	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
 		Started: started, Command: opts.Command, Result: out.Result}
 	for _, e := range sc.Expect {
@@ -310,6 +316,17 @@ func addLabCounts(r *check.Result, inv invariant.Counts) {
 		for _, t := range texts {
 			r.Examples[name] = append(r.Examples[name], check.Example{Text: t})
 		}
+	}
+}
+
+// addFence puts the fence probe's verdict into r (G11).
+func addFence(r *check.Result, f workload.FenceResult) {
+	if f.Outcome == workload.FenceFenced {
+		r.Counts.SessionsFenced = 1
+	}
+	if f.Outcome == workload.FenceNotFenced {
+		r.Counts.SessionsNotFenced = 1
+		r.Examples["sessions_not_fenced"] = append(r.Examples["sessions_not_fenced"], check.Example{Text: f.Detail})
 	}
 }
 

@@ -22,6 +22,9 @@ type Env interface {
 	// order (the lab's resolver, cached for its TTL per client).
 	ResolveFunc(home string) func(ctx context.Context) ([]string, error)
 	Token(sub string, read, publish []string, ttl time.Duration) (string, error)
+	// Endpoints returns the gateway endpoints of region as a client living
+	// in home reaches them (the fence probe's fixed regions).
+	Endpoints(home, region string) []string
 }
 
 // Progress counts what a running workload has done so far.
@@ -46,6 +49,7 @@ type Runner struct {
 	live    []*live          // each client's connection, from its OnState events
 	probes  []*client.Client // plan.Probes
 	sweeps  []*sweep         // one per probe
+	fence   *fence           // the fence probe (nil: none)
 	payload map[string]string
 
 	sent, acked, failed, delivered, reconnects, notRecovered, late atomic.Int64
@@ -97,7 +101,33 @@ func Start(ctx context.Context, spec Spec, plan *Plan, env Env, hist *history.Wr
 		r.Close()
 		return nil, fmt.Errorf("workload: start clients: %w", err)
 	}
+	if plan.Fence != nil {
+		f, err := startFence(ctx, plan.Fence, env)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("workload: %w", err)
+		}
+		r.fence = f
+	}
 	return r, nil
+}
+
+// StartFence schedules the fence probe's takeover at its offset from start;
+// it tries until publishing ends. Without a fence probe it does nothing.
+func (r *Runner) StartFence(ctx context.Context, start time.Time) {
+	if r.fence != nil {
+		r.fence.takeOver(ctx, start, r.spec.Duration)
+	}
+}
+
+// Fence judges the fence probe: if the takeover happened, it waits up to the
+// spec's Quiesce for the holder's connection to end. Call it after Quiesce
+// and before Close; its Outcome is FenceNotPlanned without a probe.
+func (r *Runner) Fence(ctx context.Context) FenceResult {
+	if r.fence == nil {
+		return FenceResult{Outcome: FenceNotPlanned}
+	}
+	return r.fence.result(ctx, r.spec.Quiesce)
 }
 
 // dial connects cp, the i-th client of the run (plan clients, then probes:
@@ -321,6 +351,9 @@ func (r *Runner) Close() {
 		stop()
 	}
 	r.churning.Wait()
+	if r.fence != nil {
+		r.fence.close()
+	}
 	var wg sync.WaitGroup
 	for _, c := range append(slices.Clone(r.clients), r.probes...) {
 		if c != nil {

@@ -61,6 +61,11 @@ type Spec struct {
 	// (docs/scenarios.md). nil: on when the topology has two regions or
 	// more and LocalRooms > 0.
 	LeakProbes *bool `yaml:"leak_probes,omitempty" json:"leak_probes,omitempty"`
+	// FenceProbe holds a session in the first federating region and takes
+	// it over in the second halfway through publishing: the first must
+	// close the held connection with 4003 (G11, docs/scenarios.md). nil:
+	// on when the topology has two federating regions.
+	FenceProbe *bool `yaml:"fence_probe,omitempty" json:"fence_probe,omitempty"`
 }
 
 // Burst is a spike of publishes.
@@ -153,6 +158,8 @@ type Plan struct {
 	// (empty when leak probes are off). They never publish and never
 	// churn.
 	Probes []ClientPlan
+	// Fence is the fence probe's plan (nil when it is off).
+	Fence *FencePlan `json:",omitempty"`
 }
 
 // ClientPlan is one simulated user, or a leak probe.
@@ -214,6 +221,9 @@ func NewPlan(s Spec, topo *topology.Topology, seed int64) *Plan {
 	p.Churn = planChurn(s, p.Clients, seed)
 	if s.LeakProbesOn(topo) {
 		p.Probes = planProbes(s, topo)
+	}
+	if s.FenceProbeOn(topo) {
+		p.Fence = planFence(s, topo)
 	}
 	return p
 }

@@ -194,3 +194,33 @@ func TestRejoinAfterDefault(t *testing.T) {
 		t.Errorf("rejoin_after without leaves = %s, want 0", s.Churn.RejoinAfter)
 	}
 }
+
+// TestFenceProbePlan: on a topology with two federating regions the fence
+// probe holds its session in the first and takes it over in the second
+// halfway through publishing; fence_probe: false, or one region, has none;
+// fence_probe: true where nothing federates is refused naming the field.
+func TestFenceProbePlan(t *testing.T) {
+	three, single := harness.Topology(t, "three-region"), harness.Topology(t, "single-region")
+	p := workload.NewPlan(spec(), three, 1)
+	want := &workload.FencePlan{Holder: "us-east", Taker: "eu-west", At: 10 * time.Second}
+	if !reflect.DeepEqual(p.Fence, want) {
+		t.Errorf("fence = %+v, want %+v", p.Fence, want)
+	}
+	off := spec()
+	off.FenceProbe = new(bool)
+	if p := workload.NewPlan(off, three, 1); p.Fence != nil {
+		t.Errorf("fence_probe: false: fence %+v, want none", p.Fence)
+	}
+	if p := workload.NewPlan(spec(), single, 1); p.Fence != nil {
+		t.Errorf("one region: fence %+v, want none", p.Fence)
+	}
+	on := spec()
+	yes := true
+	on.FenceProbe = &yes
+	if err := on.ValidateFor(single); err == nil || !strings.HasPrefix(err.Error(), "fence_probe:") {
+		t.Errorf("fence_probe: true on one region: %v, want an error naming fence_probe", err)
+	}
+	if err := on.ValidateFor(three); err != nil {
+		t.Errorf("fence_probe: true on three regions: %v", err)
+	}
+}

@@ -135,6 +135,7 @@ func ExpectNothingSilent(c check.Counts, minDelivered int) {
 	gomega.Expect(c.NotResumed).To(gomega.BeZero(), "reconnects that subscribed without since (G6)")
 	gomega.Expect(c.EndedDisconnected).To(gomega.BeZero(), "clients disconnected at the end (G8)")
 	gomega.Expect(c.FailoverUnfinished).To(gomega.BeZero(), "failovers not finished by the end (G8)")
+	gomega.Expect(c.SessionsNotFenced).To(gomega.BeZero(), "the fence probe's session still served where it was taken from (G11)")
 }
 
 // StartLab brings topo up for a spec that drives the lab itself instead of
