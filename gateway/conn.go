@@ -32,7 +32,9 @@ type conn struct {
 	log     *slog.Logger
 
 	out       chan []byte
-	took      chan struct{} // signalled (never blocking) each time the writer takes a frame from out
+	took      chan struct{} // signalled (never blocking) each time the writer takes frames from out
+	wsem      chan struct{} // held by whoever writes data or the close frame (writer.go)
+	w         writeBatch    // the writer goroutine's alone
 	closeOnce sync.Once
 	closed    chan struct{} // closed when the connection is over
 
@@ -48,6 +50,7 @@ func newConn(s *Server, ws *websocket.Conn, claims *auth.Claims) *conn {
 		srv: s, ws: ws, claims: claims, session: uuid.NewString(),
 		out:          make(chan []byte, s.cfg.SendQueue),
 		took:         make(chan struct{}, 1),
+		wsem:         make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 		subs:         map[string]*subscription{},
 		publishLimit: rate.NewLimiter(rate.Limit(s.cfg.PublishRate), s.cfg.PublishBurst),
@@ -365,6 +368,11 @@ func (c *conn) send(b []byte) {
 		return
 	}
 	select {
+	case c.out <- b: // the common case, without the cost of a three-way select
+		return
+	default:
+	}
+	select {
 	case c.out <- b:
 	case <-c.closed:
 	default:
@@ -449,43 +457,11 @@ func (c *conn) closeWith(code int, reason string) {
 // finds the close code after the frames it already had.
 func (c *conn) finish(code int, reason string) {
 	close(c.closed)
-	go func() {
-		msg := websocket.FormatCloseMessage(code, reason)
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout))
-		_ = c.ws.Close()
-	}()
-}
-
-func (c *conn) writeLoop() {
-	ping := time.NewTicker(c.srv.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-c.closed:
-			return
-		case b := <-c.out:
-			select {
-			case c.took <- struct{}{}:
-			default:
-			}
-			select {
-			case <-c.closed: // the close frame goes next, from finish
-				return
-			default:
-			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				c.closeWith(protocol.CloseInternalError, "write failed")
-				return
-			}
-			c.srv.m.framesOut.Inc()
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-				c.closeWith(protocol.CloseInternalError, "ping failed")
-				return
-			}
-		}
+	select {
+	case c.out <- nil: // wakes a parked writer (writer.go); a full queue has none
+	default:
 	}
+	go c.writeClose(code, reason)
 }
 
 // drain says bye: the client is to reconnect elsewhere and resume, and is

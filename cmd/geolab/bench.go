@@ -108,7 +108,7 @@ per room, --payload-byte JSON data carrying its send time, --warmup then the
 window is read from /proc/PID/stat at the load's window markers. Everything a
 step started is stopped by its pid before the next step, also on failure or
 Ctrl-C. Prints a Markdown table: offered and delivered rate, % of what the
-window's acked publishes owed that arrived (within --drain), publish→receive
+window's publishes owed that arrived (within --drain), publish→receive
 latency p50/p99/p99.9 (one clock: the load process's), CPU seconds of each
 server and per delivery, of its redis-server and of the load process, and
 connections the server cut; then each server's saturation (the highest
@@ -174,7 +174,7 @@ protocol (anonymous). Each publisher publishes --rate times a second for
 send time of publishes sent in the window. Prints JSON lines on stdout:
 {"event":"connected"}, {"event":"window_start"}, {"event":"window_end"} as they
 happen (bench peers reads the servers' CPU at them), and the result: what the
-window's acked publishes owed and what arrived of it within --drain, the
+window's publishes owed (less those refused) and what arrived within --drain, the
 deliveries received during the window, publish→receive latency quantiles, this
 process's CPU in the window, and the connections the server closed.`,
 		Args: cobra.NoArgs,

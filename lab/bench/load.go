@@ -79,9 +79,10 @@ func (c LoadConfig) Validate() error {
 }
 
 // LoadResult is what one run of the load process measured. Only publishes
-// sent inside the window count: Owed is what their acked publishes owe the
-// subscribers, Delivered what arrived of it by the end of the drain, and the
-// latencies are theirs. ReceivedInWindow counts every delivery that arrived
+// sent inside the window count: Owed is what they owe the subscribers (every
+// publish sent, less those the server refused with an error: one never
+// acked still owes), Delivered what arrived of it by the end of the drain,
+// and the latencies are theirs. ReceivedInWindow counts every delivery that arrived
 // during the window, whenever it was published: the rate the server
 // sustained.
 type LoadResult struct {
@@ -245,9 +246,11 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 				case errMsg != "":
 					errorsN.Add(1)
 					firstErrMsg.CompareAndSwap(nil, errMsg)
+					if inWindow {
+						owed.Add(-int64(c.SubsPerRoom)) // refused: owes nothing
+					}
 				case inWindow:
 					published.Add(1)
-					owed.Add(int64(c.SubsPerRoom))
 				}
 			})
 		}()
@@ -293,6 +296,9 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 				pb.mu.Lock()
 				pb.pending[id] = inWindow
 				pb.mu.Unlock()
+				if inWindow {
+					owed.Add(int64(c.SubsPerRoom)) // until it is refused
+				}
 				if err := pb.write(p.publish(id, pb.room, data)); err != nil {
 					return
 				}
@@ -515,7 +521,7 @@ type proto interface {
 	subscribe(ws *websocket.Conn, room string) error
 	publish(id, room, data string) []byte
 	ack(frame []byte) (id, errMsg string, ok bool) // an answer to a publish
-	isPing(frame []byte) bool                      // an application ping to answer with "{}"
+	isPing(frame []byte) bool                      // the frame holds an application ping, to answer with "{}"
 }
 
 var loadDialer = websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 4096}
@@ -638,4 +644,15 @@ func (centrifugoProto) ack(b []byte) (string, string, bool) {
 	return strconv.Itoa(r.ID), "", true
 }
 
-func (centrifugoProto) isPing(b []byte) bool { return bytes.Equal(bytes.TrimSpace(b), []byte("{}")) }
+// isPing reports whether the frame holds the server's ping: an empty object
+// on a line of its own, alone or batched with pushes.
+func (centrifugoProto) isPing(b []byte) bool {
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		if bytes.Equal(bytes.TrimSpace(line), []byte("{}")) {
+			return true
+		}
+		b = rest
+	}
+	return false
+}

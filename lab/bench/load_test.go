@@ -82,7 +82,7 @@ func TestCentrifugoFrames(t *testing.T) {
 	if _, _, ok := p.ack([]byte(`{"push":{"channel":"bench:0","pub":{"data":{"t":1}}}}`)); ok {
 		t.Error("a push taken for a reply")
 	}
-	if !p.isPing([]byte("{}")) || p.isPing([]byte(`{"id":1}`)) {
+	if !p.isPing([]byte("{}")) || !p.isPing([]byte(`{"push":{"channel":"bench:0","pub":{"data":{"t":1}}}}`+"\n{}")) || p.isPing([]byte(`{"id":1}`)) {
 		t.Error("ping")
 	}
 }
