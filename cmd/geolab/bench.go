@@ -143,6 +143,7 @@ delivered rate with 100 % delivered, nobody cut and p99 < 250 ms).
 	f.StringVar(&c.Centrifugo, "centrifugo", "bin/centrifugo", "the centrifugo binary (make bench-peers installs v6.9.1 into bin/)")
 	f.StringVar(&c.CentrifugoEngine, "centrifugo-engine", c.CentrifugoEngine, "Centrifugo's engine: redis (its own redis-server, as geolab's) or memory")
 	f.StringVar(&c.ProfileDir, "profile-dir", "", "write each geolab gateway's CPU profile to DIR/gateway-rRATE.pprof")
+	f.StringVar(&c.Gateway, "gateway-bin", "", "run the geolab gateway of this binary (another build, to compare) instead of this one's")
 	f.StringSliceVar(&c.GatewayArgs, "gateway-arg", nil, "an extra flag for each geolab gateway, e.g. --gateway-arg=--send-queue=2048 (repeatable)")
 	addYardstickFlags(cmd, &c.Load)
 	return cmd

@@ -28,7 +28,8 @@ type PeersConfig struct {
 	Load       LoadConfig // the yardstick; Target, URL, Secret and Rate are set per step
 	Rates      []float64  // publishes per second per room, one step each
 	Targets    []string   // TargetGeolab and/or TargetCentrifugo, run in this order at each rate
-	Geolab     string     // the geolab binary: the gateway and the load process
+	Geolab     string     // the geolab binary: the load process, and the gateway unless Gateway is set
+	Gateway    string     // another geolab binary to run the gateway of (another build, to compare); empty: Geolab
 	Centrifugo string     // the centrifugo binary (needed when a target is centrifugo)
 	// CentrifugoEngine is Centrifugo's engine: "redis" (its own fresh
 	// redis-server, as geolab's) or "memory" (no Redis at all).
@@ -223,7 +224,11 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 			args = append(args, "--cpuprofile", filepath.Join(c.ProfileDir, fmt.Sprintf("gateway-r%g.pprof", rate)))
 		}
 		args = append(args, c.GatewayArgs...)
-		srv, err = startChild(c.Geolab, args, []string{"GEOLAB_JWT_SECRET=" + peersSecret}, filepath.Join(dir, "gateway.log"))
+		bin := c.Geolab
+		if c.Gateway != "" {
+			bin = c.Gateway
+		}
+		srv, err = startChild(bin, args, []string{"GEOLAB_JWT_SECRET=" + peersSecret}, filepath.Join(dir, "gateway.log"))
 		url, health = "ws://"+addr+"/ws", "http://"+addr+"/readyz"
 	case TargetCentrifugo:
 		cfg := filepath.Join(dir, "centrifugo.json")
