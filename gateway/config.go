@@ -28,7 +28,9 @@ type Config struct {
 	Listen string // HTTP listen address, e.g. "127.0.0.1:8080"
 	// Redis is the region's Redis: host:port ("127.0.0.1:6379"),
 	// redis://[user@]host:port[/db], or rediss://… for TLS
-	// (internal/redisaddr); never with a password in it.
+	// (internal/redisaddr); never with a password in it. A Redis Cluster
+	// is a comma list of seed nodes in those forms, or one URL ending in
+	// ?cluster=yes (redisaddr.ClusterForms): rooms then use sharded pub/sub.
 	Redis string
 	// RedisPassword is the password of Redis's user (or of the default
 	// user): the command reads it from $GEOLAB_REDIS_PASSWORD or
@@ -149,10 +151,11 @@ func (c *Config) Validate() error {
 	if c.Redis == "" {
 		return fielderr.Missing("Redis", "(e.g. 127.0.0.1:6379)")
 	}
-	ro, err := redisaddr.Parse(c.Redis, RedisPasswordFrom)
+	target, err := redisaddr.ParseTarget(c.Redis, RedisPasswordFrom)
 	if err != nil {
 		return fielderr.Wrap("Redis", nil, err)
 	}
+	ro := target.Node
 	if ro.Username != "" && c.RedisPassword == "" {
 		return fielderr.Wrap("Redis", nil, fmt.Errorf("names the user %q but no password was given: give it in %s", ro.Username, RedisPasswordFrom))
 	}
@@ -167,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SubscribeMode != SubscribeTargeted && c.SubscribeMode != SubscribePattern {
 		return fielderr.New("SubscribeMode", c.SubscribeMode, "must be", SubscribeTargeted+" or "+SubscribePattern)
+	}
+	if c.SubscribeMode == SubscribePattern && target.Cluster() {
+		return fielderr.New("SubscribeMode", c.SubscribeMode, "cannot be used", "on a Redis Cluster: rooms are published with SPUBLISH there, which no pattern subscription hears (use "+SubscribeTargeted+")")
 	}
 	for _, p := range c.Federate {
 		if err := auth.ValidPattern(p); err != nil {

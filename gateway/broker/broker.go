@@ -8,6 +8,12 @@
 //	                        ├─► geolab:outbox:R  (federated rooms only)
 //	                        └─► PUBLISH geolab:ch:{room} ─► Subscriber ─► hub
 //
+// Those are the names on one Redis (Standalone). On a Redis Cluster
+// (Clustered, layout.go) every key of a room leads with its outbox
+// partition's hash tag, so that all of them share one slot; the channel is
+// SPUBLISHed, and ShardedSubscriber follows each room to the shard that owns
+// its slot.
+//
 // Contract: Publish is atomic and idempotent per (room, sender, client id)
 // within the dedup window; every event gets exactly one oseq of its
 // (room, origin) sequence, and the order of events in a room's stream is the
@@ -54,10 +60,9 @@ func init() {
 	}
 }
 
-// Key names. Every key of a room carries the room in a {hash tag} so that a
-// Redis Cluster keeps a room on one slot.
-func seqKey(room string) string    { return "geolab:s:{" + room + "}" }
-func streamKey(room string) string { return "geolab:h:{" + room + "}" }
+// Key names of the Standalone layout (Layout gives those of either).
+func seqKey(room string) string    { return Standalone.SeqKey(room) }
+func streamKey(room string) string { return Standalone.HistoryKey(room) }
 
 // idemKey is the idempotency key of a publish: geolab:idem:{ROOM}:LEN:SENDER:ID,
 // LEN the byte length of SENDER in decimal. The length prefix makes the key
@@ -65,14 +70,13 @@ func streamKey(room string) string { return "geolab:h:{" + room + "}" }
 // without it sender "a:b" with id "c" and sender "a" with id "b:c" shared a
 // key. (The prefix is not the old format's geolab:i:, so no key of the old,
 // ambiguous format can be read as one of this format.)
-func idemKey(room, sender, id string) string {
-	return idemPrefix(room) + strconv.Itoa(len(sender)) + ":" + sender + ":" + id
+func (l Layout) idemKey(room, sender, id string) string {
+	return l.IdemPrefix(room) + strconv.Itoa(len(sender)) + ":" + sender + ":" + id
 }
 
-func idemPrefix(room string) string { return "geolab:idem:{" + room + "}:" }
-
-// Channel is the pub/sub channel of a room.
-func Channel(room string) string { return "geolab:ch:{" + room + "}" }
+// Channel is the pub/sub channel of a room on one Redis (the Standalone
+// layout); Broker.Channel is the channel in the broker's layout.
+func Channel(room string) string { return Standalone.Channel(room) }
 
 // ACLRules are the Redis ACL rules a user needs to run a gateway or a
 // bridge: every key and channel under geolab: (and the pattern
@@ -88,17 +92,11 @@ const ACLRules = "~geolab:* ~ &geolab:* &" + ChannelPattern + " +@all -@dangerou
 // mode uses it (to demonstrate the amplification targeted subscription avoids).
 const ChannelPattern = "geolab:ch:*"
 
-// RoomOfChannel returns the room of a channel name, or "" if it is not one.
-func RoomOfChannel(ch string) string {
-	if !strings.HasPrefix(ch, "geolab:ch:{") || !strings.HasSuffix(ch, "}") {
-		return ""
-	}
-	return ch[len("geolab:ch:{") : len(ch)-1]
-}
-
-// OutboxKey is the federation outbox stream of a region: every federated
-// event published there, in publish order, with fields r room, n outbox
-// number, o origin, q oseq, e epoch, f frame, c the publisher's message id.
+// OutboxKey is the federation outbox stream of a region on one Redis: every
+// federated event published there, in publish order, with fields r room, n
+// outbox number, o origin, q oseq, e epoch, f frame, c the publisher's
+// message id. A clustered region's outbox is Partitions streams
+// (Layout.Outboxes).
 func OutboxKey(region string) string { return "geolab:outbox:" + region }
 
 // OutboxCounterKey counts the events ever appended to a region's outbox (the
@@ -113,6 +111,7 @@ type Broker struct {
 	rdb    redis.UniversalClient
 	region string
 	cfg    HistoryConfig
+	layout Layout
 }
 
 // HistoryConfig bounds what a region keeps.
@@ -149,9 +148,43 @@ func (c HistoryConfig) Validate() error {
 	return nil
 }
 
-// New returns a broker for region on rdb.
+// New returns a broker for region on rdb: on a *redis.ClusterClient it
+// uses the Clustered layout, on anything else the Standalone one.
 func New(rdb redis.UniversalClient, region string, cfg HistoryConfig) *Broker {
-	return &Broker{rdb: rdb, region: region, cfg: cfg}
+	return &Broker{rdb: rdb, region: region, cfg: cfg, layout: LayoutOf(rdb)}
+}
+
+// Layout is the key layout the broker uses.
+func (b *Broker) Layout() Layout { return b.layout }
+
+// Channel is a room's pub/sub channel in the broker's layout.
+func (b *Broker) Channel(room string) string { return b.layout.Channel(room) }
+
+// outbox names the outbox keys a script of name (a room or a session) is
+// given, and whether it appends to them ("1" or "0", publish.lua's and
+// session.lua's outbox argument). On one Redis a name that does not
+// federate gets "" (today's form); on a cluster it gets its partition's
+// keys all the same, with "0": a key "" would hash to slot 0, not the
+// room's, and the script would be refused (CROSSSLOT).
+func (b *Broker) outbox(name string, federated bool) (stream, counter, appendOutbox string) {
+	if !federated && !b.layout.cluster {
+		return "", "", "0"
+	}
+	stream, counter = b.layout.OutboxOf(b.region, name)
+	if !federated {
+		return stream, counter, "0"
+	}
+	return stream, counter, "1"
+}
+
+// publishCommand is how publish.lua publishes a room's deliveries:
+// PUBLISH on one Redis, SPUBLISH (sharded pub/sub: only the shard of the
+// room's slot carries it) on a cluster.
+func (b *Broker) publishCommand() string {
+	if b.layout.cluster {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
 }
 
 // Client returns the Redis client the broker runs on.
@@ -187,19 +220,18 @@ type Result struct {
 // result with Status "dup" and stores nothing.
 func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) {
 	head, tail := frameParts(p.Room, p.EventID, b.region, p.Sender, p.TS, p.Data)
-	outbox, counter := "", ""
-	if p.Federated {
-		outbox, counter = OutboxKey(b.region), OutboxCounterKey(b.region)
-	}
-	keys := []string{seqKey(p.Room), streamKey(p.Room), idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
+	l := b.layout
+	outbox, counter, appendOutbox := b.outbox(p.Room, p.Federated)
+	keys := []string{l.SeqKey(p.Room), l.HistoryKey(p.Room), l.idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
 	if faulty.On("nopubdedup") {
 		// MUTANT nopubdedup breaks G4: the idempotency key is the fresh
 		// event id, never the client's, so a retry finds no record and
 		// becomes a second event.
-		keys[2] = idemKey(p.Room, p.Sender, p.EventID)
+		keys[2] = l.idemKey(p.Room, p.Sender, p.EventID)
 	}
-	args := []any{"publish", Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID}
+	args := []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID,
+		b.publishCommand(), appendOutbox}
 	return b.run(ctx, keys, args)
 }
 
@@ -230,13 +262,16 @@ func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	if a.Force {
 		force = "1"
 	}
-	idem, cid := idemPrefix(a.Room)+"-", ""
+	l := b.layout
+	idem, cid := l.IdemPrefix(a.Room)+"-", ""
 	if a.ClientID != "" && a.EventID != "" {
-		idem, cid = idemKey(a.Room, a.Sender, a.ClientID), a.ClientID
+		idem, cid = l.idemKey(a.Room, a.Sender, a.ClientID), a.ClientID
 	}
-	keys := []string{seqKey(a.Room), streamKey(a.Room), idem, "", ""}
-	args := []any{"apply", Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", a.EventID,
-		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force, cid}
+	outbox, counter, appendOutbox := b.outbox(a.Room, false)
+	keys := []string{l.SeqKey(a.Room), l.HistoryKey(a.Room), idem, outbox, counter}
+	args := []any{"apply", l.Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", a.EventID,
+		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force, cid,
+		b.publishCommand(), appendOutbox}
 	return b.run(ctx, keys, args)
 }
 
@@ -299,7 +334,7 @@ type Snapshot struct {
 
 // Snapshot reads a room's state atomically.
 func (b *Broker) Snapshot(ctx context.Context, room string) (Snapshot, error) {
-	v, err := snapshotScript.Run(ctx, b.rdb, []string{seqKey(room), streamKey(room)}).Slice()
+	v, err := snapshotScript.Run(ctx, b.rdb, []string{b.layout.SeqKey(room), b.layout.HistoryKey(room)}).Slice()
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("broker: snapshot of %s: %w: %w", room, ErrUnavailable, err)
 	}
@@ -335,7 +370,7 @@ func (b *Broker) Snapshot(ctx context.Context, room string) (Snapshot, error) {
 // this region and can never be replayed here (federation found its source
 // trimmed). Gateways answer recovered:false to resumes that need them.
 func (b *Broker) MarkGap(ctx context.Context, room, origin string, oseq uint64) error {
-	err := b.rdb.HSet(ctx, seqKey(room), "g:"+origin, oseq).Err()
+	err := b.rdb.HSet(ctx, b.layout.SeqKey(room), "g:"+origin, oseq).Err()
 	if err != nil {
 		return fmt.Errorf("broker: mark gap of %s/%s: %w: %w", room, origin, ErrUnavailable, err)
 	}
@@ -372,7 +407,7 @@ func parseEntry(m redis.XMessage) (Entry, error) {
 // After returns up to count history entries of room with ids after from, in
 // stream order.
 func (b *Broker) After(ctx context.Context, room string, from StreamID, count int64) ([]Entry, error) {
-	msgs, err := b.rdb.XRangeN(ctx, streamKey(room), "("+from.String(), "+", count).Result()
+	msgs, err := b.rdb.XRangeN(ctx, b.layout.HistoryKey(room), "("+from.String(), "+", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("broker: history of %s after %s: %w: %w", room, from, ErrUnavailable, err)
 	}
@@ -386,7 +421,7 @@ func (b *Broker) Before(ctx context.Context, room string, to StreamID, inclusive
 	if !inclusive {
 		end = "(" + end
 	}
-	msgs, err := b.rdb.XRevRangeN(ctx, streamKey(room), end, "-", count).Result()
+	msgs, err := b.rdb.XRevRangeN(ctx, b.layout.HistoryKey(room), end, "-", count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("broker: history of %s before %s: %w: %w", room, to, ErrUnavailable, err)
 	}

@@ -13,7 +13,10 @@
 -- region is then answered there with the original event, once the event got
 -- there first (docs/guarantees.md, G4).
 --
--- Keys (all of one room share the {room} hash tag, so one slot on a cluster):
+-- Keys (all of one room share one hash tag, so one slot on a cluster: {room}
+-- on one Redis; on a cluster the tag of the room's outbox partition, which
+-- the outbox stream and counter carry too, e.g. geolab:s:{p3-12}{room} and
+-- geolab:outbox:<region>:{p3-12}; see gateway/broker/layout.go):
 --   KEYS[1] geolab:s:{room}   hash: q:<origin> = last oseq, e:<origin> = epoch,
 --                             g:<origin> = highest oseq known missing (gap marker)
 --   KEYS[2] geolab:h:{room}   stream: the room's history; fields o, q, e, f, and
@@ -24,12 +27,13 @@
 --                             of the event's publish when ARGV[16] names its
 --                             client id, else unused (the sequence check is the
 --                             dedup of the apply itself)
---   KEYS[4] outbox stream     geolab:outbox:<region>, or "" when not federated
---   KEYS[5] outbox counter    geolab:outbox:<region>:n (events ever appended), or ""
+--   KEYS[4] outbox stream     geolab:outbox:<region> (cluster: the room's partition of
+--                             it), or "" when not federated
+--   KEYS[5] outbox counter    its counter, <stream>:n (events ever appended), or ""
 --
 -- ARGV:
 --   1 mode         "publish" | "apply"
---   2 channel      geolab:ch:{room}
+--   2 channel      geolab:ch:{room} (cluster: geolab:ch:{<partition tag>}{room})
 --   3 origin       region name
 --   4 epoch        publish: candidate epoch for a new sequence; apply: the event's epoch
 --   5 oseq         apply only: the event's oseq
@@ -49,6 +53,14 @@
 --                  an older gateway); kept in the history entry (c) and the
 --                  outbox entry (c); apply: also recorded under KEYS[3], unless
 --                  a record is there already (a retry that got here first)
+--  17 publish      how the delivery is published: "PUBLISH" (one Redis; also
+--                  when absent) or "SPUBLISH" (a cluster: sharded pub/sub, only
+--                  the shard that owns the room's slot carries it)
+--  18 outbox       "0": do not append to the outbox even though KEYS[4] names one
+--                  (a cluster names the room's partition in KEYS[4] and KEYS[5]
+--                  whether or not the room federates, for a key "" would hash to
+--                  slot 0, not the room's); absent or anything else: append when
+--                  KEYS[4] is not ""
 --
 -- The idempotency value is "<event id> <oseq> <epoch> <stream id> <origin>"
 -- (a record of an older gateway has no origin: it is this region's).
@@ -119,7 +131,7 @@ end
 local eid = ARGV[8]
 if mode == 'publish' then
   redis.call('SET', KEYS[3], eid .. ' ' .. oseq .. ' ' .. epoch .. ' ' .. sid .. ' ' .. origin, 'PX', ARGV[11])
-  if KEYS[4] ~= '' then
+  if KEYS[4] ~= '' and ARGV[18] ~= '0' then
     local n = redis.call('INCR', KEYS[5])
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*', 'r', ARGV[14], 'n', n, 'o', origin, 'q', oseq, 'e', epoch, 'f', frame, 'c', cid)
   end
@@ -131,5 +143,9 @@ else
   end
 end
 
-redis.call('PUBLISH', ARGV[2], sid .. ' ' .. origin .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. frame)
+local pubcmd = 'PUBLISH'
+if ARGV[17] == 'SPUBLISH' then
+  pubcmd = 'SPUBLISH'
+end
+redis.call(pubcmd, ARGV[2], sid .. ' ' .. origin .. ' ' .. oseq .. ' ' .. epoch .. '\n' .. frame)
 return {'ok', eid, oseq, epoch, sid, origin}

@@ -12,7 +12,7 @@ func (b *Broker) Range(ctx context.Context, room string, from StreamID, inclusiv
 	if !inclusive {
 		start = "(" + start
 	}
-	msgs, err := b.rdb.XRangeN(ctx, streamKey(room), start, to.String(), count).Result()
+	msgs, err := b.rdb.XRangeN(ctx, b.layout.HistoryKey(room), start, to.String(), count).Result()
 	if err != nil {
 		return nil, fmt.Errorf("broker: history of %s from %s to %s: %w: %w", room, from, to, ErrUnavailable, err)
 	}

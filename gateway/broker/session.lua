@@ -23,7 +23,9 @@
 -- milliseconds, so that it beats a record another region still holds from
 -- before: a counter restarting at 1 could lose to it and leave two owners.
 --
---   KEYS[1] geolab:session:{<id>}   hash: region, epoch, sub
+--   KEYS[1] geolab:session:{<id>}   hash: region, epoch, sub (on a cluster
+--                                   geolab:session:{<partition tag>}{<id>}, and
+--                                   KEYS[2] and KEYS[3] that partition's outbox)
 --   KEYS[2] outbox stream           geolab:outbox:<this region>, or "" (claim of a
 --                                   region that does not federate; apply)
 --   KEYS[3] outbox counter          geolab:outbox:<this region>:n, or ""
@@ -36,6 +38,9 @@
 --   6 outbox maxlen
 --   7 sub     claim: the claiming token's subject; apply: the record's ("" if none)
 --   8 ttl ms  how long the record lives after this claim or apply (0: no expiry)
+--   9 outbox  "0": do not append to the outbox even though KEYS[2] names one (a
+--             cluster always names the session's partition, never ""); absent or
+--             anything else: append when KEYS[2] is not ""
 -- Returns {status, region, epoch}: claim "kept" | "taken" | "forbidden";
 -- apply "won" | "lost".
 
@@ -69,7 +74,7 @@ if ARGV[1] == 'claim' then
   -- writes a Lua number as without an exponent.
   redis.call('HSET', KEYS[1], 'region', ARGV[3], 'epoch', string.format('%.0f', epoch), 'sub', ARGV[7])
   expire()
-  if KEYS[2] ~= '' then
+  if KEYS[2] ~= '' and ARGV[9] ~= '0' then
     local n = redis.call('INCR', KEYS[3])
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 't', 's', 'n', n,
       's', ARGV[2], 'g', ARGV[3], 'p', string.format('%.0f', epoch), 'o', ARGV[3], 'u', ARGV[7])

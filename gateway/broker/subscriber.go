@@ -43,7 +43,7 @@ func DefaultSubscriberConfig() SubscriberConfig {
 // here. Messages are handed to OnMessage in the order Redis sent them, from
 // one goroutine.
 type Subscriber struct {
-	rdb *redis.Client
+	rdb Subscribable
 	cfg SubscriberConfig
 	log *slog.Logger
 
@@ -70,8 +70,16 @@ type chanState struct {
 	waiters []chan struct{}
 }
 
+// Subscribable is what a Subscriber subscribes through: a *redis.Client (one
+// Redis), or a *redis.ClusterClient, whose Subscribe connects to a node of
+// the cluster (a Redis Cluster carries a PUBLISH to every node, so any node
+// hears SessionsChannel).
+type Subscribable interface {
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+}
+
 // NewSubscriber returns a subscriber on rdb's address. Run starts it.
-func NewSubscriber(rdb *redis.Client, cfg SubscriberConfig, log *slog.Logger) *Subscriber {
+func NewSubscriber(rdb Subscribable, cfg SubscriberConfig, log *slog.Logger) *Subscriber {
 	return &Subscriber{rdb: rdb, cfg: cfg, log: log, chans: map[string]*chanState{}, upCh: make(chan struct{})}
 }
 

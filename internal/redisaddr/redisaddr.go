@@ -225,17 +225,26 @@ type Conn struct {
 // and for rediss:// the system's roots plus CAFile. The caller adds its
 // timeouts (internal/netprofile), client name and pool. An address that
 // names a user needs a password.
+//
+// For a cluster address (ClusterForms) it gives the options every node is
+// dialled with, Addr the first seed (Target gives the seeds too).
 func (c Conn) Options() (*redis.Options, error) {
-	o, err := Parse(c.Addr, c.PasswordFrom)
+	t, err := c.Target()
 	if err != nil {
 		return nil, err
 	}
+	return t.Node, nil
+}
+
+// complete adds to o, parsed from c.Addr, what the address never holds:
+// the password, and for rediss:// the system's roots plus CAFile.
+func (c Conn) complete(o *redis.Options) error {
 	if o.Username != "" && c.Password == "" {
-		return nil, fmt.Errorf("%q names the user %q but no password was given: give it in %s", c.Addr, o.Username, c.PasswordFrom)
+		return fmt.Errorf("%q names the user %q but no password was given: give it in %s", c.Addr, o.Username, c.PasswordFrom)
 	}
 	o.Password = string(c.Password)
 	if c.CAFile != "" && o.TLSConfig == nil {
-		return nil, fmt.Errorf("%s is given, but the address is not a rediss:// URL: the CA would not be used (want rediss://[user@]host:port)", c.CAFrom)
+		return fmt.Errorf("%s is given, but the address is not a rediss:// URL: the CA would not be used (want rediss://[user@]host:port)", c.CAFrom)
 	}
 	if o.TLSConfig != nil {
 		roots, err := x509.SystemCertPool()
@@ -245,15 +254,15 @@ func (c Conn) Options() (*redis.Options, error) {
 		if c.CAFile != "" {
 			pem, err := os.ReadFile(c.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", c.CAFrom, err)
+				return fmt.Errorf("%s: %w", c.CAFrom, err)
 			}
 			if !roots.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s: %s holds no PEM certificate", c.CAFrom, c.CAFile)
+				return fmt.Errorf("%s: %s holds no PEM certificate", c.CAFrom, c.CAFile)
 			}
 		}
 		o.TLSConfig.RootCAs = roots
 	}
-	return o, nil
+	return nil
 }
 
 // Diagnose turns the error of a first command sent to c (dialled with
