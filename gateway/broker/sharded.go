@@ -55,7 +55,7 @@ type ShardedSubscriber struct {
 	mu       sync.Mutex
 	ctx      context.Context // Run's; nil before Run
 	chans    map[string]*shardChan
-	shards   map[string]*shard // by node address
+	shards   map[string]*shard    // by node address
 	attempts map[string]int       // by node address: failed connections in a row
 	retryAt  map[string]time.Time // by node address: no new connection before
 	kick     chan struct{}        // wakes the resolver
