@@ -21,6 +21,7 @@ import (
 
 	"github.com/geolab/geolab/internal/harness"
 	"github.com/geolab/geolab/lab"
+	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/link"
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/topology"
@@ -263,5 +264,170 @@ func TestClusterRefusedOnDocker(t *testing.T) {
 	_, err := lab.Start(context.Background(), clusterTopology(t), lab.Options{Provider: provider.DockerName})
 	if err == nil || !errors.Is(err, provider.ErrClusterNeedsProcess) || !strings.Contains(err.Error(), "region us-east: redis mode cluster on the docker provider") {
 		t.Fatalf("error %v, want the region named and provider.ErrClusterNeedsProcess", err)
+	}
+}
+
+// shardNow is shard n of us-east as the cluster reports it now.
+func shardNow(t *testing.T, l *lab.Lab, n int) (provider.Shard, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	shards, err := l.Region("us-east").Cluster().Shards(ctx)
+	if err != nil || len(shards) < n {
+		return provider.Shard{}, false
+	}
+	return shards[n-1], true
+}
+
+// ids names nodes by ID.
+func nodeIDs(ns []provider.ClusterNode) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.ID())
+	}
+	return out
+}
+
+// writeAndReplicate writes key=v on primary (directly: it owns key's slot)
+// and waits until a replica has it (WAIT 1), so that a failover keeps it.
+func writeAndReplicate(t *testing.T, primary provider.ClusterNode, key, v string) {
+	t.Helper()
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: primary.Addr(), DisableIdentity: true, MaxRetries: -1, PoolSize: 1})
+	defer rc.Close()
+	if err := rc.Set(ctx, key, v, 0).Err(); err != nil {
+		t.Fatalf("SET %s on %s: %v", key, primary.ID(), err)
+	}
+	if n, err := rc.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT 1 on %s: %d %v", primary.ID(), n, err)
+	}
+}
+
+// keyIn finds a key whose slot shard serves.
+func keyIn(t *testing.T, c *redis.ClusterClient, sh provider.Shard) string {
+	t.Helper()
+	for i := range 256 {
+		k := fmt.Sprintf("{geolab:shard-%d}k", i)
+		slot, err := c.ClusterKeySlot(context.Background(), k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range sh.Slots {
+			if int64(r[0]) <= slot && slot <= int64(r[1]) {
+				return k
+			}
+		}
+	}
+	t.Fatalf("no key of 256 in shard %d", sh.Index)
+	return ""
+}
+
+// TestShardKill: kill -9 of shard 1's primary; its replica takes over with
+// the replicated data, clients reach it through its proxy; the heal brings
+// the killed node back as the new primary's replica.
+func TestShardKill(t *testing.T) {
+	l := startCluster(t)
+	ctx := context.Background()
+	before, ok := shardNow(t, l, 1)
+	if !ok || before.Primary == nil || len(before.Replicas) != 1 {
+		t.Fatalf("shard 1 before: %+v", before)
+	}
+	victim, heir := before.Primary, before.Replicas[0]
+	sys := systemClient(t, l.Region("us-east").Cluster().Seeds())
+	key := keyIn(t, sys, before)
+	writeAndReplicate(t, victim, key, "kept")
+
+	a, err := l.Inject(ctx, fault.Spec{Kind: "shard-kill", Regions: []string{"us-east"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Spec.Shard != 1 || a.Target != "us-east/shard-1" {
+		t.Errorf("recorded %+v (target %s), want the default shard 1", a.Spec, a.Target)
+	}
+	if victim.Running() {
+		t.Fatalf("%s (pid %d) still running after shard-kill", victim.ID(), victim.Pid())
+	}
+	start := time.Now()
+	harness.WaitFor(t, 60*time.Second, heir.ID()+" promoted", func() bool {
+		sh, ok := shardNow(t, l, 1)
+		return ok && sh.Primary != nil && sh.Primary.ID() == heir.ID()
+	})
+	t.Logf("%s took over from %s in %s", heir.ID(), victim.ID(), time.Since(start).Round(100*time.Millisecond))
+	// go-redis reloads its slot map on MOVED, or every
+	// ClusterStateReloadInterval (60 s): a dead primary's proxy answers EOF,
+	// not MOVED, so a client must reload on such errors itself.
+	harness.WaitFor(t, 30*time.Second, "GET through the new primary's proxy", func() bool {
+		v, err := sys.Get(ctx, key).Result()
+		if err != nil {
+			sys.ReloadState(ctx)
+		}
+		return err == nil && v == "kept"
+	})
+
+	harness.Heal(t, l)
+	harness.WaitFor(t, 60*time.Second, victim.ID()+" back as "+heir.ID()+"'s replica", func() bool {
+		sh, ok := shardNow(t, l, 1)
+		return ok && victim.Running() && sh.Primary != nil && sh.Primary.ID() == heir.ID() &&
+			slices.Equal(nodeIDs(sh.Replicas), []string{victim.ID()}) && len(sh.Failed) == 0
+	})
+	if len(l.Faults().List()) != 0 {
+		t.Fatalf("faults still active after heal: %v", l.Faults().List())
+	}
+}
+
+// TestShardFailover: CLUSTER FAILOVER hands shard 2 to its replica, and the
+// heal hands it back; clients follow through the proxies both times.
+func TestShardFailover(t *testing.T) {
+	l := startCluster(t)
+	ctx := context.Background()
+	before, ok := shardNow(t, l, 2)
+	if !ok || before.Primary == nil || len(before.Replicas) != 1 {
+		t.Fatalf("shard 2 before: %+v", before)
+	}
+	primary, replica := before.Primary, before.Replicas[0]
+	sys := systemClient(t, l.Region("us-east").Cluster().Seeds())
+	key := keyIn(t, sys, before)
+	if err := sys.Set(ctx, key, "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := l.Inject(ctx, fault.Spec{Kind: "shard-failover", Regions: []string{"us-east"}, Shard: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !primary.Running() || !replica.Running() {
+		t.Fatal("a manual failover stopped a node")
+	}
+	harness.WaitFor(t, 15*time.Second, replica.ID()+" serves shard 2", func() bool {
+		sh, ok := shardNow(t, l, 2)
+		return ok && sh.Primary != nil && sh.Primary.ID() == replica.ID() && slices.Equal(nodeIDs(sh.Replicas), []string{primary.ID()})
+	})
+	harness.WaitFor(t, 15*time.Second, "the client follows to the new primary", func() bool {
+		v, err := sys.Get(ctx, key).Result()
+		return err == nil && v == "v1" && sys.Set(ctx, key, "v2", 0).Err() == nil
+	})
+
+	harness.Heal(t, l)
+	harness.WaitFor(t, 15*time.Second, primary.ID()+" serves shard 2 again", func() bool {
+		sh, ok := shardNow(t, l, 2)
+		return ok && sh.Primary != nil && sh.Primary.ID() == primary.ID() && slices.Equal(nodeIDs(sh.Replicas), []string{replica.ID()})
+	})
+	harness.WaitFor(t, 15*time.Second, "the client follows back", func() bool {
+		v, err := sys.Get(ctx, key).Result()
+		return err == nil && v == "v2"
+	})
+}
+
+// TestShardFaultsRefuseAStandaloneRegion: a shard fault on a region that
+// runs one Redis is refused before it acts, naming the region's mode.
+func TestShardFaultsRefuseAStandaloneRegion(t *testing.T) {
+	l := harness.StartLab(t, "single-region.yaml", lab.Options{RedisOnly: true})
+	for _, kind := range []string{"shard-kill", "shard-failover"} {
+		_, err := l.Inject(context.Background(), fault.Spec{Kind: kind, Regions: []string{"us-east"}})
+		if err == nil || !strings.Contains(err.Error(), "us-east runs one Redis (redis.mode standalone)") {
+			t.Errorf("%s on a standalone region: %v", kind, err)
+		}
+	}
+	if !l.Region("us-east").Redis().Running() {
+		t.Fatal("the region's Redis is down after refused shard faults")
 	}
 }

@@ -199,6 +199,9 @@ type world struct {
 	topo    *topology.Topology
 	regions []string
 	bridged []string // regions with a bridge (a federate pattern)
+	single  []string // regions that run one Redis
+	cluster []string // regions that run a Redis Cluster
+	replica []string // cluster regions whose shards have replicas
 	links   []string // every link the lab makes, by name
 	w       workload.Spec
 }
@@ -209,9 +212,22 @@ func newWorld(topo *topology.Topology, w workload.Spec) world {
 		if len(r.Federate) > 0 {
 			x.bridged = append(x.bridged, r.Name)
 		}
+		if r.Redis.Mode == topology.RedisCluster {
+			x.cluster = append(x.cluster, r.Name)
+			if r.Redis.Replicas > 0 {
+				x.replica = append(x.replica, r.Name)
+			}
+			for k := 1; k <= r.Redis.Nodes(); k++ { // a cluster's nodes have the LAN links
+				x.links = append(x.links, link.Name(link.LAN, r.Name, r.Name, fmt.Sprintf("redis-%d", k)))
+			}
+		} else {
+			x.single = append(x.single, r.Name)
+		}
 		for g := 1; g <= r.Gateways; g++ {
 			node := fmt.Sprintf("gw-%d", g)
-			x.links = append(x.links, link.Name(link.LAN, r.Name, r.Name, node))
+			if r.Redis.Mode != topology.RedisCluster {
+				x.links = append(x.links, link.Name(link.LAN, r.Name, r.Name, node))
+			}
 			for _, home := range x.regions {
 				x.links = append(x.links, link.Name(link.Client, home, r.Name, node))
 			}
@@ -254,6 +270,9 @@ type drawer struct {
 }
 
 func always(world) bool       { return true }
+func hasSingle(x world) bool  { return len(x.single) > 0 }
+func hasCluster(x world) bool { return len(x.cluster) > 0 }
+func hasReplica(x world) bool { return len(x.replica) > 0 }
 func twoRegions(x world) bool { return len(x.regions) >= 2 }
 func hasBridge(x world) bool  { return len(x.bridged) > 0 }
 
@@ -267,9 +286,19 @@ func regionWithMode(rng *rand.Rand, x world) fault.Spec {
 // regionMaybeLosingData is a fault on one region that may lose its Redis's
 // data.
 func regionMaybeLosingData(rng *rand.Rand, x world) fault.Spec {
-	s := oneRegion(rng, x)
+	s := fault.Spec{Regions: []string{pick(rng, x.single)}} // one Redis to kill
 	s.LoseData = loseData(rng)
 	return s
+}
+
+// shardOf draws a shard of one of regions.
+func shardOf(regions func(world) []string) func(rng *rand.Rand, x world) fault.Spec {
+	return func(rng *rand.Rand, x world) fault.Spec {
+		s := fault.Spec{Regions: []string{pick(rng, regions(x))}}
+		r, _ := x.topo.Region(s.Regions[0])
+		s.Shard = 1 + rng.IntN(max(r.Redis.Shards, 1))
+		return s
+	}
 }
 
 func oneRegion(rng *rand.Rand, x world) fault.Spec {
@@ -306,16 +335,18 @@ var drawers = map[string]drawer{
 		}
 		return s
 	}},
-	"isolate":       {always, regionWithMode},
-	"redis-blip":    {always, regionWithMode},
-	"redis-kill":    {always, regionMaybeLosingData},
-	"redis-restart": {always, regionMaybeLosingData},
-	"region-down":   {always, regionMaybeLosingData},
-	"gateway-kill":  {always, gatewayFault},
-	"gateway-pause": {always, gatewayFault},
-	"gateway-drain": {always, gatewayFault},
-	"bridge-kill":   {hasBridge, bridgeFault},
-	"bridge-pause":  {hasBridge, bridgeFault},
+	"isolate":        {always, regionWithMode},
+	"redis-blip":     {always, regionWithMode},
+	"redis-kill":     {hasSingle, regionMaybeLosingData},
+	"redis-restart":  {hasSingle, regionMaybeLosingData},
+	"region-down":    {hasSingle, regionMaybeLosingData},
+	"shard-kill":     {hasCluster, shardOf(func(x world) []string { return x.cluster })},
+	"shard-failover": {hasReplica, shardOf(func(x world) []string { return x.replica })},
+	"gateway-kill":   {always, gatewayFault},
+	"gateway-pause":  {always, gatewayFault},
+	"gateway-drain":  {always, gatewayFault},
+	"bridge-kill":    {hasBridge, bridgeFault},
+	"bridge-pause":   {hasBridge, bridgeFault},
 	"slow-client": {always, func(rng *rand.Rand, x world) fault.Spec {
 		s := oneRegion(rng, x)
 		s.Node = x.node(rng, s.Regions[0])

@@ -57,7 +57,7 @@ func withoutLines(s *scenario.Scenario) *scenario.Scenario {
 // book is drawn, and churn too.
 func TestDrawIsDeterministicValidAndWithinBounds(t *testing.T) {
 	b := DefaultBounds()
-	for _, name := range []string{"single-region", "two-region", "three-region"} {
+	for _, name := range []string{"single-region", "two-region", "three-region", "three-region-cluster"} {
 		topo, path := loadTopo(t, name)
 		kinds := KindsFor(topo, b)
 		seen := map[string]bool{}
@@ -148,8 +148,28 @@ func TestKindsTheTopologyCanTake(t *testing.T) {
 			t.Errorf("single-region (one region, no bridge) takes %s", k)
 		}
 	}
-	if len(k3) != len(KindNames()) {
-		t.Errorf("three-region takes %v, want every kind %v", k3, KindNames())
+	shardKinds := []string{"shard-failover", "shard-kill"}
+	var standalone []string // every kind but a cluster's
+	for _, k := range KindNames() {
+		if !slices.Contains(shardKinds, k) {
+			standalone = append(standalone, k)
+		}
+	}
+	if !slices.Equal(k3, standalone) {
+		t.Errorf("three-region takes %v, want every kind but a cluster's %v", k3, standalone)
+	}
+	// On clusters: the shard kinds, and not the kinds that kill one Redis.
+	clusters, _ := loadTopo(t, "three-region-cluster")
+	kc := KindsFor(clusters, DefaultBounds())
+	for _, k := range shardKinds {
+		if !slices.Contains(kc, k) {
+			t.Errorf("three-region-cluster does not take %s: %v", k, kc)
+		}
+	}
+	for _, k := range []string{"redis-kill", "redis-restart", "region-down"} {
+		if slices.Contains(kc, k) {
+			t.Errorf("three-region-cluster (no standalone Redis) takes %s", k)
+		}
 	}
 	b := DefaultBounds()
 	b.Kinds = []string{"redis-blip", "partition"}

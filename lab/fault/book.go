@@ -79,6 +79,9 @@ func (b *Book) Inject(ctx context.Context, s Spec) (Active, error) {
 	if s.Kind == "gateway-kill" || s.Kind == "gateway-pause" || s.Kind == "gateway-drain" || s.Kind == "slow-client" {
 		_ = needNode(&s, b.w.Topology()) // fills the default node for the record
 	}
+	if (s.Kind == "shard-kill" || s.Kind == "shard-failover") && s.Shard == 0 {
+		s.Shard = 1 // the default shard, for the record
+	}
 	b.mu.Lock()
 	b.next++
 	id := fmt.Sprintf("f%d", b.next)

@@ -23,8 +23,9 @@ import (
 // docs/faults.md; the others must be empty.
 type Spec struct {
 	Kind string `yaml:"kind" json:"kind"`
-	// Regions: one region (isolate, region-down, redis-*, gateway-*,
-	// bridge-*, slow-client) or two (latency, bandwidth, partition).
+	// Regions: one region (isolate, region-down, redis-*, shard-*,
+	// gateway-*, bridge-*, slow-client) or two (latency, bandwidth,
+	// partition).
 	Regions []string `yaml:"regions,omitempty" json:"regions,omitempty"`
 	// Node is the gateway node of gateway-* and slow-client (default gw-1).
 	Node string `yaml:"node,omitempty" json:"node,omitempty"`
@@ -45,6 +46,9 @@ type Spec struct {
 	// LoseData restarts Redis empty, as one without persistence does
 	// (redis-kill, redis-restart, region-down).
 	LoseData bool `yaml:"lose_data,omitempty" json:"lose_data,omitempty"`
+	// Shard of shard-kill and shard-failover: a cluster region's shard,
+	// numbered from 1 by its lowest slot (default 1).
+	Shard int `yaml:"shard,omitempty" json:"shard,omitempty"`
 	// Room and Clients of a slow-client fault (Clients default 1).
 	Room    string `yaml:"room,omitempty" json:"room,omitempty"`
 	Clients int    `yaml:"clients,omitempty" json:"clients,omitempty"`
@@ -63,6 +67,8 @@ func (s Spec) Target() string {
 		return s.Regions[0] + "<->" + s.Regions[1]
 	case len(s.Regions) == 1 && s.Node != "":
 		return s.Regions[0] + "/" + s.Node
+	case len(s.Regions) == 1 && s.Shard != 0:
+		return fmt.Sprintf("%s/shard-%d", s.Regions[0], s.Shard)
 	case len(s.Regions) == 1:
 		return s.Regions[0]
 	}
@@ -79,6 +85,9 @@ type World interface {
 	Topology() *topology.Topology
 	Net() *link.Net
 	RedisOf(region string) (provider.Redis, error)
+	// ClusterOf is a region's Redis Cluster (an error for a region that
+	// runs one Redis).
+	ClusterOf(region string) (provider.RedisCluster, error)
 	GatewayOf(region, node string) (provider.Node, error)
 	BridgeOf(region string) (provider.Node, error)
 	// GatewayAddr is a gateway's own (unproxied) address.
@@ -172,6 +181,7 @@ func only(s Spec, allowed ...string) error {
 		"regions": len(s.Regions) > 0, "node": s.Node != "", "link": s.Link != "", "mode": s.Mode != "",
 		"direction": s.Direction != "", "latency": s.Latency != 0, "jitter": s.Jitter != 0,
 		"rate_kb": s.RateKB != 0, "lose_data": s.LoseData, "room": s.Room != "", "clients": s.Clients != 0,
+		"shard": s.Shard != 0,
 	}
 	var bad []string
 	for f, u := range used {

@@ -116,13 +116,31 @@ var validSpecs = []Spec{
 	{Kind: "region-down", Regions: []string{"b"}, LoseData: true},
 	{Kind: "slow-client", Regions: []string{"a"}, Node: "gw-2", Room: "tenant:1", Clients: 100},
 	{Kind: "slow-client", Regions: []string{"a"}, Room: "tenant:1"},
+	// On clusterWorld.
+	{Kind: "shard-kill", Regions: []string{"a"}},
+	{Kind: "shard-failover", Regions: []string{"a"}, Shard: 3, For: time.Minute},
+}
+
+// clusterWorld is world with a's Redis a cluster of 3 shards × 1 replica,
+// for the shard kinds.
+func clusterWorld(t *testing.T) *topology.Topology {
+	t.Helper()
+	tp, err := topology.Parse([]byte(strings.Replace(world, "    gateways: 2\n", "    gateways: 2\n    redis: {mode: cluster}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
 }
 
 func TestValidateAcceptsEveryKind(t *testing.T) {
-	tp := topo(t)
+	tp, cluster := topo(t), clusterWorld(t)
 	seen := map[string]bool{}
 	for _, s := range validSpecs {
-		if err := Validate(s, tp); err != nil {
+		on := tp
+		if strings.HasPrefix(s.Kind, "shard-") {
+			on = cluster
+		}
+		if err := Validate(s, on); err != nil {
 			t.Errorf("Validate(%+v): %v", s, err)
 		}
 		seen[s.Kind] = true
@@ -135,10 +153,12 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 }
 
 // TestEveryKindIsDocumented: the kinds registered are the fourteen of
-// docs/design.md, each with a one-line Doc and a section in docs/faults.md.
+// docs/design.md and the two of a cluster region (shard-kill,
+// shard-failover), each with a one-line Doc and a section in docs/faults.md.
 func TestEveryKindIsDocumented(t *testing.T) {
 	want := []string{"bandwidth", "bridge-kill", "bridge-pause", "gateway-drain", "gateway-kill", "gateway-pause",
-		"isolate", "latency", "partition", "redis-blip", "redis-kill", "redis-restart", "region-down", "slow-client"}
+		"isolate", "latency", "partition", "redis-blip", "redis-kill", "redis-restart", "region-down",
+		"shard-failover", "shard-kill", "slow-client"}
 	var got []string
 	for _, k := range Kinds() {
 		got = append(got, k.Name())
@@ -162,13 +182,18 @@ func TestEveryKindIsDocumented(t *testing.T) {
 
 // TestDocumentedTimelineEntriesValidate: every scenario timeline entry in
 // docs/faults.md decodes into a Spec that validates against the
-// three-region topology, and together they show every kind.
+// three-region topology (the shard kinds: three-region-cluster), and
+// together they show every kind.
 func TestDocumentedTimelineEntriesValidate(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/faults.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tp, err := topology.Load("../../topologies/three-region.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := topology.Load("../../topologies/three-region-cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +210,11 @@ func TestDocumentedTimelineEntriesValidate(t *testing.T) {
 			continue
 		}
 		step.Spec.Kind = step.Fault
-		if err := Validate(step.Spec, tp); err != nil {
+		on := tp
+		if strings.HasPrefix(step.Fault, "shard-") {
+			on = cluster
+		}
+		if err := Validate(step.Spec, on); err != nil {
 			t.Errorf("%s: %v", m[1], err)
 		}
 		seen[step.Fault] = true
@@ -298,6 +327,9 @@ func (w *fakeWorld) RedisOf(r string) (provider.Redis, error) {
 		return n, nil
 	}
 	return nil, fmt.Errorf("no region %q", r)
+}
+func (w *fakeWorld) ClusterOf(r string) (provider.RedisCluster, error) {
+	return nil, fmt.Errorf("region %s runs one Redis", r)
 }
 func (w *fakeWorld) GatewayOf(r, node string) (provider.Node, error) {
 	if n, ok := w.nodes["gateway "+r+"/"+node]; ok {
@@ -559,5 +591,53 @@ func TestBookForShorterThanInjection(t *testing.T) {
 		if w.nodes["bridge a"].Paused() {
 			t.Fatalf("run %d: bridge still paused", i)
 		}
+	}
+}
+
+// TestShardKindsValidate: the shard kinds take a cluster region and a shard
+// in range; the kinds that kill "the region's Redis" refuse a cluster
+// region before anything is killed.
+func TestShardKindsValidate(t *testing.T) {
+	top, err := topology.Parse([]byte(`name: t
+source: test
+regions:
+  - {name: a, redis: {mode: cluster, shards: 4, replicas: 1}}
+  - {name: b, redis: {mode: cluster, replicas: 0}}
+  - {name: c}
+rtt: {a: {b: {ms: 1}, c: {ms: 1}}, b: {c: {ms: 1}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		s    Spec
+		want string // "" : valid
+	}{
+		{Spec{Kind: "shard-kill", Regions: []string{"a"}}, ""},
+		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Shard: 4}, ""},
+		{Spec{Kind: "shard-kill", Regions: []string{"b"}, Shard: 3}, ""},
+		{Spec{Kind: "shard-failover", Regions: []string{"a"}, Shard: 2}, ""},
+		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Shard: 5}, "shard-kill: shard: a has shards 1..4 (numbered by their lowest slot), got 5"},
+		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Shard: -1}, "shard: a has shards 1..4"},
+		{Spec{Kind: "shard-kill", Regions: []string{"c"}}, "shard-kill: regions[0]: c runs one Redis (redis.mode standalone): shard-kill acts on a cluster region"},
+		{Spec{Kind: "shard-failover", Regions: []string{"b"}}, "shard-failover: regions[0]: b runs its shards without replicas (redis.replicas 0): nothing to fail over to"},
+		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Node: "gw-1"}, "node does not apply to this kind (it reads: regions, shard)"},
+		{Spec{Kind: "shard-kill", Regions: []string{"a", "b"}}, "regions: want 1 region(s), got 2"},
+		{Spec{Kind: "redis-kill", Regions: []string{"a"}, Shard: 1}, "shard does not apply to this kind"},
+		{Spec{Kind: "redis-kill", Regions: []string{"a"}}, "redis-kill: regions[0]: a runs a Redis Cluster, not one Redis: redis-kill needs one"},
+		{Spec{Kind: "redis-restart", Regions: []string{"b"}}, "redis-restart: regions[0]: b runs a Redis Cluster"},
+		{Spec{Kind: "region-down", Regions: []string{"a"}}, "region-down: regions[0]: a runs a Redis Cluster"},
+		{Spec{Kind: "redis-kill", Regions: []string{"c"}}, ""},
+	} {
+		err := Validate(tc.s, top)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v, want valid", tc.s, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v, want %q", tc.s, err, tc.want)
+		}
+	}
+	if got := (Spec{Kind: "shard-kill", Regions: []string{"a"}, Shard: 2}).Target(); got != "a/shard-2" {
+		t.Errorf("target %q, want a/shard-2", got)
 	}
 }

@@ -64,7 +64,7 @@ func (redisKillKind) Validate(s Spec, t *topology.Topology) error {
 	if err := only(s, "regions", "lose_data"); err != nil {
 		return err
 	}
-	return needRegions(s, t, 1)
+	return needStandalone(s, t, "redis-kill")
 }
 
 func (redisKillKind) Inject(_ context.Context, w World, s Spec, _ string) (Heal, error) {
@@ -86,7 +86,20 @@ func (redisRestartKind) Validate(s Spec, t *topology.Topology) error {
 	if err := only(s, "regions", "lose_data"); err != nil {
 		return err
 	}
-	return needRegions(s, t, 1)
+	return needStandalone(s, t, "redis-restart")
+}
+
+// needStandalone checks that s names one region and that it runs one Redis:
+// the kinds that kill "the region's Redis" have none to kill in a cluster
+// region (refused before anything is killed).
+func needStandalone(s Spec, t *topology.Topology, kind string) error {
+	if err := needRegions(s, t, 1); err != nil {
+		return err
+	}
+	if r, _ := t.Region(s.Regions[0]); r.Redis.Mode == topology.RedisCluster {
+		return fmt.Errorf("regions[0]: %s runs a Redis Cluster, not one Redis: %s needs one (shard-kill and shard-failover act on a cluster's shards)", r.Name, kind)
+	}
+	return nil
 }
 
 func (redisRestartKind) Inject(ctx context.Context, w World, s Spec, _ string) (Heal, error) {

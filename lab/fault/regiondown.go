@@ -25,7 +25,7 @@ func (regionDownKind) Validate(s Spec, t *topology.Topology) error {
 	if err := only(s, "regions", "lose_data"); err != nil {
 		return err
 	}
-	return needRegions(s, t, 1)
+	return needStandalone(s, t, "region-down")
 }
 
 func (regionDownKind) Inject(_ context.Context, w World, s Spec, _ string) (Heal, error) {

@@ -115,6 +115,9 @@ var errProcess = errors.New("this fault acts on a process, and geolab reaches on
 // RedisOf fails: a stack's processes are not geolab's.
 func (s *Stack) RedisOf(string) (provider.Redis, error) { return nil, errProcess }
 
+// ClusterOf fails: a stack's processes are not geolab's.
+func (s *Stack) ClusterOf(string) (provider.RedisCluster, error) { return nil, errProcess }
+
 // GatewayOf fails: a stack's processes are not geolab's.
 func (s *Stack) GatewayOf(string, string) (provider.Node, error) { return nil, errProcess }
 
