@@ -55,7 +55,7 @@ type Bridge struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	m      *metrics
-	local  *redis.Client
+	local  redis.UniversalClient // a *redis.ClusterClient when this region runs a cluster
 	broker *broker.Broker
 	remote netprofile.Profile // the profile of the links to remote outboxes (cfg.Profile)
 	feeds  []*feed
@@ -92,50 +92,54 @@ func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
 	}
 	// Each region's address gives where and who (and TLS); the profile
 	// gives the timeouts.
-	lo, err := b.redisOptions(cfg.Region)
+	lt, err := b.redisTarget(cfg.Region)
 	if err != nil {
 		return nil, err
 	}
+	lo := lt.Node
 	lo.DialTimeout, lo.ReadTimeout, lo.WriteTimeout, lo.MaxRetries = lan.DialTimeout, lan.ReadTimeout, lan.WriteTimeout, lan.MaxRetries
 	lo.DisableIdentity, lo.ClientName = true, "geolab-bridge-"+cfg.Region
-	b.local = redis.NewClient(lo)
+	b.local = lt.NewClient()
 	hist := broker.DefaultHistory()
 	b.broker = broker.New(b.local, cfg.Region, hist)
 	wan := b.remote
 	for _, origin := range cfg.Remotes() {
-		ro, err := b.redisOptions(origin)
+		rt, err := b.redisTarget(origin)
 		if err != nil {
 			return nil, err
 		}
+		ro := rt.Node
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = wan.DialTimeout, wan.ReadTimeout+cfg.Block, wan.WriteTimeout
 		// MaxRetries -1: no retries inside go-redis (0 would mean its
 		// default of 3), so that a read that timed out on a blackholed
 		// WAN surfaces at once and the feed is marked down.
 		ro.MaxRetries, ro.DisableIdentity = -1, true
 		ro.ClientName, ro.PoolSize = "geolab-bridge-"+cfg.Region+"-from-"+origin, 2
-		remote := redis.NewClient(ro)
+		remote := rt.NewClient()
 		b.feeds = append(b.feeds, newFeed(b, origin, remote))
 	}
 	return b, nil
 }
 
-// redisOptions reads region's password and CA and returns how to reach its
-// Redis, keeping the way in for the first-contact check (checkRedis).
-func (b *Bridge) redisOptions(region string) (*redis.Options, error) {
+// redisTarget reads region's password and CA and returns how to reach its
+// Redis (one Redis, or a cluster's seeds and how to reach each node),
+// keeping the way in for the first-contact check (checkRedis).
+func (b *Bridge) redisTarget(region string) (redisaddr.Target, error) {
 	c, err := b.cfg.conn(region)
 	if err != nil {
-		return nil, fmt.Errorf("federation: %w", err)
+		return redisaddr.Target{}, fmt.Errorf("federation: %w", err)
 	}
-	o, err := c.Options()
+	t, err := c.Target()
 	if err != nil {
-		return nil, fmt.Errorf("federation: regions.%s: %w", region, err)
+		return redisaddr.Target{}, fmt.Errorf("federation: regions.%s: %w", region, err)
 	}
+	o := t.Node
 	if b.conns == nil {
 		b.conns = map[string]redisaddr.Conn{}
 		b.opts = map[string]*redis.Options{}
 	}
 	b.conns[region], b.opts[region] = c, o
-	return o, nil
+	return t, nil
 }
 
 // checkRedis sends region's Redis one PING on client, bounded by bound,
@@ -143,7 +147,7 @@ func (b *Bridge) redisOptions(region string) (*redis.Options, error) {
 // refuses (redisaddr.Diagnose: a wrong password, a certificate that does
 // not verify, TLS on one side only); anything else is left to the links'
 // retries.
-func (b *Bridge) checkRedis(ctx context.Context, region string, client *redis.Client, bound time.Duration) error {
+func (b *Bridge) checkRedis(ctx context.Context, region string, client redis.UniversalClient, bound time.Duration) error {
 	pingCtx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	err := client.Ping(pingCtx).Err()

@@ -53,7 +53,9 @@ const DefaultMaxFrameBytes = 1 << 20
 // RegionConfig is one region as this bridge reaches it.
 type RegionConfig struct {
 	// Redis is host:port, redis://[user@]host:port[/db], or rediss://…
-	// for TLS (internal/redisaddr); never with a password in it.
+	// for TLS (internal/redisaddr); never with a password in it. A region
+	// that runs a Redis Cluster is a comma list of seed nodes in those
+	// forms, or one URL ending in ?cluster=yes (redisaddr.ClusterForms).
 	Redis string `yaml:"redis"`
 	// PasswordFile holds the password of Redis's user (or of the default
 	// user). Without it the password is the environment variable
@@ -170,10 +172,11 @@ func (c *Config) Validate() error {
 		if rc.Redis == "" {
 			return fmt.Errorf("regions.%s.redis: missing (%s)", name, redisaddr.Forms)
 		}
-		ro, err := redisaddr.Parse(rc.Redis, passwordFrom(name))
+		t, err := redisaddr.ParseTarget(rc.Redis, passwordFrom(name))
 		if err != nil {
 			return fmt.Errorf("regions.%s.redis: %w", name, err)
 		}
+		ro := t.Node
 		if rc.CAFile != "" && ro.TLSConfig == nil {
 			return fmt.Errorf("regions.%s.ca_file: given, but regions.%s.redis is not a rediss:// URL: the CA would not be used", name, name)
 		}

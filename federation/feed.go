@@ -15,8 +15,20 @@ import (
 )
 
 // checkpointKey holds, in this region's Redis, the id of the last event of
-// origin's outbox applied here.
-func checkpointKey(origin string) string { return "geolab:fed:ckpt:" + origin }
+// origin's outbox applied here: of its one outbox stream, or, when the
+// origin runs a Redis Cluster, of its partition part (broker.Layout).
+func checkpointKey(origin string, part broker.OutboxPartition) string {
+	if part.Name == "" {
+		return "geolab:fed:ckpt:" + origin
+	}
+	return "geolab:fed:ckpt:" + origin + ":" + part.Name
+}
+
+// clusterPoll is the longest pause between two reads of a clustered
+// origin's outbox partitions when the last read found nothing: one
+// XREAD BLOCK cannot wait on streams of several slots, so the partitions
+// are read without blocking (one pipelined round trip per node) and polled.
+const clusterPoll = 100 * time.Millisecond
 
 // feed is the bridge's pull of one remote origin's outbox into this region:
 // its reads over the WAN, its applies here, its checkpoint and its lag. (A
@@ -26,14 +38,15 @@ func checkpointKey(origin string) string { return "geolab:fed:ckpt:" + origin }
 type feed struct {
 	b      *Bridge
 	origin string
-	remote *redis.Client
+	remote redis.UniversalClient // a *redis.ClusterClient when the origin runs a cluster
 	log    *slog.Logger
+	parts  []broker.OutboxPartition // the origin's outbox streams: one, or its partitions
 
 	mu         sync.Mutex
 	up         bool
 	checkpoint string
-	appliedN   int64     // n of the last applied outbox entry
-	remoteN    int64     // the origin's outbox counter, as last read
+	appliedN   []int64   // per partition: n of the last applied outbox entry
+	remoteN    []int64   // per partition: the origin's outbox counter, as last read
 	lagSince   time.Time // origin time of the oldest event not yet applied; zero when caught up
 	lastSeen   time.Time // last successful read of the remote outbox
 	state      string
@@ -44,22 +57,30 @@ type feed struct {
 	rejected   int64
 }
 
-func newFeed(b *Bridge, origin string, remote *redis.Client) *feed {
-	return &feed{b: b, origin: origin, remote: remote, state: "ok", lastSeen: time.Now(),
-		log: b.log.With("origin", origin)}
+func newFeed(b *Bridge, origin string, remote redis.UniversalClient) *feed {
+	parts := broker.LayoutOf(remote).Outboxes(origin)
+	return &feed{b: b, origin: origin, remote: remote, parts: parts, state: "ok", lastSeen: time.Now(),
+		log: b.log.With("origin", origin), appliedN: make([]int64, len(parts)), remoteN: make([]int64, len(parts))}
 }
 
 // run pulls until ctx ends: read a batch after the checkpoint, apply each
 // event in order, then advance the checkpoint. Failures back off and retry
 // from the checkpoint.
+//
+// An origin on a Redis Cluster has one outbox stream per partition, each
+// with its own checkpoint; every room is in one partition, so applying each
+// partition in its stream order keeps every room's order (docs/federation.md).
 func (f *feed) run(ctx context.Context) {
-	ckpt, ok := f.loadCheckpoint(ctx)
-	if !ok {
-		return
+	ckpts := make([]string, len(f.parts))
+	for i, p := range f.parts {
+		var ok bool
+		if ckpts[i], ok = f.loadCheckpoint(ctx, p); !ok {
+			return
+		}
 	}
 	attempt, unsaved := 0, 0
 	for ctx.Err() == nil {
-		entries, remoteN, err := f.read(ctx, ckpt)
+		batches, remoteN, err := f.read(ctx, ckpts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -72,30 +93,37 @@ func (f *feed) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
-		f.setUp(remoteN, entries)
-		for _, e := range entries {
-			if !f.apply(ctx, e) {
-				return
+		f.setUp(remoteN, batches)
+		total := 0
+		for i, entries := range batches {
+			total += len(entries)
+			for _, e := range entries {
+				if !f.apply(ctx, i, e) {
+					return
+				}
+			}
+			if len(entries) > 0 {
+				last := entries[len(entries)-1]
+				if faulty.On("noapplydedup") {
+					// MUTANT noapplydedup (with publish.lua's apply made
+					// non-idempotent, gateway/broker/broker.go): the checkpoint
+					// is saved only every 100 events, so a bridge killed and
+					// restarted replays up to 99 applied events, and applies
+					// them again.
+					if unsaved += len(entries); unsaved < 100 {
+						ckpts[i] = last.id
+						continue
+					}
+					unsaved = 0
+				}
+				if !f.saveCheckpoint(ctx, i, last.id) {
+					return
+				}
+				ckpts[i] = last.id
 			}
 		}
-		if len(entries) > 0 {
-			last := entries[len(entries)-1]
-			if faulty.On("noapplydedup") {
-				// MUTANT noapplydedup (with publish.lua's apply made
-				// non-idempotent, gateway/broker/broker.go): the checkpoint
-				// is saved only every 100 events, so a bridge killed and
-				// restarted replays up to 99 applied events, and applies
-				// them again.
-				if unsaved += len(entries); unsaved < 100 {
-					ckpt = last.id
-					continue
-				}
-				unsaved = 0
-			}
-			if !f.saveCheckpoint(ctx, last.id) {
-				return
-			}
-			ckpt = last.id
+		if total == 0 && len(f.parts) > 1 && !backoff.Sleep(ctx, min(f.b.cfg.Block, clusterPoll)) {
+			return
 		}
 	}
 }
@@ -125,34 +153,50 @@ type outboxEntry struct {
 	clientID string
 }
 
-func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, error) {
+// read reads, in one pipelined round trip (per node of a cluster), each
+// outbox stream's counter and up to a batch of its entries after its
+// checkpoint: the entries by partition, and the counters.
+func (f *feed) read(ctx context.Context, ckpts []string) ([][]outboxEntry, []int64, error) {
 	// One read, connection setup included, never outlives the block time
 	// plus a WAN round trip's timeout: on a blackholed WAN nothing answers
 	// and only this deadline ends the wait.
 	ctx, cancel := context.WithTimeout(ctx, f.readBound())
 	defer cancel()
+	// One stream waits (BLOCK) for its next entries; several, of several
+	// slots, cannot in one command, and are read without waiting (-1).
+	block := f.b.cfg.Block
+	if len(f.parts) > 1 {
+		block = -1
+	}
 	pipe := f.remote.Pipeline()
-	counter := pipe.Get(ctx, broker.OutboxCounterKey(f.origin))
-	xr := pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{broker.OutboxKey(f.origin), ckpt},
-		Count: int64(f.b.cfg.Batch), Block: f.b.cfg.Block})
+	counters := make([]*redis.StringCmd, len(f.parts))
+	reads := make([]*redis.XStreamSliceCmd, len(f.parts))
+	for i, p := range f.parts {
+		counters[i] = pipe.Get(ctx, p.Counter)
+		reads[i] = pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{p.Stream, ckpts[i]},
+			Count: int64(f.b.cfg.Batch), Block: block})
+	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	remoteN, _ := counter.Int64()
-	streams, err := xr.Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, remoteN, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	var out []outboxEntry
-	for _, s := range streams {
-		for _, m := range s.Messages {
-			e, bad := validateEntry(f.origin, f.b.cfg.MaxFrameBytes, m.ID, m.Values)
-			e.bad = bad
-			out = append(out, e)
+	out := make([][]outboxEntry, len(f.parts))
+	remoteN := make([]int64, len(f.parts))
+	for i := range f.parts {
+		remoteN[i], _ = counters[i].Int64()
+		streams, err := reads[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range streams {
+			for _, m := range s.Messages {
+				e, bad := validateEntry(f.origin, f.b.cfg.MaxFrameBytes, m.ID, m.Values)
+				e.bad = bad
+				out[i] = append(out[i], e)
+			}
 		}
 	}
 	return out, remoteN, nil
@@ -162,7 +206,7 @@ func (f *feed) read(ctx context.Context, ckpt string) ([]outboxEntry, int64, err
 // Redis is unavailable; it returns false only when ctx ended. An entry
 // validateEntry refused is counted and logged, never applied, and the
 // feed moves past it.
-func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
+func (f *feed) apply(ctx context.Context, part int, e outboxEntry) bool {
 	switch {
 	case e.bad != nil && e.bad.reason == reasonNotOrigin:
 		// Only the origin's own publishes enter its outbox; anything else
@@ -174,7 +218,7 @@ func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 		f.refuse(e)
 		return true
 	case e.kind == "s":
-		return f.applySession(ctx, e)
+		return f.applySession(ctx, part, e)
 	case !f.b.cfg.Federated(e.room):
 		f.b.m.skipped.WithLabelValues(f.origin, "not_federated").Inc()
 		return true
@@ -214,7 +258,7 @@ func (f *feed) apply(ctx context.Context, e outboxEntry) bool {
 		}
 		if err == nil {
 			f.mu.Lock()
-			f.appliedN = e.n
+			f.appliedN[part] = e.n
 			if res.Status == "dup" {
 				f.dups++
 			} else {
@@ -258,13 +302,13 @@ func (f *feed) refuse(e outboxEntry) {
 // applySession carries a remote session ownership record into this region
 // (G11): the higher epoch wins; a region that loses a session it owned
 // tells its gateways, which close that session's connections.
-func (f *feed) applySession(ctx context.Context, e outboxEntry) bool {
+func (f *feed) applySession(ctx context.Context, part int, e outboxEntry) bool {
 	attempt := 0
 	for {
 		own, err := f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch, e.sub)
 		if err == nil {
 			f.mu.Lock()
-			f.appliedN = e.n
+			f.appliedN[part] = e.n
 			f.mu.Unlock()
 			f.b.m.sessions.WithLabelValues(f.origin, own.Status).Inc()
 			if own.Status == "won" {
@@ -283,18 +327,20 @@ func (f *feed) applySession(ctx context.Context, e outboxEntry) bool {
 	}
 }
 
-func (f *feed) loadCheckpoint(ctx context.Context) (string, bool) {
+func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) (string, bool) {
 	attempt := 0
 	for {
-		v, err := f.b.local.Get(ctx, checkpointKey(f.origin)).Result()
+		v, err := f.b.local.Get(ctx, checkpointKey(f.origin, part)).Result()
 		if errors.Is(err, redis.Nil) {
 			v, err = "0-0", nil
 		}
 		if err == nil {
-			f.mu.Lock()
-			f.checkpoint = v
-			f.mu.Unlock()
-			f.log.Info("link starting", "checkpoint", v)
+			if part.Name == "" || part.Name == "0" {
+				f.mu.Lock()
+				f.checkpoint = v
+				f.mu.Unlock()
+			}
+			f.log.Info("link starting", "checkpoint", v, "partition", part.Name)
 			return v, true
 		}
 		attempt++
@@ -305,10 +351,10 @@ func (f *feed) loadCheckpoint(ctx context.Context) (string, bool) {
 	}
 }
 
-func (f *feed) saveCheckpoint(ctx context.Context, id string) bool {
+func (f *feed) saveCheckpoint(ctx context.Context, part int, id string) bool {
 	attempt := 0
 	for {
-		err := f.b.local.Set(ctx, checkpointKey(f.origin), id, 0).Err()
+		err := f.b.local.Set(ctx, checkpointKey(f.origin, f.parts[part]), id, 0).Err()
 		if err == nil {
 			f.mu.Lock()
 			f.checkpoint = id
@@ -326,7 +372,7 @@ func (f *feed) saveCheckpoint(ctx context.Context, id string) bool {
 	}
 }
 
-func (f *feed) setUp(remoteN int64, entries []outboxEntry) {
+func (f *feed) setUp(remoteN []int64, batches [][]outboxEntry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.up {
@@ -334,14 +380,28 @@ func (f *feed) setUp(remoteN int64, entries []outboxEntry) {
 	}
 	f.up, f.lastErr = true, ""
 	f.lastSeen = time.Now()
-	f.remoteN = remoteN
-	if len(entries) > 0 {
-		f.lagSince = time.UnixMilli(entries[0].ms)
-	} else {
-		f.lagSince = time.Time{}
-		f.appliedN = max(f.appliedN, remoteN)
+	copy(f.remoteN, remoteN)
+	f.lagSince = time.Time{}
+	for i, entries := range batches {
+		if len(entries) == 0 {
+			f.appliedN[i] = max(f.appliedN[i], remoteN[i])
+			continue
+		}
+		if t := time.UnixMilli(entries[0].ms); f.lagSince.IsZero() || t.Before(f.lagSince) {
+			f.lagSince = t
+		}
 	}
 	f.b.m.feedUp.WithLabelValues(f.origin).Set(1)
+}
+
+// behindLocked is how many outbox events of the origin are not applied
+// here yet, as of the last read; f.mu is held.
+func (f *feed) behindLocked() int64 {
+	var n int64
+	for i := range f.remoteN {
+		n += max(f.remoteN[i]-f.appliedN[i], 0)
+	}
+	return n
 }
 
 func (f *feed) setDown(err error) {
@@ -376,7 +436,7 @@ func (f *feed) lagLocked(now time.Time) time.Duration {
 func (f *feed) observeLag(now time.Time) {
 	f.mu.Lock()
 	lag := f.lagLocked(now)
-	behind := max(f.remoteN-f.appliedN, 0)
+	behind := f.behindLocked()
 	state := "ok"
 	switch {
 	case lag >= f.b.cfg.Lag.Alert:
@@ -407,7 +467,7 @@ func (f *feed) status(now time.Time) FeedStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return FeedStatus{Origin: f.origin, Up: f.up, LagSeconds: f.lagLocked(now).Seconds(),
-		LagEvents: max(f.remoteN-f.appliedN, 0), State: f.state, Applied: f.applied, Duplicates: f.dups,
+		LagEvents: f.behindLocked(), State: f.state, Applied: f.applied, Duplicates: f.dups,
 		Gaps: f.gaps, Rejected: f.rejected, Checkpoint: f.checkpoint, LastError: f.lastErr}
 }
 

@@ -74,7 +74,7 @@ func (b *Broker) SessionSubject(ctx context.Context, id string) (string, error) 
 // SessionOwner returns the region that owns session id by this region's
 // record: "" when it has none.
 func (b *Broker) SessionOwner(ctx context.Context, id string) (string, error) {
-	region, err := b.rdb.HGet(ctx, sessionKey(id), "region").Result()
+	region, err := b.rdb.HGet(ctx, b.layout.SessionKey(id), "region").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
 	}

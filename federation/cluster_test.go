@@ -1,0 +1,133 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/geolab/geolab/federation"
+	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/gatewaytest"
+	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/wait"
+	"github.com/geolab/geolab/internal/wsprobe"
+)
+
+// TestBridgeBetweenAClusterAndOneRedis: us-east runs a 3×1 Redis Cluster,
+// eu-west one Redis. Events published on both sides into rooms of several
+// outbox partitions cross both ways and reach every subscriber of both
+// regions exactly once, in per-origin order (G7), also across a restart of
+// the bridge that reads the cluster's partitions (each from its own
+// checkpoint); us-east's events sit in the partitions of their rooms.
+func TestBridgeBetweenAClusterAndOneRedis(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 1)
+	eu := redistest.Start(t)
+	seeds := strings.Join(cl.Seeds(), ",")
+	fed := func(c *gateway.Config) { c.Federate = federate }
+	gws := map[string]*gateway.Server{
+		"us-east": gatewaytest.Start(t, authority, seeds, "us-east", "gw-1", fed),
+		"eu-west": gatewaytest.Start(t, authority, eu.Addr(), "eu-west", "gw-1", fed),
+	}
+	config := func(x string) *federation.Config {
+		c := &federation.Config{Region: x, Federate: federate, Block: 200 * time.Millisecond, Listen: "127.0.0.1:0",
+			Regions: map[string]federation.RegionConfig{"us-east": {Redis: seeds}, "eu-west": {Redis: eu.Addr()}}}
+		c.Defaults()
+		return c
+	}
+	start := func(x string) (stop func()) {
+		b, err := federation.New(config(x), quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = b.Run(ctx); close(done) }()
+		var once bool
+		stop = func() {
+			if !once {
+				once = true
+				cancel()
+				<-done
+			}
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	start("us-east")
+	stopEU := start("eu-west")
+
+	var rooms []string
+	parts := map[int]bool{}
+	for i := 0; len(parts) < 4; i++ {
+		room := fmt.Sprintf("tenant:c%d", i)
+		if p := broker.PartitionOf(room); !parts[p] {
+			parts[p] = true
+			rooms = append(rooms, room)
+		}
+	}
+	subs := map[string]*wsprobe.Conn{}
+	for name, gw := range gws {
+		subs[name] = dial(t, gw.Addr(), "sub-"+name)
+		for _, room := range rooms {
+			subs[name].Subscribe(room, nil, nil)
+		}
+	}
+	pubs := map[string]*wsprobe.Conn{}
+	for name, gw := range gws {
+		pubs[name] = dial(t, gw.Addr(), "pub-"+name)
+	}
+	acked := map[string]map[string]bool{} // room → event ids
+	for _, room := range rooms {
+		acked[room] = map[string]bool{}
+	}
+	const n = 30
+	total := 0
+	for i := 0; i < n; i++ {
+		if i == n/2 {
+			// The bridge reading the cluster stops mid-stream and starts
+			// again from its per-partition checkpoints.
+			stopEU()
+			stopEU = start("eu-west")
+		}
+		for _, room := range rooms {
+			for _, name := range []string{"us-east", "eu-west"} {
+				ack := publish(pubs[name], room, fmt.Sprintf("%s-%s-%d", name, room, i), i)
+				acked[room][ack.Event] = true
+				total++
+			}
+		}
+	}
+	for name, s := range subs {
+		msgs := s.Collect(total, 60*time.Second)
+		byRoom := map[string][]*protocol.ServerFrame{}
+		for _, m := range msgs {
+			byRoom[m.Room] = append(byRoom[m.Room], m)
+		}
+		for _, room := range rooms {
+			checkExactlyOnce(t, name+" "+room, byRoom[room], acked[room])
+		}
+		wait.Never(t, 500*time.Millisecond, name+": a message more (a duplicate)", func() bool { return s.Count() > total })
+	}
+	// us-east's events are in the partitions of their rooms.
+	ctx := context.Background()
+	for _, room := range rooms {
+		stream, _ := broker.Clustered.OutboxOf("us-east", room)
+		msgs, err := cl.Client().XRange(ctx, stream, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, m := range msgs {
+			if m.Values["r"] == room {
+				got++
+			}
+		}
+		if got != n {
+			t.Fatalf("outbox partition %s holds %d events of %s, want %d", stream, got, room, n)
+		}
+	}
+}
