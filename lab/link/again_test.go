@@ -17,7 +17,9 @@ import (
 // them) is tried once more; an answer of the API (a status) or any other
 // error is not, and a second failure is returned.
 func TestAgainRetriesOnlyARequestLostOnAClosedConnection(t *testing.T) {
-	post := func(err error) error { return &url.Error{Op: "Post", URL: "http://127.0.0.1:8474/proxies/lan.us-east.gw-1", Err: err} }
+	post := func(err error) error {
+		return &url.Error{Op: "Post", URL: "http://127.0.0.1:8474/proxies/lan.us-east.gw-1", Err: err}
+	}
 	reset := post(&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)})
 	cases := []struct {
 		name  string
