@@ -26,7 +26,8 @@ func newFederationCmd(g *globalFlags) *cobra.Command {
 		Short: "Run one region's federation bridge (pulls every remote outbox, applies federated rooms here)",
 		Long: `Run the federation bridge of region R. FILE (YAML, docs/federation.md) names every
 region's Redis as this bridge reaches it and the federated room patterns. A region's
-Redis is host:port, or a redis:// or rediss:// (TLS) URL with an ACL user; its
+Redis is host:port, or a redis:// or rediss:// (TLS) URL with an ACL user, or a
+Redis Cluster (a comma list of seeds, or one URL ending in ?cluster=yes); its
 password comes from the region's password_file or the environment variable
 GEOLAB_REDIS_PASSWORD_<REGION> (GEOLAB_REDIS_PASSWORD_US_EAST for us-east), never
 from the URL. A Redis that refuses the bridge's user, password or TLS stops it with

@@ -42,9 +42,12 @@ or --jwt-secret-file, never from a flag value. --redis is host:port, or a URL
 redis://[user@]host:port[/db] with an ACL user (rediss:// for TLS, verified against
 the system's roots and --redis-ca-file); the user's password comes from the
 GEOLAB_REDIS_PASSWORD environment variable or --redis-password-file, never from the
-URL. A Redis that refuses the user, the password or the TLS stops the node with an
-error saying which. SIGTERM or SIGINT drains: /readyz and new connections get 503
-draining while the port stays open, every client gets
+URL. A Redis Cluster is a comma list of seed nodes in those forms
+(127.0.0.1:7001,127.0.0.1:7002) or one URL ending in ?cluster=yes: rooms then use
+sharded pub/sub and follow their slots (docs/guarantees.md, G12). A Redis that
+refuses the user, the password or the TLS stops the node with an error saying
+which. SIGTERM or SIGINT drains: /readyz and new connections get 503 draining
+while the port stays open, every client gets
 {"type":"bye","code":"going_away","reconnect":true}, and the node exits once they
 have gone (but not before --drain-delay), or at --drain-timeout, closing those
 still connected with 1001.`,
@@ -93,7 +96,7 @@ still connected with 1001.`,
 	f.StringVar(&cfg.Region, "region", "", "region this node serves, e.g. us-east (required; a-z 0-9 -)")
 	f.StringVar(&cfg.Node, "node", "", "node name, unique in the region, e.g. gw-1 (required)")
 	f.StringVar(&cfg.Listen, "listen", "", "HTTP listen address, e.g. 127.0.0.1:8080 (required)")
-	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis: host:port, redis://[user@]host:port[/db] or rediss://… for TLS, e.g. 127.0.0.1:6379 (required; no password in it)")
+	f.StringVar(&cfg.Redis, "redis", "", "the region's Redis: host:port, redis://[user@]host:port[/db] or rediss://… for TLS, e.g. 127.0.0.1:6379; a Redis Cluster: seeds as a comma list, or one URL ending in ?cluster=yes (required; no password in it)")
 	f.StringVar(&redisPasswordFile, "redis-password-file", "", "file holding the Redis user's password (default: the GEOLAB_REDIS_PASSWORD environment variable; none when unset)")
 	f.StringVar(&cfg.RedisCAFile, "redis-ca-file", "", "PEM file of CAs trusted for a rediss:// Redis besides the system's roots")
 	f.StringVar(&secretFile, "jwt-secret-file", "", "file holding the JWT secret (default: the GEOLAB_JWT_SECRET environment variable)")

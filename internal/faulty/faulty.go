@@ -18,15 +18,16 @@ package faulty
 // else stops a faulty binary at start, so that a typo cannot pass for a
 // mutant the specs failed to catch.
 var Names = []string{
-	"nogapfill",       // G5: no gap fill from history after the pub/sub link returns
-	"noresume",        // G6: a resume answers recovered:true and replays nothing
-	"goroutinepermsg", // G1/G2: a goroutine per message hands frames to client queues
-	"psubscribe",      // G9: PSUBSCRIBE of every room whatever --subscribe-mode says
-	"noapplydedup",    // G3/G7: apply is not idempotent; the checkpoint lags behind
-	"echo",            // G7: the bridge forwards events it applied into its own outbox
-	"dupwire",         // G3: every live message is written twice
-	"nopubdedup",      // G4: no idempotency record for a publish
-	"noslowcut",       // G10: fan-out blocks on a full client queue instead of cutting it
-	"nofence",         // G11: a region that lost a session keeps its connections
-	"noepoch",         // G6: a restarted sequence keeps the same epoch
+	"nogapfill",          // G5: no gap fill from history after the pub/sub link returns
+	"noresume",           // G6: a resume answers recovered:true and replays nothing
+	"goroutinepermsg",    // G1/G2: a goroutine per message hands frames to client queues
+	"psubscribe",         // G9: PSUBSCRIBE of every room whatever --subscribe-mode says
+	"noapplydedup",       // G3/G7: apply is not idempotent; the checkpoint lags behind
+	"echo",               // G7: the bridge forwards events it applied into its own outbox
+	"dupwire",            // G3: every live message is written twice
+	"nopubdedup",         // G4: no idempotency record for a publish
+	"noslowcut",          // G10: fan-out blocks on a full client queue instead of cutting it
+	"nofence",            // G11: a region that lost a session keeps its connections
+	"noepoch",            // G6: a restarted sequence keeps the same epoch
+	"noshardresubscribe", // G12: a room Redis dropped from its shard is resubscribed but never refilled nor let live
 }
