@@ -32,11 +32,12 @@ const clusterBound = 60 * time.Second
 // Cluster is a Redis Cluster of real redis-server processes on loopback,
 // started for one test (StartCluster) and killed by pid when it ends.
 type Cluster struct {
-	t      TB
-	dir    string
-	cli    string
-	nodes  []*ClusterNode
-	client *redis.ClusterClient
+	t        TB
+	replicas int // replicas made by the create, for StartCluster's wait
+	dir      string
+	cli      string
+	nodes    []*ClusterNode
+	client   *redis.ClusterClient
 }
 
 // ClusterNode is one redis-server of a Cluster.
@@ -109,7 +110,7 @@ func StartCluster(t TB, primaries, replicas int) *Cluster {
 		t.Fatalf("redistest: redis-server not found on PATH: %v", err)
 		return nil
 	}
-	c := &Cluster{t: t, dir: filepath.Join(t.TempDir(), "cluster"), cli: cli}
+	c := &Cluster{t: t, dir: filepath.Join(t.TempDir(), "cluster"), cli: cli, replicas: primaries * replicas}
 	t.Cleanup(c.stop)
 	for i := range primaries * (1 + replicas) {
 		n, err := c.startNode(server, fmt.Sprintf("node-%d", i+1))
@@ -135,6 +136,14 @@ func StartCluster(t TB, primaries, replicas int) *Cluster {
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
 	t.Cleanup(func() { _ = c.client.Close() })
 	c.WaitHealthy(t)
+	// Every replica the create made must have its primary's data before a
+	// test may kill a primary: a replica still waiting for its first sync
+	// is promoted empty (and WaitHealthy cannot tell one that has not
+	// turned replica yet from a primary without slots).
+	wait.For(t, clusterBound, fmt.Sprintf("%d replicas synced with their primaries", c.replicas), func() bool {
+		return c.syncedReplicas() == c.replicas
+	})
+	c.waitStreaming(t)
 	return c
 }
 
@@ -163,7 +172,10 @@ func (c *Cluster) startNode(server, name string) (*ClusterNode, error) {
 		"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
 		// A replica may always take over, and stays with its shard.
 		"--cluster-replica-validity-factor", "0",
-		"--cluster-allow-replica-migration", "no")
+		"--cluster-allow-replica-migration", "no",
+		// A replica's first sync starts at once, not after the 5 s
+		// diskless-sync delay that batches replicas.
+		"--repl-diskless-sync-delay", "0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server %s: %w", name, err)
@@ -355,6 +367,91 @@ func (c *Cluster) Primaries(t TB) []*ClusterNode {
 	return out
 }
 
+// syncedReplicas counts the live replicas whose link to their primary is
+// up with no sync in progress.
+func (c *Cluster) syncedReplicas() int {
+	n := 0
+	for _, node := range c.live() {
+		ctx, cancel := bounded()
+		repl, err := node.client.Info(ctx, "replication").Result()
+		cancel()
+		if err == nil && strings.Contains(repl, "role:slave") && strings.Contains(repl, "master_link_status:up") &&
+			strings.Contains(repl, "master_sync_in_progress:0") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitStreaming writes a key on every primary and waits (bounded) until
+// each of its replicas has it. A replica synced without disk is "online"
+// before its primary streams it any write: Redis 7 starts the stream at the
+// replica's first REPLCONF ACK, up to a second later, and a primary killed
+// before that takes every write since the sync with it (its replica is
+// promoted empty).
+func (c *Cluster) waitStreaming(t TB) {
+	t.Helper()
+	if c.replicas == 0 {
+		return
+	}
+	for _, p := range c.Primaries(t) {
+		v, err := c.view(p)
+		if err != nil {
+			t.Fatalf("redistest: CLUSTER NODES: %v", err)
+		}
+		var slots [][2]int
+		for _, ni := range v {
+			if ni.addr == p.Addr {
+				slots = ni.slots
+			}
+		}
+		key := ""
+		for i := 0; i < 100000 && key == ""; i++ {
+			k := "redistest:stream:" + strconv.Itoa(i)
+			s := c.Slot(t, k)
+			for _, r := range slots {
+				if s >= r[0] && s <= r[1] {
+					key = k
+				}
+			}
+		}
+		ctx, cancel := bounded()
+		err = p.client.Set(ctx, key, "1", 0).Err()
+		cancel()
+		if key == "" || err != nil {
+			t.Fatalf("redistest: write a key of %s's slots (%q): %v", p.Addr, key, err)
+		}
+		wait.For(t, clusterBound, "the replicas of "+p.Addr+" have its writes", func() bool {
+			ctx, cancel := bounded()
+			defer cancel()
+			repl, err := p.client.Info(ctx, "replication").Result()
+			if err != nil {
+				return false
+			}
+			var off string
+			var replicaOffs []string
+			for _, line := range strings.Split(repl, "\r\n") {
+				if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+					off = v
+				}
+				if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") {
+					f := line[strings.Index(line, "offset=")+len("offset="):]
+					replicaOffs = append(replicaOffs, strings.SplitN(f, ",", 2)[0])
+				}
+			}
+			if off == "" || off == "0" {
+				return false
+			}
+			for _, o := range replicaOffs {
+				if o != off {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 // WaitHealthy waits (bounded) until every live node reports
 // cluster_state:ok and all 16384 slots ok, and every live replica's link
 // to its primary is up.
@@ -374,7 +471,7 @@ func (c *Cluster) WaitHealthy(t TB) {
 			case !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384"):
 				last = n.Addr + ": " + info
 				return false
-			case strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up"):
+			case strings.Contains(repl, "role:slave") && (!strings.Contains(repl, "master_link_status:up") || !strings.Contains(repl, "master_sync_in_progress:0")):
 				last = n.Addr + ": replica not linked: " + repl
 				return false
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/geolab/geolab/internal/redistest"
+	"github.com/geolab/geolab/internal/wait"
 )
 
 // TestClusterMovesASlotFailsOverAndSurvivesAKill drives the helpers every
@@ -97,7 +98,18 @@ func TestClusterMovesASlotFailsOverAndSurvivesAKill(t *testing.T) {
 	}
 	expectDropped(ps, "primary killed")
 	_ = ps.Close()
-	if v, err := rc.Get(ctx, key).Result(); err != nil || v != "v" {
-		t.Fatalf("after the kill: %q %v", v, err)
+	// The client may still route to the killed node until its slot map
+	// is reloaded: try again, bounded.
+	var v string
+	wait.For(t, 30*time.Second, "the key read from the promoted replica", func() bool {
+		var err error
+		if v, err = rc.Get(ctx, key).Result(); err != nil {
+			rc.ReloadState(ctx)
+			return false
+		}
+		return true
+	})
+	if v != "v" {
+		t.Fatalf("after the kill: %q", v)
 	}
 }
