@@ -36,6 +36,7 @@ import (
 	"github.com/geolab/geolab/gateway/auth"
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
+	"github.com/geolab/geolab/internal/backoff"
 	"github.com/geolab/geolab/internal/faulty"
 	"github.com/geolab/geolab/internal/httpserve"
 	"github.com/geolab/geolab/internal/redisaddr"
@@ -515,18 +516,36 @@ func (s *Server) recheckSessions() {
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RedisLink.ReadTimeout+s.cfg.RedisLink.WriteTimeout)
+		s.recheckSession(id)
+	}
+}
+
+// recheckTries bounds how often recheckSession asks Redis about one
+// session: the first command after a reconnection may meet a pooled
+// connection that died with the link (and a bridge may apply the takeover a
+// moment later, which its notice then carries).
+const recheckTries = 8
+
+// recheckSession asks this region's record who owns session id, again with
+// backoff while Redis does not answer, and closes this node's connections
+// of it when another region does.
+func (s *Server) recheckSession(id string) {
+	for attempt := 0; attempt < recheckTries; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.RedisLink.ReadTimeout+s.cfg.RedisLink.WriteTimeout)
 		owner, err := s.broker.SessionOwner(ctx, id)
 		cancel()
-		switch {
-		case err != nil:
-			// The link is gone again; the next reconnection checks again.
-			s.log.Warn("session recheck after a pub/sub loss failed", "session", id, "err", err)
+		if err == nil {
+			if owner != "" && owner != s.cfg.Region {
+				s.sessionTaken(id, owner)
+			}
 			return
-		case owner != "" && owner != s.cfg.Region:
-			s.sessionTaken(id, owner)
+		}
+		s.log.Warn("session recheck after a pub/sub loss failed; trying again", "session", id, "attempt", attempt+1, "err", err)
+		if !backoff.Sleep(s.ctx, backoff.FullJitter(100*time.Millisecond, 2*time.Second, attempt, nil)) {
+			return
 		}
 	}
+	s.log.Error("session recheck after a pub/sub loss gave up: a takeover applied meanwhile is not enforced until the next notice", "session", id, "tries", recheckTries)
 }
 
 // httpError refuses a handshake: status, and a JSON body whose code is a
