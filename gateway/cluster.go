@@ -72,16 +72,7 @@ func (h *hub) roomsDown(channels []string, err error) {
 // then goes live with what waited. A room that was never down (a first
 // subscription) is not filling, and its fill returns at once.
 func (h *hub) roomsUp(channels []string) {
-	rooms := h.roomsOf(channels)
-	fgs := make([]uint64, len(rooms))
-	for i, r := range rooms {
-		fgs[i] = r.fillGen.Add(1)
-	}
-	go func() {
-		for i, r := range rooms {
-			h.fill(fgs[i], r)
-		}
-	}()
+	h.refill(h.roomsOf(channels))
 }
 
 // bindSessions routes a cluster node's plain Subscriber, which carries

@@ -188,6 +188,13 @@ func (h *hub) up(gen uint64) {
 			go h.onResubscribed()
 		}
 	}
+	h.refill(rooms)
+}
+
+// refill starts a new fill generation of each of rooms and fills them one
+// after the other in the background, each from its history after the last
+// event dispatched.
+func (h *hub) refill(rooms []*room) {
 	fgs := make([]uint64, len(rooms))
 	for i, r := range rooms {
 		fgs[i] = r.fillGen.Add(1)

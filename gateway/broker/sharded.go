@@ -367,20 +367,7 @@ func (s *ShardedSubscriber) shardSession(ctx context.Context, sh *shard) error {
 		return fmt.Errorf("ssubscribe: %w", err)
 	}
 
-	pingCtx, stopPing := context.WithCancel(ctx)
-	defer stopPing()
-	go func() {
-		t := time.NewTicker(s.cfg.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-pingCtx.Done():
-				return
-			case <-t.C:
-				_ = ps.Ping(pingCtx)
-			}
-		}
-	}()
+	defer pingEvery(ctx, ps, s.cfg.PingInterval)()
 
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.cfg.DeadAfter)

@@ -238,20 +238,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 		return fmt.Errorf("resubscribe %d channels: %w", len(wanted), err)
 	}
 
-	pingCtx, stopPing := context.WithCancel(ctx)
-	defer stopPing()
-	go func() {
-		t := time.NewTicker(s.cfg.PingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-pingCtx.Done():
-				return
-			case <-t.C:
-				_ = ps.Ping(pingCtx)
-			}
-		}
-	}()
+	defer pingEvery(ctx, ps, s.cfg.PingInterval)()
 
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.cfg.DeadAfter)
@@ -277,6 +264,26 @@ func (s *Subscriber) session(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// pingEvery pings ps every interval until the returned stop is called or
+// ctx ends: a link that answers nothing for DeadAfter is dead, and a quiet
+// channel must not look dead.
+func pingEvery(ctx context.Context, ps *redis.PubSub, interval time.Duration) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = ps.Ping(ctx)
+			}
+		}
+	}()
+	return stop
 }
 
 func (s *Subscriber) confirm(channel string) {
