@@ -23,7 +23,7 @@ CHAOS_SMOKE  ?=
 DOCKER_SMOKE ?= 1
 
 # Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
-FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
+FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/broker:FuzzParseDelivery ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
 	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./federation:FuzzValidateEntry ./lab/topology:FuzzParse \
 	./lab/history:FuzzRead ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse
 FUZZTIME ?= 5s

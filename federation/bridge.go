@@ -248,8 +248,12 @@ type FeedStatus struct {
 	Duplicates int64   `json:"duplicates"`
 	Gaps       int64   `json:"gaps"`
 	Rejected   int64   `json:"rejected"` // entries refused: they broke a rule of the outbox
-	Checkpoint string  `json:"checkpoint"`
-	LastError  string  `json:"last_error,omitempty"`
+	// OriginRestarts counts the times the origin's outbox was found started
+	// over (its Redis lost data): each time its sequences were ended in
+	// every room here, and their subscribers told.
+	OriginRestarts int64  `json:"origin_restarts"`
+	Checkpoint     string `json:"checkpoint"`
+	LastError      string `json:"last_error,omitempty"`
 }
 
 // Status is the bridge's state, as /status serves it.

@@ -414,3 +414,69 @@ func TestTrimmedOutboxIsAGapNeverSilent(t *testing.T) {
 		t.Fatalf("resume across the gap: %+v, want recovered:false gap_marked", s)
 	}
 }
+
+// TestOriginThatLostItsDataIsAnnouncedWithNothingNew: us-east acks events
+// that eu-west's bridge cannot ship (a partition), then loses its data (its
+// Redis emptied, as a restart without persistence leaves it) and publishes
+// nothing more in the room. When the link heals, eu-west's bridge finds
+// us-east's outbox started over and ends us-east's sequence in every room:
+// the live subscriber is told at once (recovered:false, epoch_changed, with
+// us-east's epoch empty), not at a next event that may never come; a resume
+// that names the old epoch is answered epoch_changed; and the origin's new
+// life then follows without a second announcement.
+func TestOriginThatLostItsDataIsAnnouncedWithNothingNew(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridges()
+	room := "tenant:lost-origin"
+	live := dial(t, w.regions["eu-west"].gw.Addr(), "live")
+	live.Subscribe(room, nil, nil)
+	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
+	for i := 0; i < 5; i++ {
+		publish(pub, room, fmt.Sprintf("a-%d", i), i)
+	}
+	wait.For(t, 20*time.Second, "eu-west has the first 5", func() bool { return live.Count() == 5 })
+	w.partition("us-east", "eu-west", "reset")
+	for i := 5; i < 8; i++ {
+		publish(pub, room, fmt.Sprintf("a-%d", i), i) // acked, never shipped
+	}
+	if err := w.regions["us-east"].redis.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	w.heal()
+
+	notice, ok := live.Next(30*time.Second, "subscribed")
+	if !ok {
+		t.Fatal("the live subscriber in eu-west was never told that us-east's unshipped events are lost")
+	}
+	if notice.Recovered || notice.Reason != protocol.ReasonEpochChanged || notice.Position["us-east"] != 0 {
+		t.Fatalf("notice %+v, want recovered:false epoch_changed at us-east 0", notice)
+	}
+	if ep, named := notice.Epochs["us-east"]; !named || ep != "" {
+		t.Fatalf("notice epochs %v, want us-east named with the empty epoch", notice.Epochs)
+	}
+	st := w.regions["eu-west"].bridge.b.Status().Feeds[0]
+	if st.OriginRestarts != 1 {
+		t.Fatalf("bridge status %+v, want origin_restarts 1", st)
+	}
+
+	// A client that had the first 5 and resumes now is told too.
+	first := live.Messages()[4]
+	late := dial(t, w.regions["eu-west"].gw.Addr(), "late")
+	if s := late.Subscribe(room, protocol.Positions{"us-east": first.Oseq}, protocol.Epochs{"us-east": first.Epoch}); s.Recovered || s.Reason != protocol.ReasonEpochChanged {
+		t.Fatalf("resume in the ended epoch: %+v, want recovered:false epoch_changed", s)
+	}
+
+	// us-east's new life reaches the live subscriber, unannounced a second time.
+	publish(pub, room, "b-0", 100)
+	wait.For(t, 20*time.Second, "eu-west gets us-east's new life", func() bool { return live.Count() == 6 })
+	next := live.Messages()[5]
+	if next.Oseq != 1 || next.Epoch == first.Epoch || next.Epoch == "" {
+		t.Fatalf("first event of the new life: oseq %d epoch %q (old epoch %q), want oseq 1 in a new epoch", next.Oseq, next.Epoch, first.Epoch)
+	}
+	if again, ok := live.Next(0, "subscribed"); ok {
+		t.Fatalf("a second announcement came: %+v", again)
+	}
+	if st := w.regions["eu-west"].bridge.b.Status().Feeds[0]; st.OriginRestarts != 1 {
+		t.Fatalf("bridge status %+v, want origin_restarts still 1", st)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +48,7 @@ type feed struct {
 	up         bool
 	checkpoint string
 	appliedN   []int64   // per partition: n of the last applied outbox entry
+	savedN     []int64   // per partition: n of the entry the saved checkpoint names (0: unknown)
 	remoteN    []int64   // per partition: the origin's outbox counter, as last read
 	lagSince   time.Time // origin time of the oldest event not yet applied; zero when caught up
 	lastSeen   time.Time // last successful read of the remote outbox
@@ -55,12 +58,13 @@ type feed struct {
 	dups       int64
 	gaps       int64
 	rejected   int64
+	restarts   int64 // times the origin's outbox was found started over (its Redis lost data)
 }
 
 func newFeed(b *Bridge, origin string, remote redis.UniversalClient) *feed {
 	parts := broker.LayoutOf(remote).Outboxes(origin)
 	return &feed{b: b, origin: origin, remote: remote, parts: parts, state: "ok", lastSeen: time.Now(),
-		log: b.log.With("origin", origin), appliedN: make([]int64, len(parts)), remoteN: make([]int64, len(parts))}
+		log: b.log.With("origin", origin), appliedN: make([]int64, len(parts)), remoteN: make([]int64, len(parts)), savedN: make([]int64, len(parts))}
 }
 
 // run pulls until ctx ends: read a batch after the checkpoint, apply each
@@ -74,7 +78,7 @@ func (f *feed) run(ctx context.Context) {
 	ckpts := make([]string, len(f.parts))
 	for i, p := range f.parts {
 		var ok bool
-		if ckpts[i], ok = f.loadCheckpoint(ctx, p); !ok {
+		if ckpts[i], f.savedN[i], ok = f.loadCheckpoint(ctx, p); !ok {
 			return
 		}
 	}
@@ -94,6 +98,18 @@ func (f *feed) run(ctx context.Context) {
 		}
 		attempt = 0
 		f.setUp(remoteN, batches)
+		for i := range f.parts {
+			if !f.startedOver(i, remoteN[i], batches[i]) {
+				continue
+			}
+			// Before anything of the origin's new life is applied: the
+			// old life's unshipped events are lost, and every room that
+			// had some of it is told so now, not at the origin's next
+			// event in that room, which may never come.
+			if !f.endOrigin(ctx, i, remoteN[i]) || !f.saveCheckpoint(ctx, i, ckpts[i], 0) {
+				return
+			}
+		}
 		total := 0
 		for i, entries := range batches {
 			total += len(entries)
@@ -116,7 +132,7 @@ func (f *feed) run(ctx context.Context) {
 					}
 					unsaved = 0
 				}
-				if !f.saveCheckpoint(ctx, i, last.id) {
+				if !f.saveCheckpoint(ctx, i, last.id, last.n) {
 					return
 				}
 				ckpts[i] = last.id
@@ -327,7 +343,61 @@ func (f *feed) applySession(ctx context.Context, part int, e outboxEntry) bool {
 	}
 }
 
-func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) (string, bool) {
+// startedOver reports whether the origin's outbox partition part started
+// over since the saved checkpoint: its counter is below the n the
+// checkpoint names, or its first entry after the checkpoint numbers at or
+// below it. Only a Redis that lost its data (restarted empty, or from an
+// older snapshot, or a replica promoted before it had the last writes)
+// numbers an outbox again.
+func (f *feed) startedOver(part int, remoteN int64, entries []outboxEntry) bool {
+	saved := f.savedN[part]
+	if saved <= 0 {
+		return false
+	}
+	if remoteN < saved {
+		return true
+	}
+	for _, e := range entries {
+		if e.n > 0 {
+			return e.n <= saved
+		}
+	}
+	return false
+}
+
+// endOrigin ends, in every room of this region, the life of the origin's
+// sequences that the lost outbox carried (broker.EndOrigin), retrying
+// while this region's Redis is unavailable; false only when ctx ended.
+func (f *feed) endOrigin(ctx context.Context, part int, remoteN int64) bool {
+	f.b.m.restarts.WithLabelValues(f.origin).Inc()
+	f.mu.Lock()
+	f.restarts++
+	f.appliedN[part] = 0
+	f.mu.Unlock()
+	f.log.Error("the origin's outbox started over: it lost its data, and the events it had not shipped here are lost; ending its sequences in every room",
+		"partition", f.parts[part].Name, "checkpoint_n", f.savedN[part], "origin_n", remoteN)
+	attempt := 0
+	for {
+		n, err := f.b.broker.EndOrigin(ctx, f.origin)
+		if err == nil {
+			f.log.Warn("origin's sequences ended; subscribers told (recovered:false, epoch_changed)", "rooms", n)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		attempt++
+		f.log.Warn("ending the origin's sequences failed; retrying", "err", err)
+		if !retryPause(ctx, attempt) {
+			return false
+		}
+	}
+}
+
+// loadCheckpoint reads the checkpoint of partition part: the id of the last
+// entry applied here, and its outbox number n (0 when the checkpoint is
+// from a bridge that did not save it). The key holds "ID N", or "ID".
+func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) (string, int64, bool) {
 	attempt := 0
 	for {
 		v, err := f.b.local.Get(ctx, checkpointKey(f.origin, part)).Result()
@@ -335,30 +405,42 @@ func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) 
 			v, err = "0-0", nil
 		}
 		if err == nil {
+			id, nText, _ := strings.Cut(v, " ")
+			var n int64
+			if nText != "" {
+				if n, err = strconv.ParseInt(nText, 10, 64); err != nil || n < 0 {
+					f.log.Warn("checkpoint's outbox number is not a count; not checking whether the origin started over until the next save",
+						"checkpoint", v, "partition", part.Name)
+					n = 0
+				}
+			}
 			if part.Name == "" || part.Name == "0" {
 				f.mu.Lock()
-				f.checkpoint = v
+				f.checkpoint = id
 				f.mu.Unlock()
 			}
-			f.log.Info("link starting", "checkpoint", v, "partition", part.Name)
-			return v, true
+			f.log.Info("link starting", "checkpoint", id, "n", n, "partition", part.Name)
+			return id, n, true
 		}
 		attempt++
 		f.log.Warn("read checkpoint failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
-			return "", false
+			return "", 0, false
 		}
 	}
 }
 
-func (f *feed) saveCheckpoint(ctx context.Context, part int, id string) bool {
+// saveCheckpoint saves partition part's checkpoint: the id of the last
+// entry applied here and its outbox number n.
+func (f *feed) saveCheckpoint(ctx context.Context, part int, id string, n int64) bool {
 	attempt := 0
 	for {
-		err := f.b.local.Set(ctx, checkpointKey(f.origin, f.parts[part]), id, 0).Err()
+		err := f.b.local.Set(ctx, checkpointKey(f.origin, f.parts[part]), id+" "+strconv.FormatInt(n, 10), 0).Err()
 		if err == nil {
 			f.mu.Lock()
 			f.checkpoint = id
 			f.mu.Unlock()
+			f.savedN[part] = n
 			return true
 		}
 		if ctx.Err() != nil {
@@ -468,7 +550,7 @@ func (f *feed) status(now time.Time) FeedStatus {
 	defer f.mu.Unlock()
 	return FeedStatus{Origin: f.origin, Up: f.up, LagSeconds: f.lagLocked(now).Seconds(),
 		LagEvents: f.behindLocked(), State: f.state, Applied: f.applied, Duplicates: f.dups,
-		Gaps: f.gaps, Rejected: f.rejected, Checkpoint: f.checkpoint, LastError: f.lastErr}
+		Gaps: f.gaps, Rejected: f.rejected, OriginRestarts: f.restarts, Checkpoint: f.checkpoint, LastError: f.lastErr}
 }
 
 // retryPause paces the feed's retries: 50 ms doubling to 2 s, full jitter.

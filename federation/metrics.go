@@ -9,6 +9,7 @@ type metrics struct {
 	applied    *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
 	gaps       *prometheus.CounterVec
+	restarts   *prometheus.CounterVec
 	skipped    *prometheus.CounterVec
 	rejected   *prometheus.CounterVec
 	sessions   *prometheus.CounterVec
@@ -26,6 +27,7 @@ func newMetrics(reg prometheus.Registerer, region string) *metrics {
 	m := &metrics{
 		applied:    prometheus.NewCounterVec(prometheus.CounterOpts(o("applied_total", "Remote events applied to this region.")), []string{"origin"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts(o("duplicates_total", "Remote events this region had already (re-reads after a crash or retry): no-ops.")), []string{"origin"}),
+		restarts:   prometheus.NewCounterVec(prometheus.CounterOpts(o("origin_restarts_total", "Times the origin's outbox was found started over (its Redis lost data): its sequences were ended in every room of this region and their subscribers told.")), []string{"origin"}),
 		gaps:       prometheus.NewCounterVec(prometheus.CounterOpts(o("gaps_total", "Times events of an origin were found lost for this region (recorded as gap markers).")), []string{"origin"}),
 		skipped:    prometheus.NewCounterVec(prometheus.CounterOpts(o("skipped_total", "Outbox entries not applied, by reason: not_federated, not_origin (loop prevention), malformed (refused: see rejected_total).")), []string{"origin", "reason"}),
 		rejected:   prometheus.NewCounterVec(prometheus.CounterOpts(o("rejected_total", "Outbox entries refused because they break a rule of the outbox (never applied), by reason.")), []string{"origin", "reason"}),
@@ -35,6 +37,6 @@ func newMetrics(reg prometheus.Registerer, region string) *metrics {
 		lagEvents:  prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_events", "Events of the origin's outbox not yet applied here (as of the last read).")), []string{"origin"}),
 		lagState:   prometheus.NewGaugeVec(prometheus.GaugeOpts(o("lag_state", "0 ok, 1 warn (lag >= lag.warn), 2 alert (lag >= lag.alert).")), []string{"origin"}),
 	}
-	reg.MustRegister(m.applied, m.duplicates, m.gaps, m.skipped, m.rejected, m.sessions, m.feedUp, m.lagSeconds, m.lagEvents, m.lagState)
+	reg.MustRegister(m.applied, m.duplicates, m.gaps, m.restarts, m.skipped, m.rejected, m.sessions, m.feedUp, m.lagSeconds, m.lagEvents, m.lagState)
 	return m
 }

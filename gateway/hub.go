@@ -148,6 +148,15 @@ func (h *hub) deliver(channel, payload string) {
 
 // dispatchLocked hands one event to every subscription of r, once.
 func (h *hub) dispatchLocked(r *room, d broker.Delivery) {
+	if d.Ended {
+		// A notice has no stream id: every subscription judges it by what
+		// it had of the origin (admit).
+		h.log.Warn("an origin's sequence ended in this room: its unshipped events are lost", "room", r.name, "origin", d.Origin)
+		for s := range r.subs {
+			s.offer(d)
+		}
+		return
+	}
 	if !r.lastID.Less(d.ID) {
 		h.m.duplicatesDropped.Inc()
 		return
@@ -341,7 +350,9 @@ func (h *hub) resume(ctx context.Context, name string, snap broker.Snapshot, sin
 		given := epochs[o]
 		own := o == h.cfg.Region
 		switch {
-		case given != "" && ep != "" && given != ep:
+		case given != "" && have && given != ep:
+			// Another life of o's sequence than the client's; or, ep
+			// empty, the client's life ended here (broker.EndOrigin).
 			return replayPlan{}, protocol.ReasonEpochChanged, nil, nil
 		case own && given != "" && ep == "" && pos > 0:
 			// This region is the authority on its own origin's sequences.
@@ -604,11 +615,11 @@ func (s *subscription) offer(d broker.Delivery) {
 		return
 	}
 	gap, ok := s.admit(d)
-	if !ok {
-		return
-	}
 	if gap != nil {
 		s.conn.send(gap)
+	}
+	if !ok {
+		return
 	}
 	if faulty.On("goroutinepermsg") {
 		// MUTANT goroutinepermsg breaks G1/G2: each message is handed to
@@ -630,7 +641,7 @@ func (s *subscription) offer(d broker.Delivery) {
 func (s *subscription) sendWait(d broker.Delivery) bool {
 	gap, ok := s.admit(d)
 	if !ok {
-		return true
+		return gap == nil || s.conn.sendWait(gap)
 	}
 	if n := replayQueueBytes / max(len(d.Frame), 1); n < cap(s.conn.out) && !s.conn.queueBelow(n-1) {
 		return false
@@ -644,8 +655,18 @@ func (s *subscription) sendWait(d broker.Delivery) bool {
 // admit decides whether the client is sent d: not when it was sent d's
 // stream id or had d's oseq already; with the frame announcing a gap first
 // (gap not nil) when d does not follow what it had of d's origin. It
-// advances lastID and the floors.
+// advances lastID and the floors. An Ended notice is never sent itself:
+// a client that had events of its origin is told their life ended (gap,
+// with ok false), and its floor for the origin starts again from nothing,
+// so that the origin's next epoch follows without a second announcement.
 func (s *subscription) admit(d broker.Delivery) (gap []byte, ok bool) {
+	if d.Ended {
+		if f, had := s.floors[d.Origin]; had && (f.epoch != "" || f.oseq > 0) {
+			s.floors[d.Origin] = floor{}
+			return endFrame(d), false
+		}
+		return nil, false
+	}
 	if !s.lastID.Less(d.ID) {
 		return nil, false
 	}
@@ -664,6 +685,18 @@ func (s *subscription) admit(d broker.Delivery) (gap []byte, ok bool) {
 	}
 	s.floors[d.Origin] = floor{epoch: d.Epoch, oseq: d.Oseq}
 	return gap, true
+}
+
+// endFrame tells a client that the life of d.Origin's sequence it had
+// events of ended here, the rest of it lost (broker.EndOrigin): epoch_changed,
+// naming the origin at position 0 with an empty epoch, since the new epoch is
+// not known until the origin's next event (docs/protocol.md).
+func endFrame(d broker.Delivery) []byte {
+	b, _ := json.Marshal(protocol.Subscribed{
+		Type: protocol.TypeSubscribed, Room: d.Room, Recovered: false, Reason: protocol.ReasonEpochChanged,
+		Position: protocol.Positions{d.Origin: 0}, Epochs: protocol.Epochs{d.Origin: ""},
+	})
+	return b
 }
 
 func gapFrame(d broker.Delivery, reason string) []byte {

@@ -444,16 +444,27 @@ func parseEntries(msgs []redis.XMessage) ([]Entry, error) {
 type Delivery struct {
 	Room string
 	Entry
+	// Ended marks a notice, not an event: the life of Origin's sequence in
+	// this room ended, its unshipped events lost (EndOrigin). Only Room and
+	// Origin are set.
+	Ended bool
 }
 
 // ParseDelivery splits a channel payload ("<stream id> <origin> <oseq>
-// <epoch>\n<frame>") into its header and the frame the gateway forwards as is.
+// <epoch>\n<frame>") into its header and the frame the gateway forwards as
+// is; or reads the notice "end <origin>\n" (EndOrigin) as an Ended delivery.
 func ParseDelivery(room, payload string) (Delivery, error) {
 	nl := strings.IndexByte(payload, '\n')
 	if nl < 0 {
 		return Delivery{}, fmt.Errorf("broker: delivery on %s has no header line", room)
 	}
 	parts := strings.Split(payload[:nl], " ")
+	if len(parts) == 2 && parts[0] == "end" {
+		if parts[1] == "" || nl != len(payload)-1 {
+			return Delivery{}, fmt.Errorf("broker: end notice on %s names no origin or carries a frame", room)
+		}
+		return Delivery{Room: room, Entry: Entry{Origin: parts[1]}, Ended: true}, nil
+	}
 	if len(parts) != 4 {
 		return Delivery{}, fmt.Errorf("broker: delivery on %s has a header of %d fields, want 4", room, len(parts))
 	}

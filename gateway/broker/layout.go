@@ -3,7 +3,6 @@ package broker
 import (
 	"hash/fnv"
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -140,14 +139,4 @@ func (l Layout) OutboxOf(region, name string) (stream, counter string) {
 // RoomOfChannel returns the room of a channel name of either layout
 // (geolab:ch:{ROOM} or geolab:ch:{TAG}{ROOM}), or "" if it is not one. A
 // room name holds no brace, so the two never mix up.
-func RoomOfChannel(ch string) string {
-	rest, ok := strings.CutPrefix(ch, "geolab:ch:{")
-	if !ok || !strings.HasSuffix(rest, "}") {
-		return ""
-	}
-	rest = rest[:len(rest)-1]
-	if _, room, ok := strings.Cut(rest, "}{"); ok {
-		return room
-	}
-	return rest
-}
+func RoomOfChannel(ch string) string { return roomOfKey("geolab:ch:{", ch) }

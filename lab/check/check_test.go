@@ -680,6 +680,8 @@ func TestUnwarrantedRecoveredFalse(t *testing.T) {
 		{"epoch the same", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":7}`, `{"us-east":"e1"}`, true},
 		{"epoch changed", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":2}`, `{"us-east":"e2"}`, false},
 		{"own epoch no longer held", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{}`, `{}`, false},
+		{"origin's life ended here", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":0}`, `{"us-east":""}`, false},
+		{"another origin's life ended", "eu-west", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "epoch_changed", `{"us-east":5,"ap-southeast":0}`, `{"us-east":"e1","ap-southeast":""}`, true},
 		{"trimmed with nothing to replay", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "history_trimmed", `{"us-east":5}`, `{"us-east":"e1"}`, true},
 		{"trimmed with something missed", "us-east", "tenant:1", `{"us-east":5}`, `{"us-east":"e1"}`, "history_trimmed", `{"us-east":9000}`, `{"us-east":"e1"}`, false},
 		{"trimmed, an origin not named", "us-east", "tenant:1", `{}`, "", "history_trimmed", `{"eu-west":3}`, `{"eu-west":"e1"}`, false},

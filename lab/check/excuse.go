@@ -113,7 +113,11 @@ func (a *announcement) warrant(region string, visible func(origin string) bool) 
 			if given == "" {
 				continue
 			}
-			if have := a.epochs[o]; have != "" && have != given || have == "" && o == region && ask.Since[o] > 0 {
+			// The region holds another epoch of o; or an empty one, the
+			// life the client had ended here (the origin lost its data);
+			// or o is the region itself, which no longer holds the epoch.
+			have, named := a.epochs[o]
+			if have != "" && have != given || have == "" && (named || o == region && ask.Since[o] > 0) {
 				return ""
 			}
 		}

@@ -1,0 +1,78 @@
+package broker
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed originend.lua
+var originEndLua string
+
+var originEndScript = redis.NewScript(originEndLua)
+
+// endScanCount is the COUNT hint of the SCAN that finds the rooms EndOrigin
+// ends: a page of keys per round trip.
+const endScanCount = 512
+
+// EndOrigin ends, in every room of this region, the current life of
+// origin's sequence: the origin lost its data, so the events it had not
+// shipped here will never come (originend.lua). Each room that had events
+// of origin keeps it with an empty epoch at position 0, and its gateways
+// announce recovered:false (epoch_changed) to the subscribers that had
+// some. It returns how many rooms it ended; running it again ends none, so
+// a caller may retry it after an error.
+func (b *Broker) EndOrigin(ctx context.Context, origin string) (int, error) {
+	var mu sync.Mutex
+	ended := 0
+	scan := func(ctx context.Context, node redis.UniversalClient) error {
+		iter := node.Scan(ctx, 0, "geolab:s:{*", endScanCount).Iterator()
+		for iter.Next(ctx) {
+			room := roomOfKey("geolab:s:{", iter.Val())
+			if room == "" {
+				continue
+			}
+			n, err := originEndScript.Run(ctx, b.rdb, []string{b.layout.SeqKey(room)},
+				origin, b.layout.Channel(room), b.publishCommand()).Int()
+			if err != nil {
+				return fmt.Errorf("broker: end %s's sequence in %s: %w: %w", origin, room, ErrUnavailable, err)
+			}
+			mu.Lock()
+			ended += n
+			mu.Unlock()
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("broker: scan the rooms holding %s: %w: %w", origin, ErrUnavailable, err)
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := b.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return scan(ctx, node) })
+	} else {
+		err = scan(ctx, b.rdb)
+	}
+	return ended, err
+}
+
+// roomOfKey returns the room of a key prefix+"ROOM}" or prefix+"TAG}{ROOM}"
+// (prefix ends with "{"), or "" if key is not one. A room name holds no
+// brace, so the two layouts never mix up.
+func roomOfKey(prefix, key string) string {
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok || !strings.HasSuffix(rest, "}") {
+		return ""
+	}
+	rest = rest[:len(rest)-1]
+	if _, room, ok := strings.Cut(rest, "}{"); ok {
+		return room
+	}
+	if strings.ContainsAny(rest, "{}") {
+		return ""
+	}
+	return rest
+}

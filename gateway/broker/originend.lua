@@ -1,0 +1,35 @@
+-- originend.lua: end, in this region, the current life of a remote origin's
+-- sequence in one room, because that origin lost its data (its Redis came
+-- back empty) and the events it had not shipped here are gone for good.
+--
+-- The bridge runs it on every room when it finds the origin's outbox started
+-- over (docs/federation.md, "The origin lost its data"). It keeps the
+-- origin's entry in the room's state with an empty epoch and position 0,
+-- drops the origin's gap marker (it numbered the old life), and publishes
+-- "end <origin>" on the room's channel: gateways tell each subscriber that
+-- had events of that origin (recovered:false, epoch_changed). A resume that
+-- names the old epoch is answered epoch_changed from the state. The next
+-- event of the origin, of its new epoch, is applied as any new epoch is.
+--
+--   KEYS[1] geolab:s:{room}  hash: q:<origin>, e:<origin>, g:<origin>
+-- ARGV:
+--   1 origin
+--   2 channel   the room's channel
+--   3 publish   "PUBLISH" or "SPUBLISH" (a cluster)
+-- Returns 1 when the room held a life of the origin and it was ended, 0
+-- when there was nothing to end (never had one, or ended already).
+
+local origin = ARGV[1]
+local q = redis.call('HGET', KEYS[1], 'q:' .. origin)
+local e = redis.call('HGET', KEYS[1], 'e:' .. origin)
+if not q or not e or e == '' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'e:' .. origin, '', 'q:' .. origin, 0)
+redis.call('HDEL', KEYS[1], 'g:' .. origin)
+local pubcmd = 'PUBLISH'
+if ARGV[3] == 'SPUBLISH' then
+  pubcmd = 'SPUBLISH'
+end
+redis.call(pubcmd, ARGV[2], 'end ' .. origin .. '\n')
+return 1
