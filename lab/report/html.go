@@ -8,8 +8,10 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/history"
 )
 
 //go:embed report.html.tmpl
@@ -24,6 +26,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"args":  argsText,
 	"add1":  func(i int) int { return i + 1 },
 	"sub":   func(a, b float64) float64 { return a - b },
+	"dur":   func(d history.Duration) float64 { return time.Duration(d).Seconds() },
 }).Parse(pageTemplate))
 
 // view is what the page template shows.
@@ -41,6 +44,8 @@ type view struct {
 	Faults     []check.FaultWindow
 	Lag        []lagRow
 	Failover   chart
+	// AgentBound is Input.CrossAgentBound in seconds.
+	AgentBound float64
 }
 
 type percentileRow struct {
@@ -77,6 +82,7 @@ func newView(in Input) view {
 		Timeline:   timelineChart(r),
 		Faults:     r.Faults,
 		Failover:   failoverChart(r),
+		AgentBound: in.CrossAgentBound().Seconds(),
 	}
 	if !in.Started.IsZero() {
 		v.Started = in.Started.UTC().Format("2006-01-02 15:04:05 UTC")
