@@ -60,6 +60,7 @@ type agentRun struct {
 	clock chan *Message // clock answers
 	gone  chan struct{} // closed when the controller's connection ends
 	err   error         // why (set before gone is closed)
+	said  string        // the controller's error message, if it sent one
 	log   *slog.Logger
 }
 
@@ -111,6 +112,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		assign = m.Assign
 	case <-a.gone:
+		if a.said != "" {
+			return fmt.Errorf("controller %s refused this agent: %s", opts.Controller, a.said)
+		}
 		return a.err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -178,6 +182,7 @@ func (a *agentRun) read() {
 			continue
 		}
 		if m.Type == TypeError {
+			a.said = m.Error
 			a.err = fmt.Errorf("controller %s gave up: %s", a.opts.Controller, m.Error)
 			return
 		}

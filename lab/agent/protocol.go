@@ -37,18 +37,18 @@ const MaxMessage = 128 << 20
 
 // Message types.
 const (
-	TypeHello     = "hello"     // agent → controller, first: who it is, its protocol and build
-	TypeAssign    = "assign"    // controller → agent: its clients, the plan, tokens, the resolver
-	TypeClock     = "clock"     // agent → controller with t0; the answer adds t1, t2
-	TypeReady     = "ready"     // agent → controller: its clients are connected and subscribed
-	TypeStart     = "start"     // controller → agent: the run's start on the controller's clock
-	TypeProgress  = "progress"  // agent → controller, every second while running
-	TypeQuiesce   = "quiesce"   // controller → agent: publishing is over, quiesce
-	TypeQuiesced  = "quiesced"  // agent → controller: quiesced (or why not), churn notes
-	TypeFinish    = "finish"    // controller → agent: close the clients, ship the history
-	TypeShipped   = "shipped"   // agent → controller: the history was sent (binary frames), its size and digest
-	TypeBye       = "bye"       // controller → agent: history received, exit
-	TypeError     = "error"     // either way: why the sender gives up
+	TypeHello    = "hello"    // agent → controller, first: who it is, its protocol and build
+	TypeAssign   = "assign"   // controller → agent: its clients, the plan, tokens, the resolver
+	TypeClock    = "clock"    // agent → controller with t0; the answer adds t1, t2
+	TypeReady    = "ready"    // agent → controller: its clients are connected and subscribed
+	TypeStart    = "start"    // controller → agent: the run's start on the controller's clock
+	TypeProgress = "progress" // agent → controller, every second while running
+	TypeQuiesce  = "quiesce"  // controller → agent: publishing is over, quiesce
+	TypeQuiesced = "quiesced" // agent → controller: quiesced (or why not), churn notes
+	TypeFinish   = "finish"   // controller → agent: close the clients, ship the history
+	TypeShipped  = "shipped"  // agent → controller: the history was sent (binary frames), its size and digest
+	TypeBye      = "bye"      // controller → agent: history received, exit
+	TypeError    = "error"    // either way: why the sender gives up
 )
 
 // Message is one text frame of the protocol: a JSON object whose "type"
@@ -98,8 +98,8 @@ type Assignment struct {
 	Digest   string            `json:"digest"` // the plan's (lab/run.Digest)
 	Spec     workload.Spec     `json:"spec"`
 	Plan     *workload.Plan    `json:"plan"`
-	Clients  []int             `json:"clients"` // indexes into Plan.Clients
-	Tokens   map[string]string `json:"tokens"`  // client name → its token
+	Clients  []int             `json:"clients"`  // indexes into Plan.Clients
+	Tokens   map[string]string `json:"tokens"`   // client name → its token
 	Resolver string            `json:"resolver"` // the lab resolver's base URL
 	Meta     history.Meta      `json:"meta"`     // for the agent's history (Start and Agents are its own)
 }

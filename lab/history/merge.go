@@ -102,11 +102,11 @@ func splitT(line []byte) (head []byte, t int64, rest []byte, err error) {
 	if !bytes.HasPrefix(line, []byte(k)) {
 		return nil, 0, nil, fmt.Errorf("a record must start with %s", k)
 	}
-	i := bytes.Index(line, []byte(`","t":`))
-	if i < 0 || bytes.IndexByte(line[len(k):i], '"') >= 0 {
+	i := bytes.Index(line[len(k):], []byte(`","t":`))
+	if i < 0 || bytes.IndexByte(line[len(k):len(k)+i], '"') >= 0 {
 		return nil, 0, nil, fmt.Errorf(`a record must start {"k":KIND,"t":N`)
 	}
-	head = line[:i+len(`","t":`)]
+	head = line[:len(k)+i+len(`","t":`)]
 	j := len(head)
 	if j < len(line) && line[j] == '-' {
 		j++
