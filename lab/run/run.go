@@ -67,7 +67,8 @@ type Options struct {
 	// AgentsElsewhere waits for Agents agents started by hand (geolab
 	// agent --controller) instead of starting them as local processes.
 	AgentsElsewhere bool
-	// Version is this geolab build: agents of another build are refused.
+	// Version is this geolab build: agents of another build are refused
+	// (default "dev", the version of a geolab built without -ldflags).
 	Version string
 }
 
@@ -121,6 +122,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
