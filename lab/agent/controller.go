@@ -416,12 +416,12 @@ func (c *Controller) Progress() workload.Progress {
 	var s workload.Progress
 	all := true
 	for _, p := range c.all() {
+		s.Clients += len(p.clients)
 		x := p.progress.Load()
 		if x == nil {
 			all = false
 			continue
 		}
-		s.Clients += x.Clients
 		s.Connected += x.Connected
 		s.Scheduled += x.Scheduled
 		s.Sent += x.Sent
