@@ -97,3 +97,35 @@ expect:
 		}
 	}
 }
+
+// Bad agent flags are refused before anything starts, each named.
+func TestRunRefusesBadAgentFlags(t *testing.T) {
+	dir := t.TempDir()
+	topo, _ := filepath.Abs("../../topologies/two-region.yaml")
+	sc := filepath.Join(dir, "agents.yaml")
+	if err := os.WriteFile(sc, []byte("name: agents\ntopology: "+topo+"\nworkload: {clients: 4, federated_rooms: 1, publish_rate: 1, duration: 1s}\nexpect: [lost == 0]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for want, args := range map[string][]string{
+		"--agents -1: want 0": {"--agents", "-1"},
+		"--agents 5: more agents than the scenario's 4 clients": {"--agents", "5"},
+		`--listen "nope": want HOST:PORT`:                       {"--agents", "2", "--listen", "nope"},
+		"--listen and --agents-elsewhere need --agents N":       {"--agents-elsewhere"},
+	} {
+		root := newRoot()
+		root.SetArgs(append([]string{"run", sc, "--quiet", "--out", filepath.Join(dir, "out")}, args...))
+		root.SetOut(&strings.Builder{})
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: got %v, want %q", args, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Errorf("a refused run wrote its output directory")
+	}
+	root := newRoot()
+	root.SetArgs([]string{"agent"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `"controller" not set`) {
+		t.Errorf("geolab agent without --controller: got %v", err)
+	}
+}

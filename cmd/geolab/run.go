@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -55,6 +56,12 @@ bound. An agent lost before its history is in fails the run (exit 2).`,
 			}
 			if opts.Agents == 0 && (cmd.Flags().Changed("listen") || opts.AgentsElsewhere) {
 				return fmt.Errorf("--listen and --agents-elsewhere need --agents N (N > 0)")
+			}
+			if _, _, err := net.SplitHostPort(opts.AgentListen); err != nil {
+				return fmt.Errorf("--listen %q: want HOST:PORT (port 0: any free one): %v", opts.AgentListen, err)
+			}
+			if opts.Agents > sc.Workload.Clients {
+				return fmt.Errorf("--agents %d: more agents than the scenario's %d clients", opts.Agents, sc.Workload.Clients)
 			}
 			if !quiet {
 				opts.Progress = cmd.OutOrStdout()
