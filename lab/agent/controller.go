@@ -172,6 +172,7 @@ func (c *Controller) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.name = fmt.Sprintf("agent-%d", k+1)
+	p.histPath = filepath.Join(c.cfg.Dir, p.name+".history.jsonl")
 	for i := k; i < len(c.cfg.Assign.Plan.Clients); i += c.cfg.Agents {
 		p.clients = append(p.clients, i)
 	}
@@ -483,7 +484,6 @@ type Shipped struct {
 // waits (within timeout) until every history is in and whole.
 func (c *Controller) Finish(ctx context.Context, timeout time.Duration) ([]Shipped, error) {
 	for _, p := range c.all() {
-		p.histPath = filepath.Join(c.cfg.Dir, p.name+".history.jsonl")
 		p.phase.Store("while shipping its history")
 		if err := p.send(&Message{Type: TypeFinish}); err != nil {
 			err = c.lost(p, err)
