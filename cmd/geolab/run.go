@@ -8,9 +8,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
 )
@@ -74,6 +76,12 @@ bound. An agent lost before its history is in fails the run (exit 2).`,
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "\n%s seed %d (plan %s): reports in %s\n", sc.Name, out.Seed, out.Digest, out.Dir)
+			for _, a := range out.Agents {
+				fmt.Fprintf(w, "  %s: %d clients, clock offset %s ± %s\n", a.Name, a.Clients, time.Duration(a.Offset), time.Duration(a.Bound))
+			}
+			if len(out.Agents) > 0 {
+				fmt.Fprintf(w, "  latencies between two agents' clients are exact within ± %s\n", report.Input{Agents: out.Agents}.CrossAgentBound())
+			}
 			for _, e := range out.Errors {
 				fmt.Fprintf(w, "  note: %s\n", e)
 			}
