@@ -20,6 +20,10 @@ import (
 	"github.com/geolab/geolab/lab/workload"
 )
 
+// agentStartLead is how far ahead of now the run's start is set when its
+// clients run in agents.
+const agentStartLead = 500 * time.Millisecond
+
 // agents is the controller side of a run whose clients run in workload
 // agents (docs/agents.md): the controller and the agent processes this
 // run started itself.

@@ -218,6 +218,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 
 	start := time.Now()
 	if ag != nil {
+		// Half a second ahead, so that every agent has the start before it
+		// comes, however far away.
+		start = start.Add(agentStartLead)
 		if err := ag.ctrl.Start(start); err != nil {
 			stopSampling()
 			bg.Wait()
