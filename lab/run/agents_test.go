@@ -126,3 +126,21 @@ func TestAgentsGiveTheSameDigestAndVerdict(t *testing.T) {
 		t.Errorf("in process: meta names agents %+v", results[0].hist.Meta.Agents)
 	}
 }
+
+// More clients than one process drives need agents, at most
+// workload.MaxClients each: refused, naming how many agents would do,
+// before any lab starts.
+func TestMoreClientsThanOneProcessNeedAgents(t *testing.T) {
+	sc := churnScenario(t, workload.Spec{Clients: 4500, FederatedRooms: 3, PublishRate: 1, Duration: time.Second})
+	for _, n := range []int{0, 2} {
+		_, err := run.Scenario(context.Background(), sc, run.Options{OutDir: t.TempDir(), Agents: n})
+		if err == nil || !strings.Contains(err.Error(), "more than the 2000 one process drives: run them in 3 workload agents or more") {
+			t.Errorf("--agents %d: got %v, want a refusal naming 3 agents", n, err)
+		}
+	}
+	too := workload.Spec{Clients: workload.MaxPlanClients + 1, FederatedRooms: 1, PublishRate: 1, Duration: time.Second}
+	too.Defaults()
+	if err := too.Validate(); err == nil || !strings.Contains(err.Error(), "clients: want 1..100000 (more than 2000 need workload agents") {
+		t.Errorf("a plan of %d clients: got %v", too.Clients, err)
+	}
+}

@@ -129,6 +129,10 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	if procs := max(1, opts.Agents); (sc.Workload.Clients+procs-1)/procs > workload.MaxClients {
+		return nil, fmt.Errorf("run %s: %d clients in %d process(es) is more than the %d one process drives: run them in %d workload agents or more (docs/agents.md)",
+			sc.Name, sc.Workload.Clients, procs, workload.MaxClients, (sc.Workload.Clients+workload.MaxClients-1)/workload.MaxClients)
+	}
 	plan := workload.NewPlan(sc.Workload, sc.Topology, seed)
 	out := &Outcome{Dir: opts.OutDir, Seed: seed, Digest: Digest(plan, sc)}
 	started := time.Now()
