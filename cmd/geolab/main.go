@@ -48,7 +48,7 @@ client saw. See README.md and docs/.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json (on stderr)")
 	root.AddCommand(newGatewayCmd(g), newFederationCmd(g), newTokenCmd(), newBenchCmd(), newVersionCmd(),
 		newToxiproxyCmd(), newValidateCmd(),
-		newUpCmd(g), newStatusCmd(), newFaultCmd(), newHealCmd(), newDownCmd(), newRunCmd(g), newExploreCmd(g))
+		newUpCmd(g), newStatusCmd(), newFaultCmd(), newHealCmd(), newDownCmd(), newRunCmd(g), newExploreCmd(g), newAgentCmd(g))
 	return root
 }
 

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
 )
@@ -27,7 +30,15 @@ against the guarantees and the scenario's expectations. Writes into --out
 junit.xml. Exits 0 when every expectation holds, 1 when one fails (each failure
 is named), 2 when the run could not be carried out. The same --seed gives the
 same clients, rooms, publish schedule and fault timeline (the plan digest shows
-it).`,
+it).
+
+With --agents N the clients run in N workload agents (docs/agents.md):
+geolab run starts N local 'geolab agent' processes (stopped by pid at the
+end), or with --agents-elsewhere waits for N agents started by hand with
+'geolab agent --controller ADDR'. It serves them on --listen, hands each its
+share of the one seeded plan (the digest does not change with N), merges
+their histories onto its clock and reports each agent's clock offset and
+bound. An agent lost before its history is in fails the run (exit 2).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
@@ -41,6 +52,19 @@ it).`,
 			opts.Seeded = cmd.Flags().Changed("seed")
 			opts.Logger, opts.Lab.Logger = log, log
 			opts.Command = "geolab " + strings.Join(os.Args[1:], " ")
+			opts.Version = version
+			if opts.Agents < 0 {
+				return fmt.Errorf("--agents %d: want 0 (every client in this process) or more", opts.Agents)
+			}
+			if opts.Agents == 0 && (cmd.Flags().Changed("listen") || opts.AgentsElsewhere) {
+				return fmt.Errorf("--listen and --agents-elsewhere need --agents N (N > 0)")
+			}
+			if _, _, err := net.SplitHostPort(opts.AgentListen); err != nil {
+				return fmt.Errorf("--listen %q: want HOST:PORT (port 0: any free one): %v", opts.AgentListen, err)
+			}
+			if opts.Agents > sc.Workload.Clients {
+				return fmt.Errorf("--agents %d: more agents than the scenario's %d clients", opts.Agents, sc.Workload.Clients)
+			}
 			if !quiet {
 				opts.Progress = cmd.OutOrStdout()
 			}
@@ -52,6 +76,12 @@ it).`,
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "\n%s seed %d (plan %s): reports in %s\n", sc.Name, out.Seed, out.Digest, out.Dir)
+			for _, a := range out.Agents {
+				fmt.Fprintf(w, "  %s: %d clients, clock offset %s ± %s\n", a.Name, a.Clients, time.Duration(a.Offset), time.Duration(a.Bound))
+			}
+			if len(out.Agents) > 0 {
+				fmt.Fprintf(w, "  latencies between two agents' clients are exact within ± %s\n", report.Input{Agents: out.Agents}.CrossAgentBound())
+			}
 			for _, e := range out.Errors {
 				fmt.Fprintf(w, "  note: %s\n", e)
 			}
@@ -75,6 +105,9 @@ it).`,
 	f.StringVar(&opts.Lab.WorkDir, "workdir", "", "directory for the lab's logs and Redis data (default: temporary, removed)")
 	f.StringArrayVar(&opts.Lab.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, added to the scenario's (repeatable)")
 	f.BoolVar(&quiet, "quiet", false, "no live progress lines")
+	f.IntVar(&opts.Agents, "agents", 0, "run the clients in N workload agents (0: in this process)")
+	f.StringVar(&opts.AgentListen, "listen", "127.0.0.1:0", "address the agents' controller listens on (with --agents; another machine's agents need one they can reach)")
+	f.BoolVar(&opts.AgentsElsewhere, "agents-elsewhere", false, "wait for --agents agents started by hand (geolab agent --controller) instead of starting them here")
 	return cmd
 }
 

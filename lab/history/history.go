@@ -55,6 +55,24 @@ type Meta struct {
 	// have been trimmed yet.
 	HistoryMaxLen int64    `json:"history_maxlen,omitempty"`
 	HistoryMaxAge Duration `json:"history_max_age,omitzero"`
+	// Agents are the workload agents whose clients this history holds
+	// (docs/agents.md), each with its clock's offset to the controller's
+	// and the bound of that estimate; empty when the clients ran in the
+	// controller's own process. An agent's own history holds its one entry.
+	Agents []AgentClock `json:"agents,omitempty"`
+}
+
+// AgentClock is one workload agent's clock against the controller's, as
+// the agent estimated it from round-trip samples the way NTP does
+// (docs/agents.md): the controller's clock reads Offset more than the
+// agent's, give or take Bound.
+type AgentClock struct {
+	Name    string   `json:"name"`
+	Clients int      `json:"clients"` // how many of the plan's clients it ran
+	Offset  Duration `json:"offset"`  // controller clock − agent clock
+	Bound   Duration `json:"bound"`   // the true offset is within Offset ± Bound
+	RTT     Duration `json:"rtt"`     // round trip of the best sample
+	Samples int      `json:"samples"` // round-trip samples taken, before and after the run
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string

@@ -8,8 +8,10 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/history"
 )
 
 //go:embed report.html.tmpl
@@ -24,6 +26,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"args":  argsText,
 	"add1":  func(i int) int { return i + 1 },
 	"sub":   func(a, b float64) float64 { return a - b },
+	"clock": clockMS,
 }).Parse(pageTemplate))
 
 // view is what the page template shows.
@@ -41,6 +44,8 @@ type view struct {
 	Faults     []check.FaultWindow
 	Lag        []lagRow
 	Failover   chart
+	// AgentBound is Input.CrossAgentBound in milliseconds.
+	AgentBound float64
 }
 
 type percentileRow struct {
@@ -77,6 +82,7 @@ func newView(in Input) view {
 		Timeline:   timelineChart(r),
 		Faults:     r.Faults,
 		Failover:   failoverChart(r),
+		AgentBound: float64(in.CrossAgentBound()) / float64(time.Millisecond),
 	}
 	if !in.Started.IsZero() {
 		v.Started = in.Started.UTC().Format("2006-01-02 15:04:05 UTC")
@@ -113,6 +119,12 @@ func ms(s float64) string {
 		return strconv.FormatFloat(m, 'f', 1, 64)
 	}
 	return num(int(math.Round(m)))
+}
+
+// clockMS formats a clock offset or bound in milliseconds to the
+// microsecond: on one machine they are microseconds.
+func clockMS(d history.Duration) string {
+	return strconv.FormatFloat(float64(time.Duration(d))/float64(time.Millisecond), 'f', 3, 64)
 }
 
 // secs formats seconds to the millisecond below 1 s, to 10 ms below 10 s

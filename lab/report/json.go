@@ -9,20 +9,25 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/history"
 )
 
 // document is report.json: the Input with its verdict beside it, identity
 // first and the (long) Result last.
 type document struct {
-	Scenario    string        `json:"scenario"`
-	Description string        `json:"description"`
-	Topology    string        `json:"topology"`
-	Seed        int64         `json:"seed"`
-	Started     time.Time     `json:"started"`
-	Command     string        `json:"command"`
-	Passed      bool          `json:"passed"`
-	Outcomes    []Outcome     `json:"outcomes"`
-	Result      *check.Result `json:"result"`
+	Scenario    string    `json:"scenario"`
+	Description string    `json:"description"`
+	Topology    string    `json:"topology"`
+	Seed        int64     `json:"seed"`
+	Started     time.Time `json:"started"`
+	Command     string    `json:"command"`
+	Passed      bool      `json:"passed"`
+	Outcomes    []Outcome `json:"outcomes"`
+	// Agents: the workload agents' clocks (absent without agents).
+	Agents []history.AgentClock `json:"agents,omitempty"`
+	// CrossAgentBound is Input.CrossAgentBound (absent without agents).
+	CrossAgentBound history.Duration `json:"cross_agent_bound,omitzero"`
+	Result          *check.Result    `json:"result"`
 }
 
 // WriteJSON writes report.json: the Input (its Result and Outcomes
@@ -39,6 +44,7 @@ func WriteJSON(path string, in Input) error {
 	err := enc.Encode(document{
 		Scenario: in.Scenario, Description: in.Description, Topology: in.Topology, Seed: in.Seed,
 		Started: in.Started, Command: in.Command, Passed: in.Passed(), Outcomes: outcomes, Result: in.Result,
+		Agents: in.Agents, CrossAgentBound: history.Duration(in.CrossAgentBound()),
 	})
 	if err != nil {
 		return fmt.Errorf("report: encode %s: %w", path, err)

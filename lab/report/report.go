@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/lab/check"
+	"github.com/geolab/geolab/lab/history"
 )
 
 // Input is everything a report shows.
@@ -35,6 +36,28 @@ type Input struct {
 	Result *check.Result `json:"result"`
 	// Outcomes holds one verdict per expectation, in the scenario file's order.
 	Outcomes []Outcome `json:"outcomes"`
+	// Agents are the workload agents the clients ran in, each with its
+	// clock's offset to the controller and that estimate's bound
+	// (docs/agents.md); empty when they ran in the controller's process.
+	Agents []history.AgentClock `json:"agents,omitempty"`
+}
+
+// CrossAgentBound is how far a time difference between records of two
+// agents (a publish on one, its delivery on another) can be off for their
+// clocks: the two largest bounds added; with one agent, its bound (against
+// the controller's own clients, the probes). 0 without agents.
+func (in Input) CrossAgentBound() time.Duration {
+	var b1, b2 time.Duration
+	for _, a := range in.Agents {
+		b := time.Duration(a.Bound)
+		switch {
+		case b > b1:
+			b1, b2 = b, b1
+		case b > b2:
+			b2 = b
+		}
+	}
+	return b1 + b2
 }
 
 // Outcome is one expectation's verdict.

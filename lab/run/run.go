@@ -57,6 +57,19 @@ type Options struct {
 	Inspect func(ctx context.Context, l *lab.Lab) error
 	// Logger receives the run's own logs.
 	Logger *slog.Logger
+	// Agents, above 0, runs the plan's clients in that many workload
+	// agents (docs/agents.md): client i in the (i mod Agents)-th to join.
+	// The leak and fence probes stay in this process. 0: every client runs
+	// here.
+	Agents int
+	// AgentListen is the address agents dial (default 127.0.0.1:0).
+	AgentListen string
+	// AgentsElsewhere waits for Agents agents started by hand (geolab
+	// agent --controller) instead of starting them as local processes.
+	AgentsElsewhere bool
+	// Version is this geolab build: agents of another build are refused
+	// (default "dev", the version of a geolab built without -ldflags).
+	Version string
 }
 
 // Outcome is what a run produced.
@@ -71,6 +84,8 @@ type Outcome struct {
 	Errors []string
 	// InspectErr is what Options.Inspect returned.
 	InspectErr error
+	// Agents are the workload agents' clocks (none without agents).
+	Agents []history.AgentClock
 }
 
 // Passed reports whether every expectation held.
@@ -108,8 +123,15 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
+	}
+	if procs := max(1, opts.Agents); (sc.Workload.Clients+procs-1)/procs > workload.MaxClients {
+		return nil, fmt.Errorf("run %s: %d clients in %d process(es) is more than the %d one process drives: run them in %d workload agents or more (docs/agents.md)",
+			sc.Name, sc.Workload.Clients, procs, workload.MaxClients, (sc.Workload.Clients+workload.MaxClients-1)/workload.MaxClients)
 	}
 	plan := workload.NewPlan(sc.Workload, sc.Topology, seed)
 	out := &Outcome{Dir: opts.OutDir, Seed: seed, Digest: Digest(plan, sc)}
@@ -124,7 +146,14 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	defer l.Close()
 
 	histPath := filepath.Join(opts.OutDir, "history.jsonl")
-	hf, err := os.Create(histPath)
+	ownPath := histPath // the controller's own records (with agents: merged into histPath at the end)
+	if opts.Agents > 0 {
+		if err := os.MkdirAll(filepath.Join(opts.OutDir, "agents"), 0o755); err != nil {
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		ownPath = filepath.Join(opts.OutDir, "agents", "controller.history.jsonl")
+	}
+	hf, err := os.Create(ownPath)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -155,9 +184,32 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		}
 	})
 
-	wl, err := workload.Start(ctx, sc.Workload, plan, l, hist, seed)
+	share := workload.Whole(plan)
+	var ag *agents
+	if opts.Agents > 0 {
+		if ag, err = startAgents(sc, opts, plan, l, meta, seed, out.Digest); err != nil {
+			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+		}
+		defer ag.kill()
+		share = workload.Share{Probes: true, Fence: true}
+	}
+	wl, err := workload.StartShare(ctx, sc.Workload, plan, l, hist, seed, share)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+	}
+	progress := wl.Progress
+	var agentsFailed <-chan struct{}
+	if ag != nil {
+		defer wl.Close()
+		if err := ag.join(ctx, opts); err != nil {
+			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+		}
+		agentsFailed = ag.ctrl.Failed()
+		progress = func() workload.Progress {
+			p := ag.ctrl.Progress()
+			p.Probes = len(plan.Probes)
+			return p
+		}
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -165,10 +217,20 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	go func() { defer bg.Done(); sampleLag(sampleCtx, l, hist) }()
 	if opts.Progress != nil {
 		bg.Add(1)
-		go func() { defer bg.Done(); showProgress(sampleCtx, opts.Progress, wl, l, sc.Workload.Duration) }()
+		go func() { defer bg.Done(); showProgress(sampleCtx, opts.Progress, progress, l, sc.Workload.Duration) }()
 	}
 
 	start := time.Now()
+	if ag != nil {
+		// Half a second ahead, so that every agent has the start before it
+		// comes, however far away.
+		start = start.Add(agentStartLead)
+		if err := ag.ctrl.Start(start); err != nil {
+			stopSampling()
+			bg.Wait()
+			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+		}
+	}
 	wl.StartChurn(ctx, start)
 	wl.StartFence(ctx, start)
 	bg.Add(1)
@@ -178,13 +240,30 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		select {
 		case <-time.After(d): // the end of the scenario's publishing window
 		case <-ctx.Done():
+		case <-agentsFailed:
 		}
+	}
+	if ag != nil && ag.ctrl.Err() != nil {
+		stopSampling()
+		bg.Wait()
+		return nil, fmt.Errorf("run %s: %w", sc.Name, ag.ctrl.Err())
 	}
 	if err := l.Heal(); err != nil {
 		note("heal at the end of publishing: %v", err)
 	}
 	if err := wl.Quiesce(ctx, time.Second); err != nil {
 		note("%v", err)
+	}
+	if ag != nil {
+		notes, err := ag.ctrl.Quiesce(ctx, sc.Workload.Quiesce+time.Minute)
+		if err != nil {
+			stopSampling()
+			bg.Wait()
+			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+		}
+		for _, n := range notes {
+			note("%s", n)
+		}
 	}
 	for _, n := range wl.ChurnNotes() {
 		note("churn: %s", n)
@@ -219,6 +298,12 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	if err := hf.Close(); err != nil {
 		return nil, fmt.Errorf("run: history: %w", err)
 	}
+	if ag != nil {
+		if err := ag.merge(ctx, histPath, ownPath, meta, l.Started(), sc.Workload.Quiesce); err != nil {
+			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+		}
+		ag.close()
+	}
 	_ = l.Close()
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, "\nchecking %s …\n", histPath)
@@ -232,7 +317,8 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	addLabCounts(out.Result, inv)
 	addFence(out.Result, fence)
 	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
-		Started: started, Command: opts.Command, Result: out.Result}
+		Started: started, Command: opts.Command, Result: out.Result, Agents: h.Meta.Agents}
+	out.Agents = h.Meta.Agents
 	for _, e := range sc.Expect {
 		o := expect.Evaluate(e, out.Result)
 		out.Outcomes = append(out.Outcomes, o)
@@ -427,7 +513,7 @@ func Digest(p *workload.Plan, sc *scenario.Scenario) string {
 
 // showProgress prints one line a second: time, connections, publishes,
 // deliveries and active faults.
-func showProgress(ctx context.Context, w io.Writer, wl *workload.Runner, l *lab.Lab, total time.Duration) {
+func showProgress(ctx context.Context, w io.Writer, progress func() workload.Progress, l *lab.Lab, total time.Duration) {
 	start := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -437,7 +523,7 @@ func showProgress(ctx context.Context, w io.Writer, wl *workload.Runner, l *lab.
 			return
 		case <-t.C:
 		}
-		p := wl.Progress()
+		p := progress()
 		faults := ""
 		for _, f := range l.Faults().List() {
 			faults += " [" + f.ID + " " + f.Spec.Kind + " " + f.Target + "]"

@@ -170,7 +170,9 @@ func (r *Runner) StartChurn(ctx context.Context, start time.Time) {
 	r.mu.Unlock()
 	per := map[int][]ChurnEvent{}
 	for _, e := range r.plan.Churn {
-		per[e.Client] = append(per[e.Client], e)
+		if r.owned[e.Client] {
+			per[e.Client] = append(per[e.Client], e)
+		}
 	}
 	var workers sync.WaitGroup
 	for i, events := range per {

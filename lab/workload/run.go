@@ -51,6 +51,9 @@ type Runner struct {
 	sweeps  []*sweep         // one per probe
 	fence   *fence           // the fence probe (nil: none)
 	payload map[string]string
+	owned   []bool // owned[i]: plan client i runs here (Share)
+	nOwned  int    // how many clients run here
+	planned int64  // publishes of the clients that run here
 
 	sent, acked, failed, delivered, reconnects, notRecovered, late atomic.Int64
 	left, rejoined, dropped                                        atomic.Int64
@@ -65,21 +68,75 @@ type Runner struct {
 	churnNoted                                                     int      // how many in all
 }
 
+// Share is the part of a plan one Runner plays: the plan's clients by
+// index, and whether it runs the leak probes and the fence probe. A run
+// split over workload agents (docs/agents.md) gives each agent a share of
+// the clients and keeps the probes on the controller; every share plays its
+// clients exactly as a Runner of the whole plan would (the same dial
+// order, random streams, publishes and churn).
+type Share struct {
+	Clients []int // indexes into Plan.Clients
+	Probes  bool  // the leak probes
+	Fence   bool  // the fence probe
+}
+
+// Whole is the share of every client and probe of plan: what Start plays.
+func Whole(plan *Plan) Share {
+	s := Share{Probes: true, Fence: true}
+	for i := range plan.Clients {
+		s.Clients = append(s.Clients, i)
+	}
+	return s
+}
+
 // Start connects every client and leak probe of plan (at most 32 dials at
 // once), each through env's resolver, and subscribes it to its rooms (live:
 // no since). Every frame and state change goes to hist. On error the
 // clients started are closed.
 func Start(ctx context.Context, spec Spec, plan *Plan, env Env, hist *history.Writer, seed int64) (*Runner, error) {
+	return StartShare(ctx, spec, plan, env, hist, seed, Whole(plan))
+}
+
+// StartShare is Start for the share's clients and probes only: the other
+// clients of plan are not dialled, and their publishes and churn are not
+// played here. A share index outside the plan is an error.
+func StartShare(ctx context.Context, spec Spec, plan *Plan, env Env, hist *history.Writer, seed int64, share Share) (*Runner, error) {
 	spec.Defaults()
+	if !share.Probes {
+		plan = planWithoutProbes(plan, share.Fence)
+	} else if !share.Fence && plan.Fence != nil {
+		p := *plan
+		p.Fence = nil
+		plan = &p
+	}
 	r := &Runner{spec: spec, plan: plan, hist: hist, clients: make([]*client.Client, len(plan.Clients)),
 		live: make([]*live, len(plan.Clients)), probes: make([]*client.Client, len(plan.Probes)), sweeps: make([]*sweep, len(plan.Probes)),
-		payload: map[string]string{"pad": strings.Repeat("x", max(spec.PayloadBytes-10, 0))}}
+		payload: map[string]string{"pad": strings.Repeat("x", max(spec.PayloadBytes-10, 0))},
+		owned:   make([]bool, len(plan.Clients))}
+	for _, i := range share.Clients {
+		if i < 0 || i >= len(plan.Clients) {
+			return nil, fmt.Errorf("workload: share: client index %d outside the plan's %d clients", i, len(plan.Clients))
+		}
+		if r.owned[i] {
+			return nil, fmt.Errorf("workload: share: client index %d given twice", i)
+		}
+		r.owned[i] = true
+		r.nOwned++
+	}
+	for _, p := range plan.Publishes {
+		if r.owned[p.Client] {
+			r.planned++
+		}
+	}
 	sem := make(chan struct{}, 32)
 	n := len(plan.Clients)
 	errs := make([]error, n+len(plan.Probes))
 	var wg sync.WaitGroup
 	for i := range plan.Clients {
 		r.live[i] = newLive()
+		if !r.owned[i] {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -215,6 +272,9 @@ func (r *Runner) Publish(ctx context.Context, start time.Time) {
 		go func() { r.inflight.Wait(); cancel() }()
 	}()
 	for _, p := range r.plan.Publishes {
+		if !r.owned[p.Client] {
+			continue
+		}
 		if d := time.Until(start.Add(p.At)); d > 0 {
 			select {
 			case <-time.After(d): // the schedule's clock, not a synchronisation
@@ -284,7 +344,8 @@ func (r *Runner) Quiesce(ctx context.Context, settle time.Duration) error {
 	return nil
 }
 
-// Clients are the running clients, in plan order.
+// Clients are the running clients, in plan order (nil for a client of
+// another share).
 func (r *Runner) Clients() []*client.Client { return r.clients }
 
 // Probes are the running leak probes, in plan order.
@@ -318,11 +379,12 @@ func (r *Runner) ChurnNotes() []string {
 	return out
 }
 
-// churnCount is how many churn events of kind the plan has.
+// churnCount is how many churn events of kind the plan has for the clients
+// that run here.
 func (r *Runner) churnCount(kind ChurnKind) int {
 	n := 0
 	for _, e := range r.plan.Churn {
-		if e.Kind == kind {
+		if e.Kind == kind && r.owned[e.Client] {
 			n++
 		}
 	}
@@ -334,7 +396,7 @@ func (r *Runner) Progress() Progress {
 	r.mu.Lock()
 	last := r.lastErr
 	r.mu.Unlock()
-	return Progress{Clients: len(r.clients), Connected: int(r.connected.Load()), Scheduled: int64(len(r.plan.Publishes)),
+	return Progress{Clients: r.nOwned, Connected: int(r.connected.Load()), Scheduled: r.planned,
 		Sent: r.sent.Load(), Acked: r.acked.Load(), Failed: r.failed.Load(), Delivered: r.delivered.Load(),
 		Reconnects: r.reconnects.Load(), NotRecovered: r.notRecovered.Load(), Late: r.late.Load(), LastError: last,
 		PublishingDone: r.pubDone.Load(), Quiescence: r.quiet.Load(), Probes: len(r.probes),
@@ -362,4 +424,15 @@ func (r *Runner) Close() {
 		}
 	}
 	wg.Wait()
+}
+
+// planWithoutProbes is plan with no leak probes (and no fence probe unless
+// fence): a share that leaves the probes to another Runner.
+func planWithoutProbes(plan *Plan, fence bool) *Plan {
+	p := *plan
+	p.Probes = nil
+	if !fence {
+		p.Fence = nil
+	}
+	return &p
 }

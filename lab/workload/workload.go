@@ -75,11 +75,15 @@ type Burst struct {
 	Within time.Duration `yaml:"within" json:"within"`
 }
 
-// Limits keep a workload within what one machine can drive.
+// Limits keep a workload within what one machine can drive. MaxClients is
+// what one process drives; a plan may hold up to MaxPlanClients when its
+// clients run in workload agents, at most MaxClients each (lab/run checks
+// it, docs/agents.md).
 const (
-	MaxClients   = 2000
-	MaxPublishes = 500_000
-	MaxPayload   = 64 << 10
+	MaxClients     = 2000
+	MaxPlanClients = 100_000
+	MaxPublishes   = 500_000
+	MaxPayload     = 64 << 10
 )
 
 // Defaults fills what a spec left out.
@@ -107,8 +111,8 @@ func (s *Spec) Defaults() {
 // Validate names the first field that is wrong.
 func (s *Spec) Validate() error {
 	switch {
-	case s.Clients < 1 || s.Clients > MaxClients:
-		return fmt.Errorf("clients: want 1..%d, got %d", MaxClients, s.Clients)
+	case s.Clients < 1 || s.Clients > MaxPlanClients:
+		return fmt.Errorf("clients: want 1..%d (more than %d need workload agents, %d each), got %d", MaxPlanClients, MaxClients, MaxClients, s.Clients)
 	case s.FederatedRooms < 0 || s.LocalRooms < 0:
 		return fmt.Errorf("federated_rooms and local_rooms must not be negative")
 	case s.FederatedRooms+s.LocalRooms == 0:

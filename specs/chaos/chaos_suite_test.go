@@ -42,7 +42,7 @@ var _ = BeforeSuite(func() {
 // guarantees maps each label to the guarantees its specs prove.
 var guarantees = map[string]string{
 	"ordering": "G1 G2", "dedup": "G3 G4", "resubscribe": "G5", "failover": "G6 G8 G11",
-	"partition": "G7", "amplification": "G9", "slow-consumer": "G10",
+	"partition": "G7", "amplification": "G9", "slow-consumer": "G10", "agents": "G7",
 }
 
 // The summary table per guarantee, printed at the end and written to

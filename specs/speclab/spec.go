@@ -46,6 +46,9 @@ type Spec struct {
 	Inspect func(ctx context.Context, l *lab.Lab) error
 	// Steps are the faults of the timeline (At).
 	Steps []Step
+	// Agents, above 0, runs the clients in that many local workload agent
+	// processes (docs/agents.md) instead of the spec's process.
+	Agents int
 }
 
 // Scenario builds and validates the scenario s stands for. Its one
@@ -83,6 +86,7 @@ func (s Spec) Run(ctx context.Context) (*run.Outcome, error) {
 		Lab:     LabOptions(s.GatewayArgs...),
 		Inspect: s.Inspect,
 		Command: "make chaos (spec " + sc.Name + ")",
+		Agents:  s.Agents,
 	})
 }
 
