@@ -254,16 +254,28 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 			floors[o] = floor{epoch: snap.Epochs[o], oseq: q}
 		}
 		// An origin of another region that the client names, with its
-		// epoch, and the region holds nothing of now (it lost its data):
-		// what the client has of it stays its floor. The region's bridge,
-		// its checkpoint lost too, may apply those events again; admit
-		// drops them, sends what follows, and announces another epoch.
-		// Origins the snapshot names start from its positions, and the
-		// region's own origin is never kept: its lost life is over.
+		// epoch, and the region holds nothing of now (it lost its data),
+		// or holds less of in that same epoch (its bridge, its checkpoint
+		// lost too, is applying the origin's outbox again from the start):
+		// what the client has of it stays its floor. The bridge's
+		// re-applied events up to it are dropped by admit, what follows is
+		// sent, and another epoch is announced. An origin the region
+		// holds, at the client's position in the answer: live delivery
+		// starts after it. Other origins start from the snapshot's
+		// positions, and the region's own origin is never kept: its lost
+		// life is over.
 		for o, q := range f.Since {
-			_, have := snap.Seq[o]
-			if ep := f.Epochs[o]; ep != "" && o != c.srv.cfg.Region && !have && q > 0 {
+			cur, have := snap.Seq[o]
+			ep := f.Epochs[o]
+			if ep == "" || o == c.srv.cfg.Region || q == 0 {
+				continue
+			}
+			switch {
+			case !have:
 				floors[o] = floor{epoch: ep, oseq: q}
+			case snap.Epochs[o] == ep && q > cur:
+				floors[o] = floor{epoch: ep, oseq: q}
+				ack.Position[o] = q
 			}
 		}
 	}

@@ -197,3 +197,81 @@ func TestResumeAfterRegionLostDataAnnouncesAnotherEpochOfFederatedOrigin(t *test
 		t.Fatalf("after the resume the client got %d frames, want epoch_changed for us-west then its new oseq 1", len(got))
 	}
 }
+
+// TestResumeWhileTheBridgeReappliesDropsWhatTheClientHad: as
+// TestResumeAfterRegionLostDataDropsReappliedFederatedEvents, but us-east's
+// bridge has already re-applied us-west 1 when the client resumes with
+// us-west 3 (found by geolab explore: 205 events sent twice). The answer
+// (recovered:false, us-east's own epoch lost) names us-west at the client's
+// position 3, not the region's 1, and the re-applied 2..3 are not sent again.
+func TestResumeWhileTheBridgeReappliesDropsWhatTheClientHad(t *testing.T) {
+	ctx := context.Background()
+	federate := func(c *gateway.Config) { c.Federate = []string{"tenant:*"} }
+	east, west := redistest.Start(t), redistest.Start(t)
+	room := "tenant:1"
+	gwEast := startGateway(t, east.Addr(), "us-east", "gw-e1", federate)
+	gwWest := startGateway(t, west.Addr(), "us-west", "gw-w1", federate)
+	bEast := broker.New(east.Client(), "us-east", broker.DefaultHistory())
+	l := &lostData{west: west}
+	apply := func(v map[string]any) string {
+		q, _ := strconv.ParseUint(v["q"].(string), 10, 64)
+		res, err := bEast.Apply(ctx, broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
+			Oseq: q, Epoch: v["e"].(string), Frame: []byte(v["f"].(string))})
+		if err != nil {
+			t.Fatalf("apply us-west oseq %d in us-east: %v", q, err)
+		}
+		return res.Status
+	}
+	pubEast, pubWest := newClient(t, gwEast.Addr(), "pe"), newClient(t, gwWest.Addr(), "pw")
+	c := newClient(t, gwEast.Addr(), "c")
+	c.Subscribe(room, nil, nil)
+	for i := 1; i <= 3; i++ {
+		if a := pubWest.Publish(room, msgID("w", i), i); a.Type != "ack" {
+			t.Fatalf("publish w-%d in us-west: %+v", i, a)
+		}
+		pubEast.Publish(room, msgID("e", i), i)
+	}
+	for _, v := range l.westOutbox(t) {
+		apply(v)
+	}
+	had := c.Collect(6, 5*time.Second)
+	if len(had) != 6 {
+		t.Fatalf("the client got %d of 6 messages before the loss", len(had))
+	}
+	since, epochs := protocol.Positions{}, protocol.Epochs{}
+	for _, m := range had {
+		since[m.Origin], epochs[m.Origin] = max(since[m.Origin], m.Oseq), m.Epoch
+	}
+	c.Close()
+
+	if err := east.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	outbox := l.westOutbox(t)
+	if st := apply(outbox[0]); st != "ok" { // the bridge starts over: us-west 1
+		t.Fatalf("re-applying us-west 1: %s", st)
+	}
+	r := newClient(t, gwEast.Addr(), "c")
+	s := r.Subscribe(room, since, epochs)
+	if s.Recovered || s.Reason != protocol.ReasonEpochChanged || s.Position["us-west"] != 3 || s.Epochs["us-west"] != epochs["us-west"] {
+		t.Fatalf("resume while us-west is re-applied: %+v, want recovered:false epoch_changed naming us-west at the client's 3", s)
+	}
+	if _, named := s.Position["us-east"]; named {
+		t.Fatalf("resume answer names us-east, whose life here was lost: %+v", s)
+	}
+	if a := pubWest.Publish(room, msgID("w", 4), 4); a.Type != "ack" || a.Oseq != 4 {
+		t.Fatalf("publish w-4 in us-west: %+v", a)
+	}
+	for _, v := range l.westOutbox(t)[1:] {
+		apply(v)
+	}
+	got := r.Collect(1, 5*time.Second)
+	if len(got) != 1 || got[0].Origin != "us-west" || got[0].Oseq != 4 {
+		logFrames(t, got)
+		t.Fatalf("after the resume the client got %d messages, want us-west 4 alone", len(got))
+	}
+	if extra := r.Collect(1, 300*time.Millisecond); len(extra) != 0 {
+		logFrames(t, extra)
+		t.Fatal("a message after us-west 4: re-applied events sent again")
+	}
+}
