@@ -67,6 +67,7 @@ package check
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -174,8 +175,18 @@ type roomState struct {
 	pendingLive bool       // a subscribe without since awaits its answer
 	pendingAsk  *resumeAsk // a subscribe with since awaits its answer
 	recFalseI   int        // index of the last recovered:false subscribed; -1
-	announced   []announcement
-	origins     []originSeq
+	// liveAt is 1 + the history index of the answer to the live subscribe
+	// (no since) the room's current subscription started with, 0 when it
+	// started with a resume; livePos and liveEp are that answer's position
+	// and epochs: live delivery starts after them.
+	liveAt  int
+	livePos map[string]uint64
+	liveEp  map[string]string
+	// again: the events given again live in the current subscription
+	// (live_redeliveries); a further copy of one is a duplicate.
+	again     map[int32]bool
+	announced []announcement
+	origins   []originSeq
 }
 
 type clientState struct {
@@ -547,6 +558,11 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	if rs.pendingLive {
 		rs.pendingLive = false
 		rs.origins = rs.origins[:0]
+		var f subscribedFields
+		_ = json.Unmarshal(e.Raw, &f)
+		rs.liveAt, rs.livePos, rs.liveEp, rs.again = i+1, f.Position, f.Epochs, nil
+	} else if ask != nil {
+		rs.liveAt, rs.livePos, rs.liveEp, rs.again = 0, nil, nil, nil
 	}
 	rs.pendingAsk = nil
 	if !e.Recovered {
@@ -628,6 +644,10 @@ func (c *checker) message(cs *clientState, e *history.Event, i int) {
 					cs.name, e.ID, e.Room, e.Origin, e.Oseq, sec(e.T), e.Conn, c.regions.name(recv), e.Room, e.Origin)})
 		}
 	}
+	if cs.received.has(evi) && c.liveRedelivery(cs, cs.room(room), e, evi) {
+		c.res.Counts.LiveRedeliveries++
+		return
+	}
 	if cs.received.has(evi) {
 		c.res.Counts.Duplicated++
 		if c.wantExample("duplicated") {
@@ -698,6 +718,39 @@ func (c *checker) arrivedBy(evi, region int32, t int64) bool {
 
 // firstCopy says where a client first had an event (for a duplicate's
 // example).
+// liveRedelivery reports whether a second copy of event evi is one the
+// client asked for without knowing: its room's current subscription is a
+// live one (no since), started after the first copy came, and the event
+// follows that answer's position for its origin (another epoch, or an
+// origin the answer does not name, follows too). The client told the
+// region nothing of what it had; a region behind on the event's origin
+// then delivers it live, as the protocol says (live_redeliveries, not G3).
+func (c *checker) liveRedelivery(cs *clientState, rs *roomState, e *history.Event, evi int32) bool {
+	if rs.liveAt == 0 || rs.again[evi] {
+		return false
+	}
+	first := -1
+	ev := &c.events[evi]
+	for _, i := range cs.deliveries {
+		if f := &c.h.Events[i]; f.ID == ev.id && f.Room == c.rooms.name(ev.room) {
+			first = int(i)
+			break
+		}
+	}
+	if first < 0 || first >= rs.liveAt-1 {
+		return false
+	}
+	pos, named := rs.livePos[e.Origin]
+	if named && (rs.liveEp[e.Origin] == "" || e.Epoch == "" || rs.liveEp[e.Origin] == e.Epoch) && e.Oseq <= pos {
+		return false
+	}
+	if rs.again == nil {
+		rs.again = map[int32]bool{}
+	}
+	rs.again[evi] = true
+	return true
+}
+
 func (c *checker) firstCopy(cs *clientState, evi int32) string {
 	ev := &c.events[evi]
 	for _, i := range cs.deliveries {

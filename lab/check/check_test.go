@@ -208,6 +208,41 @@ func TestDuplicated(t *testing.T) {
 	}
 }
 
+// TestLiveRedeliveries: a client that left a room and subscribed again
+// live (no since) while its region was behind is given again, live, events
+// it had: counted as live_redeliveries, not duplicated. A second copy in
+// the same subscription, at or below the live answer's position, or after
+// a resume is still duplicated (the loophole stays closed).
+func TestLiveRedeliveries(t *testing.T) {
+	w := newWorld()
+	w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 40 * ms})
+	w.publish(w.a, 110*ms, "tenant:1", "2", "us-east", 2, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 40 * ms})
+	w.publish(w.a, 120*ms, "tenant:1", "3", "us-east", 3, map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 40 * ms})
+	// c leaves and comes back live; eu-west answers it is at us-east 1
+	// (behind), then delivers 2 and 3 again: live, after its position.
+	w.c.Unsubscribe(200*ms, "tenant:1")
+	w.c.Subscribe(300*ms, "tenant:1")
+	w.c.SubscribedAt(301*ms, "tenant:1", true, "", `{"us-east":1}`, `{"us-east":"e1"}`)
+	w.c.Message(310*ms, "tenant:1", "ev-2", "us-east", 2, "e1")
+	w.c.Message(311*ms, "tenant:1", "ev-3", "us-east", 3, "e1")
+	w.c.Message(312*ms, "tenant:1", "ev-3", "us-east", 3, "e1") // a second copy in this subscription: duplicated
+	// d leaves and comes back live at us-east 3: ev-1 again is at or below
+	// the answer's position, a duplicate.
+	w.d.Unsubscribe(200*ms, "tenant:1")
+	w.d.Subscribe(300*ms, "tenant:1")
+	w.d.SubscribedAt(301*ms, "tenant:1", true, "", `{"us-east":3}`, `{"us-east":"e1"}`)
+	w.d.Message(310*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+	// bb resumes with since after a drop: what it had, again, is duplicated.
+	w.bb.Disconnect(200 * ms)
+	w.bb.Connect(250*ms, "us-east", "gw-2")
+	w.bb.ResumeFrom(251*ms, "tenant:1", `{"us-east":1}`, `{"us-east":"e1"}`)
+	w.bb.SubscribedAt(252*ms, "tenant:1", true, "", `{"us-east":3}`, `{"us-east":"e1"}`)
+	w.bb.Message(260*ms, "tenant:1", "ev-2", "us-east", 2, "e1")
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 3, "delivered": 12, "live_redeliveries": 2, "duplicated": 3,
+		"disconnects": 1, "failover_unfinished": 1}) // bb did not resubscribe local:1
+}
+
 func TestPerOriginOrder(t *testing.T) {
 	w := newWorld()
 	msg := func(t time.Duration, oseq uint64, epoch string) {
