@@ -37,7 +37,7 @@ var _ = Describe("G10 slow consumers", Label("slow-consumer"), func() {
 		// The slow probe (before the timeline, on the same gateway) is cut
 		// too: the five slow clients are what is left of the metric.
 		Expect(c.SlowConsumersCut).To(Equal(1), "the slow probe's connection was not cut with 4001")
-		Expect(cut-float64(c.SlowConsumersCut)).To(BeNumerically(">=", 5))
+		Expect(cut - float64(c.SlowConsumersCut)).To(BeNumerically(">=", 5))
 		speclab.ExpectClean(c, 5000)
 		Expect(c.Disconnects).To(BeZero(), "a client that kept reading was disconnected")
 		p99, err := out.Result.Value("intra_region_p99")
