@@ -404,6 +404,9 @@ func runSlow(ctx context.Context, plan *SlowPlan, env Env, limits GatewayLimits)
 			}
 		}
 	}
+	if ctx.Err() != nil {
+		return fail("interrupted: %v", ctx.Err())
+	}
 	seen.witness, _ = w.count()
 	readSlow(sws, plan.Room, n, &seen)
 	// The witness, held up, goes on once the slow connection read: wait for
