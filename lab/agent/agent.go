@@ -251,6 +251,12 @@ func (e env) Token(sub string, _, _ []string, _ time.Duration) (string, error) {
 
 func (e env) Endpoints(home, region string) []string { return nil } // the fence probe runs on the controller
 
+// GatewayAddr is never asked of an agent: the slow probe runs on the
+// controller, as the fence probe does.
+func (e env) GatewayAddr(region, node string) (string, error) {
+	return "", fmt.Errorf("agent: the slow probe runs on the controller, not in an agent")
+}
+
 // play runs the assignment: clock, clients, the run, the history.
 func (a *agentRun) play(ctx context.Context, as *Assignment) error {
 	before, err := a.sample(ctx, a.opts.ClockSamples)

@@ -107,6 +107,14 @@ type Counts struct {
 	// SessionsFenced: 1 when the fence probe's holder was closed with 4003
 	// after the takeover (G11 exercised and held), else 0.
 	SessionsFenced int `json:"sessions_fenced"`
+	// SlowConsumersNotCut: the slow probe's connection, which read nothing
+	// while its room was flooded past what the gateway may hold for it,
+	// was not closed with 4001, and the gateway held the others up or
+	// gave it every message (G10): 1 or 0.
+	SlowConsumersNotCut int `json:"slow_consumers_not_cut"`
+	// SlowConsumersCut: 1 when the slow probe's connection was closed with
+	// 4001 (G10 exercised and held), else 0.
+	SlowConsumersCut int `json:"slow_consumers_cut"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -123,7 +131,7 @@ var violationCounts = []struct{ name, guarantee string }{
 	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
 	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
 	{"history_duplicates", "G3"}, {"extra_events", "G4"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
-	{"sessions_not_fenced", "G11"},
+	{"sessions_not_fenced", "G11"}, {"slow_consumers_not_cut", "G10"},
 }
 
 // ViolationNames lists the counts Violations looks at.
@@ -247,7 +255,7 @@ var Metrics = []string{
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
 	"history_duplicates", "extra_events", "retries_overtaken", "outbox_echoes", "pattern_subscriptions",
-	"sessions_not_fenced", "sessions_fenced", "duration",
+	"sessions_not_fenced", "sessions_fenced", "slow_consumers_not_cut", "slow_consumers_cut", "duration",
 	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
@@ -354,6 +362,10 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.SessionsNotFenced), true
 	case "sessions_fenced":
 		return float64(c.SessionsFenced), true
+	case "slow_consumers_not_cut":
+		return float64(c.SlowConsumersNotCut), true
+	case "slow_consumers_cut":
+		return float64(c.SlowConsumersCut), true
 	case "duration":
 		return r.Duration, true
 	}

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/check"
@@ -211,6 +212,16 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 			return p
 		}
 	}
+	// The slow probe goes first, before the timeline starts: no fault can
+	// take it, and it holds nothing of the workload up (it publishes into a
+	// room of its own).
+	slow := wl.SlowProbe(ctx, gatewayLimits(gwArgs))
+	if slow.Outcome == workload.SlowUnjudged {
+		note("slow probe not judged: %s", slow.Detail)
+	}
+	if opts.Progress != nil && slow.Outcome != workload.SlowNotPlanned {
+		fmt.Fprintf(opts.Progress, "slow probe: %s in %s: %s\n", slow.Outcome, slow.Took.Round(time.Millisecond), slow.Detail)
+	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Add(1)
@@ -281,7 +292,11 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 		}
 	}
 	// The lab itself, for what no client sees (docs/checker.md, "Lab counts").
-	inv, invErr := invariant.Check(ctx, l, invariant.Options{PatternMode: patternMode(gwArgs)})
+	iopts := invariant.Options{PatternMode: patternMode(gwArgs)}
+	if plan.Slow != nil {
+		iopts.LabRooms = []string{plan.Slow.Room}
+	}
+	inv, invErr := invariant.Check(ctx, l, iopts)
 	if invErr != nil {
 		note("lab counts: %v", invErr)
 	}
@@ -316,6 +331,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	out.Result = check.Check(h, check.Options{})
 	addLabCounts(out.Result, inv)
 	addFence(out.Result, fence)
+	addSlow(out.Result, slow)
 	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
 		Started: started, Command: opts.Command, Result: out.Result, Agents: h.Meta.Agents}
 	out.Agents = h.Meta.Agents
@@ -414,6 +430,53 @@ func addFence(r *check.Result, f workload.FenceResult) {
 		r.Counts.SessionsNotFenced = 1
 		r.Examples["sessions_not_fenced"] = append(r.Examples["sessions_not_fenced"], check.Example{Text: f.Detail})
 	}
+}
+
+// addSlow puts the slow probe's verdict into r (G10).
+func addSlow(r *check.Result, s workload.SlowResult) {
+	if s.Outcome == workload.SlowCut {
+		r.Counts.SlowConsumersCut = 1
+	}
+	if s.Outcome == workload.SlowNotCut {
+		r.Counts.SlowConsumersNotCut = 1
+		if r.Examples == nil {
+			r.Examples = map[string][]check.Example{}
+		}
+		r.Examples["slow_consumers_not_cut"] = append(r.Examples["slow_consumers_not_cut"], check.Example{Room: s.Plan.Room, Text: s.Detail})
+	}
+}
+
+// gatewayLimits are the send queue and send buffer gateways started with
+// args have (the last --send-queue and --send-buffer, as the flag package
+// takes them, else the gateway's defaults), which size the slow probe's
+// flood. A value that does not parse leaves the default: the gateway would
+// refuse it and not start.
+func gatewayLimits(args []string) workload.GatewayLimits {
+	d := gateway.DefaultConfig()
+	l := workload.GatewayLimits{SendQueue: d.SendQueue, SendBuffer: d.SendBuffer}
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name != "send-queue" && name != "send-buffer" {
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				break
+			}
+			i++
+			val = args[i]
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			continue
+		}
+		if name == "send-queue" {
+			l.SendQueue = n
+		} else {
+			l.SendBuffer = n
+		}
+	}
+	return l
 }
 
 // playTimeline injects each step at its offset from start.

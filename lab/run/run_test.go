@@ -190,3 +190,46 @@ func resumedAfter(evs []history.Event, conn int64) bool {
 	}
 	return false
 }
+
+// TestSlowProbeOnARealLab: on real gateways with their default send queue,
+// the slow probe's connection is cut with 4001 (slow_consumers_cut 1), and
+// the lab's own flood into the probe's room is no client's publish: the
+// run has no extra_events and no note.
+func TestSlowProbeOnARealLab(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a lab")
+	}
+	wl := workload.Spec{Clients: 2, FederatedRooms: 1, PublishRate: 5, Duration: 2 * time.Second, Quiesce: 10 * time.Second}
+	wl.Defaults()
+	if err := wl.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := expect.Parse("lost == 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &scenario.Scenario{Name: "slow-probe", Topology: harness.Topology(t, "single-region"), Seed: 3, Workload: wl,
+		Expect: []expect.Expectation{lost}}
+	if p := workload.NewPlan(sc.Workload, sc.Topology, sc.Seed); p.Slow == nil {
+		t.Fatal("no slow probe planned on single-region")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := run.Scenario(ctx, sc, run.Options{OutDir: t.TempDir(), Lab: harness.Options(t, lab.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Errors) > 0 {
+		t.Errorf("run notes: %q", out.Errors)
+	}
+	c := out.Result.Counts
+	if c.SlowConsumersCut != 1 || c.SlowConsumersNotCut != 0 {
+		t.Errorf("slow_consumers_cut %d, slow_consumers_not_cut %d; want 1 and 0", c.SlowConsumersCut, c.SlowConsumersNotCut)
+	}
+	if c.ExtraEvents != 0 || c.Published == 0 {
+		t.Errorf("extra_events %d with %d published: the probe's flood counted as the clients' events", c.ExtraEvents, c.Published)
+	}
+	if v := out.Result.Violations(); len(v) != 0 {
+		t.Errorf("violations %+v, want none", v)
+	}
+}

@@ -31,7 +31,8 @@ func (s *Spec) LeakProbesOn(topo *topology.Topology) bool {
 
 // ValidateFor names what is wrong with s over topo beyond Validate: leak
 // probes asked for on a topology with one region, a fence probe on one
-// without two federating regions.
+// without two federating regions, a slow probe where every region
+// federates its room.
 func (s *Spec) ValidateFor(topo *topology.Topology) error {
 	if s.LeakProbes != nil && *s.LeakProbes && len(topo.RegionNames()) < 2 {
 		return fmt.Errorf("leak_probes: true needs a topology of two regions or more (probes join the other regions' local rooms), %s has %d",
@@ -40,6 +41,10 @@ func (s *Spec) ValidateFor(topo *topology.Topology) error {
 	if s.FenceProbe != nil && *s.FenceProbe && len(federating(topo)) < 2 {
 		return fmt.Errorf("fence_probe: true needs a topology with two regions that federate (a session taken over travels between their bridges), %s has %d",
 			topo.Name, len(federating(topo)))
+	}
+	if s.SlowProbe != nil && *s.SlowProbe && slowRegion(topo) == nil {
+		return fmt.Errorf("slow_probe: true needs a region that keeps its room local:REGION:slow-probe to itself, and every region of %s federates it",
+			topo.Name)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ type Env interface {
 	// Endpoints returns the gateway endpoints of region as a client living
 	// in home reaches them (the fence probe's fixed regions).
 	Endpoints(home, region string) []string
+	// GatewayAddr is a gateway's own address, not through a client link
+	// (the slow probe's connections).
+	GatewayAddr(region, node string) (string, error)
 }
 
 // Progress counts what a running workload has done so far.
@@ -50,6 +53,7 @@ type Runner struct {
 	probes  []*client.Client // plan.Probes
 	sweeps  []*sweep         // one per probe
 	fence   *fence           // the fence probe (nil: none)
+	env     Env
 	payload map[string]string
 	owned   []bool // owned[i]: plan client i runs here (Share)
 	nOwned  int    // how many clients run here
@@ -109,7 +113,7 @@ func StartShare(ctx context.Context, spec Spec, plan *Plan, env Env, hist *histo
 		p.Fence = nil
 		plan = &p
 	}
-	r := &Runner{spec: spec, plan: plan, hist: hist, clients: make([]*client.Client, len(plan.Clients)),
+	r := &Runner{spec: spec, plan: plan, hist: hist, env: env, clients: make([]*client.Client, len(plan.Clients)),
 		live: make([]*live, len(plan.Clients)), probes: make([]*client.Client, len(plan.Probes)), sweeps: make([]*sweep, len(plan.Probes)),
 		payload: map[string]string{"pad": strings.Repeat("x", max(spec.PayloadBytes-10, 0))},
 		owned:   make([]bool, len(plan.Clients))}
@@ -185,6 +189,17 @@ func (r *Runner) Fence(ctx context.Context) FenceResult {
 		return FenceResult{Outcome: FenceNotPlanned}
 	}
 	return r.fence.result(ctx, r.spec.Quiesce)
+}
+
+// SlowProbe runs the slow probe (before the timeline starts: no fault can
+// touch it) against gateways with limits and judges it; its Outcome is
+// SlowNotPlanned without a probe. It returns within about 20 seconds, in
+// well under one when the gateway cuts the slow connection.
+func (r *Runner) SlowProbe(ctx context.Context, limits GatewayLimits) SlowResult {
+	if r.plan.Slow == nil {
+		return SlowResult{Outcome: SlowNotPlanned}
+	}
+	return runSlow(ctx, r.plan.Slow, r.env, limits)
 }
 
 // dial connects cp, the i-th client of the run (plan clients, then probes:

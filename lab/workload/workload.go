@@ -66,6 +66,12 @@ type Spec struct {
 	// close the held connection with 4003 (G11, docs/scenarios.md). nil:
 	// on when the topology has two federating regions.
 	FenceProbe *bool `yaml:"fence_probe,omitempty" json:"fence_probe,omitempty"`
+	// SlowProbe, before the timeline starts, floods a room of its own in
+	// one region while a connection subscribed to it reads nothing: the
+	// gateway must cut that connection with 4001 and hold nobody else up
+	// (G10, docs/scenarios.md). nil: on when the topology has a region
+	// that keeps the probe's room to itself (every shipped one does).
+	SlowProbe *bool `yaml:"slow_probe,omitempty" json:"slow_probe,omitempty"`
 }
 
 // Burst is a spike of publishes.
@@ -164,6 +170,8 @@ type Plan struct {
 	Probes []ClientPlan
 	// Fence is the fence probe's plan (nil when it is off).
 	Fence *FencePlan `json:",omitempty"`
+	// Slow is the slow probe's plan (nil when it is off).
+	Slow *SlowPlan `json:",omitempty"`
 }
 
 // ClientPlan is one simulated user, or a leak probe.
@@ -228,6 +236,9 @@ func NewPlan(s Spec, topo *topology.Topology, seed int64) *Plan {
 	}
 	if s.FenceProbeOn(topo) {
 		p.Fence = planFence(s, topo)
+	}
+	if s.SlowProbeOn(topo) {
+		p.Slow = planSlow(topo)
 	}
 	return p
 }

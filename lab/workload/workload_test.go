@@ -224,3 +224,64 @@ func TestFenceProbePlan(t *testing.T) {
 		t.Errorf("fence_probe: true on three regions: %v", err)
 	}
 }
+
+// TestSlowProbePlan: the slow probe runs in the first region that keeps
+// its room to itself, on gw-1, flooded through gw-2 when the region has
+// two gateways; slow_probe: false has none; a region that federates
+// local:* is passed over, and slow_probe: true where every region does is
+// refused naming the field.
+func TestSlowProbePlan(t *testing.T) {
+	three, single := harness.Topology(t, "three-region"), harness.Topology(t, "single-region")
+	want := &workload.SlowPlan{Region: "us-east", Node: "gw-1", Publisher: "gw-2", Room: "local:us-east:slow-probe"}
+	if p := workload.NewPlan(spec(), three, 1); !reflect.DeepEqual(p.Slow, want) {
+		t.Errorf("three regions: slow = %+v, want %+v", p.Slow, want)
+	}
+	if p := workload.NewPlan(spec(), single, 1); !reflect.DeepEqual(p.Slow, want) {
+		t.Errorf("one region: slow = %+v, want %+v", p.Slow, want)
+	}
+	off := spec()
+	off.SlowProbe = new(bool)
+	if p := workload.NewPlan(off, three, 1); p.Slow != nil {
+		t.Errorf("slow_probe: false: slow %+v, want none", p.Slow)
+	}
+	leaky := *three
+	leaky.Regions = slices.Clone(three.Regions)
+	leaky.Regions[0].Federate = []string{"local:*"}
+	leaky.Regions[1].Gateways = 1
+	want = &workload.SlowPlan{Region: leaky.Regions[1].Name, Node: "gw-1", Publisher: "gw-1", Room: "local:" + leaky.Regions[1].Name + ":slow-probe"}
+	if p := workload.NewPlan(spec(), &leaky, 1); !reflect.DeepEqual(p.Slow, want) {
+		t.Errorf("first region federates local:*: slow = %+v, want %+v", p.Slow, want)
+	}
+	for i := range leaky.Regions {
+		leaky.Regions[i].Federate = []string{"*"}
+	}
+	if p := workload.NewPlan(spec(), &leaky, 1); p.Slow != nil {
+		t.Errorf("every region federates *: slow %+v, want none", p.Slow)
+	}
+	on := spec()
+	yes := true
+	on.SlowProbe = &yes
+	if err := on.ValidateFor(&leaky); err == nil || !strings.HasPrefix(err.Error(), "slow_probe:") {
+		t.Errorf("slow_probe: true where every region federates *: %v, want an error naming slow_probe", err)
+	}
+	if err := on.ValidateFor(single); err != nil {
+		t.Errorf("slow_probe: true on one region: %v", err)
+	}
+}
+
+// TestSlowFloodOverflowsWhatTheGatewayMayHold: the flood is the send queue,
+// a write batch and both socket buffers' worth of 4 KB messages (doubled,
+// as Linux doubles them), plus a tenth; exact for the gateway's defaults.
+func TestSlowFloodOverflowsWhatTheGatewayMayHold(t *testing.T) {
+	// 1024 + 64 + ceil((2×256 KiB + 2×4 KiB + 1 KiB) / 4 KiB) = 1088 + 131 = 1219; + 121.
+	if got := workload.SlowFlood(workload.GatewayLimits{SendQueue: 1024, SendBuffer: 256 << 10}); got != 1340 {
+		t.Errorf("default gateway: flood %d, want 1340", got)
+	}
+	// 64 + 64 + ceil((2×16 KiB + 9 KiB) / 4 KiB) = 128 + 11 = 139; + 32 (at least).
+	if got := workload.SlowFlood(workload.GatewayLimits{SendQueue: 64, SendBuffer: 16 << 10}); got != 171 {
+		t.Errorf("--send-queue 64 --send-buffer 16384: flood %d, want 171", got)
+	}
+	if auto, set := workload.SlowFlood(workload.GatewayLimits{SendQueue: 1024}), workload.SlowFlood(workload.GatewayLimits{SendQueue: 1024, SendBuffer: 256 << 10}); auto <= set {
+		t.Errorf("autotuned send buffer: flood %d, want more than with 256 KiB (%d)", auto, set)
+	}
+}
