@@ -421,7 +421,7 @@ func TestShardFailover(t *testing.T) {
 // runs one Redis is refused before it acts, naming the region's mode.
 func TestShardFaultsRefuseAStandaloneRegion(t *testing.T) {
 	l := harness.StartLab(t, "single-region.yaml", lab.Options{RedisOnly: true})
-	for _, kind := range []string{"shard-kill", "shard-failover"} {
+	for _, kind := range []string{"shard-kill", "shard-failover", "slot-migrate"} {
 		_, err := l.Inject(context.Background(), fault.Spec{Kind: kind, Regions: []string{"us-east"}})
 		if err == nil || !strings.Contains(err.Error(), "us-east runs one Redis (redis.mode standalone)") {
 			t.Errorf("%s on a standalone region: %v", kind, err)
