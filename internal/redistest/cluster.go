@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/geolab/geolab/internal/clusterslot"
 	"github.com/geolab/geolab/internal/redisproc"
 	"github.com/geolab/geolab/internal/wait"
 )
@@ -547,9 +548,10 @@ func (c *Cluster) waitNewPrimary(t TB, key string, old *ClusterNode) *ClusterNod
 
 // MigrateSlotOf moves key's slot, with every key in it, to the primary to
 // (which must be another primary), the way redis-cli --cluster reshard
-// does: CLUSTER SETSLOT IMPORTING on to, MIGRATING on the owner, MIGRATE of
-// the slot's keys in batches until none is left, then SETSLOT NODE on to,
-// on the owner and on every other primary. It returns the old owner.
+// does (clusterslot.Migrate: CLUSTER SETSLOT IMPORTING on to, MIGRATING on
+// the owner, MIGRATE of the slot's keys in batches until none is left, then
+// SETSLOT NODE on to, on the owner and on every other primary), and waits
+// until every live node sees it on to. It returns the old owner.
 func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode {
 	t.Helper()
 	slot := c.Slot(t, key)
@@ -557,53 +559,18 @@ func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode 
 	if from == to {
 		t.Fatalf("redistest: slot %d is on %s already", slot, to.Addr)
 	}
-	id := func(n *ClusterNode) string {
-		ctx, cancel := bounded()
-		defer cancel()
-		s, err := n.client.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatalf("redistest: CLUSTER MYID on %s: %v", n.Addr, err)
-		}
-		return s
-	}
-	fromID, toID := id(from), id(to)
-	do := func(n *ClusterNode, args ...any) {
-		ctx, cancel := bounded()
-		defer cancel()
-		if err := n.client.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("redistest: %v on %s: %v", args, n.Addr, err)
-		}
-	}
-	do(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
-	do(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
-	host, port, _ := strings.Cut(to.Addr, ":")
-	for batch := 0; ; batch++ {
-		if batch > 100000 {
-			t.Fatalf("redistest: slot %d still holds keys after 100000 batches", slot)
-		}
-		ctx, cancel := bounded()
-		keys, err := from.client.ClusterGetKeysInSlot(ctx, slot, 100).Result()
-		if err == nil && len(keys) > 0 {
-			args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
-			for _, k := range keys {
-				args = append(args, k)
-			}
-			err = from.client.Do(ctx, args...).Err()
-		}
-		cancel()
-		if err != nil {
-			t.Fatalf("redistest: migrate slot %d from %s to %s: %v", slot, from.Addr, to.Addr, err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-	}
-	do(to, "CLUSTER", "SETSLOT", slot, "NODE", toID)
-	do(from, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	var others []clusterslot.Node
 	for _, p := range c.Primaries(t) {
 		if p != to && p != from {
-			do(p, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+			others = append(others, clusterslot.Node{Name: p.Addr, Client: p.client, Addr: p.Addr})
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterBound)
+	defer cancel()
+	if err := clusterslot.Migrate(ctx, slot,
+		clusterslot.Node{Name: from.Addr, Client: from.client, Addr: from.Addr},
+		clusterslot.Node{Name: to.Addr, Client: to.client, Addr: to.Addr}, others); err != nil {
+		t.Fatalf("redistest: migrate slot %d from %s to %s: %v", slot, from.Addr, to.Addr, err)
 	}
 	wait.For(t, clusterBound, "every live node sees slot "+strconv.Itoa(slot)+" on "+to.Addr, func() bool {
 		for _, n := range c.live() {

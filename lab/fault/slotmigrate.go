@@ -4,43 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/internal/clusterslot"
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/topology"
 )
 
 // slotMigrateKind moves the hash slot of one room of a cluster region (a
 // named room, or the room with the longest history) to another shard while
-// traffic flows, the way redis-cli --cluster reshard does it: CLUSTER
-// SETSLOT IMPORTING on the new owner, MIGRATING on the old one, MIGRATE …
-// KEYS of the slot's keys in batches until none is left, then SETSLOT NODE
-// on the new owner, the old one and every other primary. Heal moves the
-// slot back the same way.
+// traffic flows, the way redis-cli --cluster reshard does it
+// (clusterslot.Migrate: CLUSTER SETSLOT IMPORTING on the new owner,
+// MIGRATING on the old one, MIGRATE … KEYS of the slot's keys in batches
+// until none is left, then SETSLOT NODE on the new owner, the old one and
+// every other primary). Heal moves the slot back the same way.
 //
 // On the broker's Clustered layout a room's slot is its outbox partition's
 // (broker.Layout): every room of that partition moves with it.
 type slotMigrateKind struct{}
 
 func init() { register(slotMigrateKind{}) }
-
-// migrateBatch is how many keys one MIGRATE carries, as redis-cli's
-// default --cluster-pipeline.
-const migrateBatch = 100
-
-// migrateTimeout is MIGRATE's own timeout for one batch, in milliseconds.
-const migrateTimeout = 5000
-
-// migrateMaxBatches bounds the key-moving loop of one migration: a slot
-// that keeps gaining keys faster than they move is an error, not a hang.
-const migrateMaxBatches = 100000
 
 // migrateBound bounds the wait until every running node sees the slot on
 // its new owner.
@@ -220,74 +207,29 @@ func shardHolding(shards []provider.Shard, n provider.ClusterNode) *provider.Sha
 }
 
 // migrateSlot moves slot from primary from to primary to (each reached at
-// its own address) and waits, at most migrateBound, until every running
-// node sees it on to.
+// its own address) with clusterslot.Migrate and waits, at most
+// migrateBound, until every running node sees it on to.
 func migrateSlot(ctx context.Context, c provider.RedisCluster, slot int, from, to provider.ClusterNode) error {
-	src, dst := nodeClient(from.Addr()), nodeClient(to.Addr())
-	defer src.Close()
-	defer dst.Close()
-	fromID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
-	if err != nil {
-		return fmt.Errorf("CLUSTER MYID on %s: %w", from.Name(), err)
+	node := func(n provider.ClusterNode) clusterslot.Node {
+		return clusterslot.Node{Name: n.Name(), Client: nodeClient(n.Addr()), Addr: n.Addr()}
 	}
-	toID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
-	if err != nil {
-		return fmt.Errorf("CLUSTER MYID on %s: %w", to.Name(), err)
-	}
-	do := func(rc *redis.Client, n provider.ClusterNode, args ...any) error {
-		if err := rc.Do(ctx, args...).Err(); err != nil {
-			return fmt.Errorf("%v on %s: %w", args, n.Name(), err)
-		}
-		return nil
-	}
-	if err := do(dst, to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID); err != nil {
-		return err
-	}
-	if err := do(src, from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID); err != nil {
-		return err
-	}
-	host, port, err := net.SplitHostPort(to.Addr())
-	if err != nil {
-		return err
-	}
-	for batch := 0; ; batch++ {
-		if batch >= migrateMaxBatches {
-			return fmt.Errorf("slot %d still holds keys on %s after %d MIGRATE batches", slot, from.Name(), migrateMaxBatches)
-		}
-		keys, err := src.ClusterGetKeysInSlot(ctx, slot, migrateBatch).Result()
-		if err != nil {
-			return fmt.Errorf("CLUSTER GETKEYSINSLOT %d on %s: %w", slot, from.Name(), err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-		args := []any{"MIGRATE", host, port, "", 0, migrateTimeout, "KEYS"}
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		if err := do(src, from, args...); err != nil {
-			return err
-		}
-	}
-	if err := do(dst, to, "CLUSTER", "SETSLOT", slot, "NODE", toID); err != nil {
-		return err
-	}
-	if err := do(src, from, "CLUSTER", "SETSLOT", slot, "NODE", toID); err != nil {
-		return err
-	}
+	src, dst := node(from), node(to)
+	defer src.Client.Close()
+	defer dst.Client.Close()
 	shards, err := c.Shards(ctx)
 	if err != nil {
 		return err
 	}
+	var others []clusterslot.Node
 	for _, sh := range shards {
 		if p := sh.Primary; p != nil && p.ID() != from.ID() && p.ID() != to.ID() {
-			rc := nodeClient(p.Addr())
-			err := do(rc, p, "CLUSTER", "SETSLOT", slot, "NODE", toID)
-			rc.Close()
-			if err != nil {
-				return err
-			}
+			o := node(p)
+			defer o.Client.Close()
+			others = append(others, o)
 		}
+	}
+	if err := clusterslot.Migrate(ctx, slot, src, dst, others); err != nil {
+		return err
 	}
 	return waitSlotOn(ctx, c, slot, to)
 }
