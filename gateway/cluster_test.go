@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"net/http"
 	"runtime"
 	"slices"
 	"strings"
@@ -74,6 +77,21 @@ func TestClusterPublishSubscribeResume(t *testing.T) {
 	}
 	if sh := gw1.Shards(); len(sh) != 3 {
 		t.Fatalf("gw-1 subscribes on %v, want one shard per primary", sh)
+	}
+	// /status says the same: each room's owner, one room each.
+	resp, err := http.Get("http://" + gw1.Addr() + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st gateway.NodeStatus
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	wantShards := map[string]int{}
+	for _, room := range rooms {
+		wantShards[owners[room]]++
+	}
+	if err != nil || st.Node != "gw-1" || !maps.Equal(st.Shards, wantShards) {
+		t.Fatalf("gw-1 /status: %+v (%v), want shards %v (each room's owner)", st, err, wantShards)
 	}
 
 	const n = 40

@@ -172,6 +172,7 @@ func (s *Server) Start() error {
 	mux.HandleFunc("/ws", s.serveWS)
 	mux.HandleFunc("/healthz", s.healthz)
 	mux.HandleFunc("/readyz", s.readyz)
+	mux.HandleFunc("/status", s.status)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	s.http = httpserve.New(mux)
 	s.http.IdleTimeout = s.cfg.HTTPIdleTimeout
@@ -647,6 +648,22 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "reason": why, "region": s.cfg.Region, "node": s.cfg.Node})
+}
+
+// NodeStatus is what a node's /status answers: which node it is and, on a
+// Redis Cluster, how many hosted rooms it subscribes on each primary.
+type NodeStatus struct {
+	Region string `json:"region"`
+	Node   string `json:"node"`
+	// Shards maps each primary (by the address the cluster names it by)
+	// that this node holds a sharded pub/sub connection to, to the hosted
+	// rooms subscribed there (Server.Shards); absent on one Redis.
+	Shards map[string]int `json:"shards,omitempty"`
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(NodeStatus{Region: s.cfg.Region, Node: s.cfg.Node, Shards: s.Shards()})
 }
 
 // sendBufferListener caps each accepted socket's kernel send buffer, so that

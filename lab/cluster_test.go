@@ -19,7 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/internal/harness"
+	"github.com/geolab/geolab/internal/wsprobe"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/link"
@@ -421,7 +423,7 @@ func TestShardFailover(t *testing.T) {
 // runs one Redis is refused before it acts, naming the region's mode.
 func TestShardFaultsRefuseAStandaloneRegion(t *testing.T) {
 	l := harness.StartLab(t, "single-region.yaml", lab.Options{RedisOnly: true})
-	for _, kind := range []string{"shard-kill", "shard-failover"} {
+	for _, kind := range []string{"shard-kill", "shard-failover", "slot-migrate"} {
 		_, err := l.Inject(context.Background(), fault.Spec{Kind: kind, Regions: []string{"us-east"}})
 		if err == nil || !strings.Contains(err.Error(), "us-east runs one Redis (redis.mode standalone)") {
 			t.Errorf("%s on a standalone region: %v", kind, err)
@@ -429,5 +431,55 @@ func TestShardFaultsRefuseAStandaloneRegion(t *testing.T) {
 	}
 	if !l.Region("us-east").Redis().Running() {
 		t.Fatal("the region's Redis is down after refused shard faults")
+	}
+}
+
+// TestClusterStatusShowsWhereGatewaysSubscribe: on a cluster region with
+// gateways, the lab's status names, for each gateway, the primary (by node
+// ID) on which it subscribes each hosted room, as the gateway's /status
+// says: the room's owner, and nothing for a gateway that hosts no room.
+func TestClusterStatusShowsWhereGatewaysSubscribe(t *testing.T) {
+	harness.RequireProvider(t, provider.ProcessName)
+	topo := clusterTopology(t)
+	topo.Regions[0].Gateways = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, topo, harness.Options(t, lab.Options{}))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	tok, err := l.Token("status-probe", []string{"*"}, []string{"*"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := "tenant:status"
+	c := wsprobe.Open(t, l.Region("us-east").Gateway(1).Listen, tok)
+	c.Subscribe(room, nil, nil)
+
+	sys := systemClient(t, l.Region("us-east").Cluster().Seeds())
+	slot, err := sys.ClusterKeySlot(ctx, broker.Clustered.Channel(room)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := ""
+	shards, err := l.Region("us-east").Cluster().Shards(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if int(slot) >= r[0] && int(slot) <= r[1] {
+				owner = sh.Primary.ID()
+			}
+		}
+	}
+	var subs []lab.ShardSubscriber
+	harness.WaitFor(t, 15*time.Second, "gw-1 subscribing "+room+" on "+owner+" in the status", func() bool {
+		subs = l.Status(ctx).Regions[0].Cluster.Subscribers
+		return len(subs) == 2 && subs[0].Rooms[owner] == 1 && len(subs[0].Rooms) == 1
+	})
+	if subs[0].Gateway != "gw-1" || subs[1].Gateway != "gw-2" || len(subs[1].Rooms) != 0 || subs[1].Error != "" {
+		t.Fatalf("subscribers %+v, want gw-1 on %s with 1 room and gw-2 on none", subs, owner)
 	}
 }

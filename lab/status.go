@@ -53,6 +53,21 @@ type ClusterStatus struct {
 	Shards []ShardStatus `json:"shards"`
 	// Error says why Shards is empty: no node answered.
 	Error string `json:"error,omitempty"`
+	// Subscribers are the region's gateways and, for each, the hosted
+	// rooms it subscribes (sharded pub/sub) on each primary, as its
+	// /status answers.
+	Subscribers []ShardSubscriber `json:"subscribers,omitempty"`
+}
+
+// ShardSubscriber is one gateway's sharded pub/sub on a cluster region.
+type ShardSubscriber struct {
+	Gateway string `json:"gateway"` // gw-1 …
+	// Rooms maps a node (its ID, redis-K; its address if the cluster
+	// names one the lab does not know) to the hosted rooms the gateway
+	// subscribes there.
+	Rooms map[string]int `json:"rooms"`
+	// Error says why Rooms is unknown: the gateway did not answer.
+	Error string `json:"error,omitempty"`
 }
 
 // ClusterNodeStatus is one cluster node's process.
@@ -98,6 +113,40 @@ func (l *Lab) clusterStatus(ctx context.Context, c provider.RedisCluster) Cluste
 	return cs
 }
 
+// gatewayShards asks gateway g (/status, a short timeout) where it
+// subscribes, and names each primary by its node ID.
+func gatewayShards(ctx context.Context, g *Gateway, c provider.RedisCluster) ShardSubscriber {
+	out := ShardSubscriber{Gateway: g.ID, Rooms: map[string]int{}}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.Listen+"/status", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Shards map[string]int `json:"shards"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		out.Error = fmt.Sprintf("/status: %v", err)
+		return out
+	}
+	byAddr := map[string]string{}
+	for _, n := range c.Nodes() {
+		byAddr[n.Announced()] = n.ID()
+	}
+	for addr, rooms := range st.Shards {
+		name := addr
+		if id, ok := byAddr[addr]; ok {
+			name = id
+		}
+		out.Rooms[name] += rooms
+	}
+	return out
+}
+
 // ids lists the nodes' IDs.
 func ids(ns []provider.ClusterNode) []string {
 	out := []string{}
@@ -134,6 +183,9 @@ func (l *Lab) Status(ctx context.Context) Status {
 		rs := RegionStatus{Name: r.Name, Endpoints: map[string][]string{}}
 		if reg.cluster != nil {
 			cs := l.clusterStatus(ctx, reg.cluster)
+			for _, g := range reg.gateways {
+				cs.Subscribers = append(cs.Subscribers, gatewayShards(ctx, g, reg.cluster))
+			}
 			rs.Cluster = &cs
 		} else {
 			rs.Redis = nodeStatus(reg.redis, reg.redis.Addr())

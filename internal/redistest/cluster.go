@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/geolab/geolab/internal/clusterslot"
 	"github.com/geolab/geolab/internal/redisproc"
 	"github.com/geolab/geolab/internal/wait"
 )
@@ -35,7 +33,6 @@ type Cluster struct {
 	t        TB
 	replicas int // replicas made by the create, for StartCluster's wait
 	dir      string
-	cli      string
 	nodes    []*ClusterNode
 	client   *redis.ClusterClient
 }
@@ -45,9 +42,7 @@ type ClusterNode struct {
 	Addr string // 127.0.0.1:PORT, where clients reach it
 	Name string // node-1 … node-N, as started
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
+	srv    *redisproc.Server
 	client *redis.Client
 }
 
@@ -55,36 +50,17 @@ type ClusterNode struct {
 func (n *ClusterNode) Client() *redis.Client { return n.client }
 
 // Pid is the node's process id.
-func (n *ClusterNode) Pid() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cmd.Process.Pid
-}
+func (n *ClusterNode) Pid() int { return n.srv.Pid() }
 
 // Running reports whether the node's process has not exited.
-func (n *ClusterNode) Running() bool {
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (n *ClusterNode) Running() bool { return n.srv.Running() }
 
 // Kill sends the node SIGKILL and waits until it exited.
 func (n *ClusterNode) Kill() error {
-	if !n.Running() {
-		return nil
+	if err := n.srv.Kill(); err != nil {
+		return fmt.Errorf("redistest: %w", err)
 	}
-	if err := syscall.Kill(n.Pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("redistest: kill %s (pid %d): %w", n.Addr, n.Pid(), err)
-	}
-	select {
-	case <-n.done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("redistest: %s (pid %d) still running 10s after SIGKILL", n.Addr, n.Pid())
-	}
+	return nil
 }
 
 // StartCluster starts primaries × (1 + replicas) redis-server processes
@@ -100,20 +76,10 @@ func StartCluster(t TB, primaries, replicas int) *Cluster {
 		t.Fatalf("redistest: a cluster needs at least 3 primaries and no negative replicas, got %d and %d", primaries, replicas)
 		return nil
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redistest: redis-cli not found on PATH (apt-get install redis-tools): %v", err)
-		return nil
-	}
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redistest: redis-server not found on PATH: %v", err)
-		return nil
-	}
-	c := &Cluster{t: t, dir: filepath.Join(t.TempDir(), "cluster"), cli: cli, replicas: primaries * replicas}
+	c := &Cluster{t: t, dir: filepath.Join(t.TempDir(), "cluster"), replicas: primaries * replicas}
 	t.Cleanup(c.stop)
 	for i := range primaries * (1 + replicas) {
-		n, err := c.startNode(server, fmt.Sprintf("node-%d", i+1))
+		n, err := c.startNode(fmt.Sprintf("node-%d", i+1))
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
 			return nil
@@ -122,14 +88,8 @@ func StartCluster(t TB, primaries, replicas int) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterBound)
 	defer cancel()
-	args := []string{"--cluster", "create"}
-	args = append(args, c.Seeds()...)
-	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
-	cmd := exec.CommandContext(ctx, cli, args...)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil || strings.Contains(string(out), "[ERR]") {
-		t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
+	if out, err := redisproc.CreateCluster(ctx, c.Seeds(), replicas); err != nil {
+		t.Fatalf("redistest: %v\n%s", err, out)
 		return nil
 	}
 	c.client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), DisableIdentity: true,
@@ -147,51 +107,27 @@ func StartCluster(t TB, primaries, replicas int) *Cluster {
 	return c
 }
 
-// startNode runs one cluster-enabled redis-server; it is killed by pid at
-// cleanup (and by the kernel if the test binary dies first).
-func (c *Cluster) startNode(server, name string) (*ClusterNode, error) {
-	port, err := redisproc.FreePort()
-	if err != nil {
-		return nil, err
-	}
+// startNode runs one cluster-enabled redis-server (redisproc.ClusterArgs)
+// and waits for its PING; it is killed by pid at cleanup (and by the kernel
+// if the test binary dies first).
+func (c *Cluster) startNode(name string) (*ClusterNode, error) {
 	bus, err := redisproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.dir, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(server,
-		"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"),
-		"--save", "", "--appendonly", "no", "--protected-mode", "yes",
-		"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-		"--cluster-port", strconv.Itoa(bus),
-		"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
-		// A replica may always take over, and stays with its shard.
-		"--cluster-replica-validity-factor", "0",
-		"--cluster-allow-replica-migration", "no",
-		// A replica's first sync starts at once, not after the 5 s
-		// diskless-sync delay that batches replicas.
-		"--repl-diskless-sync-delay", "0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := redisproc.Start(ctx, redisproc.Options{Dir: filepath.Join(c.dir, name),
+		Args: append(redisproc.ClusterArgs(bus, ClusterNodeTimeout),
+			// A replica's first sync starts at once, not after the 5 s
+			// diskless-sync delay that batches replicas.
+			"--repl-diskless-sync-delay", "0")})
+	if err != nil {
 		return nil, fmt.Errorf("start redis-server %s: %w", name, err)
 	}
-	n := &ClusterNode{Addr: addr, Name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(n.done) }()
-	n.client = redis.NewClient(&redis.Options{Addr: addr, DisableIdentity: true, MaxRetries: -1,
+	n := &ClusterNode{Addr: srv.Addr(), Name: name, srv: srv}
+	n.client = redis.NewClient(&redis.Options{Addr: n.Addr, DisableIdentity: true, MaxRetries: -1,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
-	if !wait.Until(30*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return n.client.Ping(ctx).Err() == nil
-	}) {
-		_ = n.Kill()
-		return nil, fmt.Errorf("redis-server %s on %s did not answer PING within 30s (see %s)", name, addr, filepath.Join(dir, "redis.log"))
-	}
 	return n, nil
 }
 
@@ -200,8 +136,8 @@ func (c *Cluster) stop() {
 	for _, n := range c.nodes {
 		_ = n.client.Close()
 		pid := n.Pid()
-		if err := n.Kill(); err != nil {
-			c.t.Fatalf("%v", err)
+		if err := n.srv.Close(); err != nil {
+			c.t.Fatalf("redistest: %v", err)
 		}
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			c.t.Fatalf("redistest: redis-server %s (pid %d) still exists after SIGKILL (kill -0: %v)", n.Addr, pid, err)
@@ -547,9 +483,10 @@ func (c *Cluster) waitNewPrimary(t TB, key string, old *ClusterNode) *ClusterNod
 
 // MigrateSlotOf moves key's slot, with every key in it, to the primary to
 // (which must be another primary), the way redis-cli --cluster reshard
-// does: CLUSTER SETSLOT IMPORTING on to, MIGRATING on the owner, MIGRATE of
-// the slot's keys in batches until none is left, then SETSLOT NODE on to,
-// on the owner and on every other primary. It returns the old owner.
+// does (clusterslot.Migrate: CLUSTER SETSLOT IMPORTING on to, MIGRATING on
+// the owner, MIGRATE of the slot's keys in batches until none is left, then
+// SETSLOT NODE on to, on the owner and on every other primary), and waits
+// until every live node sees it on to. It returns the old owner.
 func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode {
 	t.Helper()
 	slot := c.Slot(t, key)
@@ -557,53 +494,18 @@ func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode 
 	if from == to {
 		t.Fatalf("redistest: slot %d is on %s already", slot, to.Addr)
 	}
-	id := func(n *ClusterNode) string {
-		ctx, cancel := bounded()
-		defer cancel()
-		s, err := n.client.Do(ctx, "CLUSTER", "MYID").Text()
-		if err != nil {
-			t.Fatalf("redistest: CLUSTER MYID on %s: %v", n.Addr, err)
-		}
-		return s
-	}
-	fromID, toID := id(from), id(to)
-	do := func(n *ClusterNode, args ...any) {
-		ctx, cancel := bounded()
-		defer cancel()
-		if err := n.client.Do(ctx, args...).Err(); err != nil {
-			t.Fatalf("redistest: %v on %s: %v", args, n.Addr, err)
-		}
-	}
-	do(to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
-	do(from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
-	host, port, _ := strings.Cut(to.Addr, ":")
-	for batch := 0; ; batch++ {
-		if batch > 100000 {
-			t.Fatalf("redistest: slot %d still holds keys after 100000 batches", slot)
-		}
-		ctx, cancel := bounded()
-		keys, err := from.client.ClusterGetKeysInSlot(ctx, slot, 100).Result()
-		if err == nil && len(keys) > 0 {
-			args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
-			for _, k := range keys {
-				args = append(args, k)
-			}
-			err = from.client.Do(ctx, args...).Err()
-		}
-		cancel()
-		if err != nil {
-			t.Fatalf("redistest: migrate slot %d from %s to %s: %v", slot, from.Addr, to.Addr, err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-	}
-	do(to, "CLUSTER", "SETSLOT", slot, "NODE", toID)
-	do(from, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	var others []clusterslot.Node
 	for _, p := range c.Primaries(t) {
 		if p != to && p != from {
-			do(p, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+			others = append(others, clusterslot.Node{Name: p.Addr, Client: p.client, Addr: p.Addr})
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterBound)
+	defer cancel()
+	if err := clusterslot.Migrate(ctx, slot,
+		clusterslot.Node{Name: from.Addr, Client: from.client, Addr: from.Addr},
+		clusterslot.Node{Name: to.Addr, Client: to.client, Addr: to.Addr}, others); err != nil {
+		t.Fatalf("redistest: migrate slot %d from %s to %s: %v", slot, from.Addr, to.Addr, err)
 	}
 	wait.For(t, clusterBound, "every live node sees slot "+strconv.Itoa(slot)+" on "+to.Addr, func() bool {
 		for _, n := range c.live() {

@@ -83,7 +83,8 @@ func PrintStatus(w io.Writer, st lab.Status) {
 }
 
 // printCluster writes a cluster region's nodes (own address, the proxy
-// each announces) and its shards (primary, replicas, slot ranges).
+// each announces), its shards (primary, replicas, slot ranges) and where
+// each gateway subscribes its rooms.
 func printCluster(tw io.Writer, c lab.ClusterStatus) {
 	for _, n := range c.Nodes {
 		fmt.Fprintf(tw, "  %s\t%s\tpid %d\t%s\tannounces %s\n", n.Name, n.Addr, n.Pid, state(n.NodeStatus), n.Announced)
@@ -105,6 +106,23 @@ func printCluster(tw io.Writer, c lab.ClusterStatus) {
 	}
 	if c.Error != "" {
 		fmt.Fprintf(tw, "  shards unknown\t%s\t\t\n", c.Error)
+	}
+	for _, s := range c.Subscribers {
+		where := "no room"
+		if s.Error != "" {
+			where = "unknown: " + s.Error
+		} else if len(s.Rooms) > 0 {
+			var on []string
+			for _, id := range slices.Sorted(maps.Keys(s.Rooms)) {
+				unit := "rooms"
+				if s.Rooms[id] == 1 {
+					unit = "room"
+				}
+				on = append(on, fmt.Sprintf("%s (%d %s)", id, s.Rooms[id], unit))
+			}
+			where = strings.Join(on, ", ")
+		}
+		fmt.Fprintf(tw, "  %s subscribes on\t%s\t\t\n", s.Gateway, where)
 	}
 }
 

@@ -342,11 +342,16 @@ var drawers = map[string]drawer{
 	"region-down":    {hasSingle, regionMaybeLosingData},
 	"shard-kill":     {hasCluster, shardOf(func(x world) []string { return x.cluster })},
 	"shard-failover": {hasReplica, shardOf(func(x world) []string { return x.replica })},
-	"gateway-kill":   {always, gatewayFault},
-	"gateway-pause":  {always, gatewayFault},
-	"gateway-drain":  {always, gatewayFault},
-	"bridge-kill":    {hasBridge, bridgeFault},
-	"bridge-pause":   {hasBridge, bridgeFault},
+	// Federated room 1, to the next shard: a room of the workload however
+	// far the shrinker cuts the rooms, and never the shard it is on.
+	"slot-migrate": {hasCluster, func(rng *rand.Rand, x world) fault.Spec {
+		return fault.Spec{Regions: []string{pick(rng, x.cluster)}, Room: x.w.FederatedPrefix + "1"}
+	}},
+	"gateway-kill":  {always, gatewayFault},
+	"gateway-pause": {always, gatewayFault},
+	"gateway-drain": {always, gatewayFault},
+	"bridge-kill":   {hasBridge, bridgeFault},
+	"bridge-pause":  {hasBridge, bridgeFault},
 	"slow-client": {always, func(rng *rand.Rand, x world) fault.Spec {
 		s := oneRegion(rng, x)
 		s.Node = x.node(rng, s.Regions[0])

@@ -148,7 +148,7 @@ func TestKindsTheTopologyCanTake(t *testing.T) {
 			t.Errorf("single-region (one region, no bridge) takes %s", k)
 		}
 	}
-	shardKinds := []string{"shard-failover", "shard-kill"}
+	shardKinds := []string{"shard-failover", "shard-kill", "slot-migrate"}
 	var standalone []string // every kind but a cluster's
 	for _, k := range KindNames() {
 		if !slices.Contains(shardKinds, k) {
@@ -158,7 +158,7 @@ func TestKindsTheTopologyCanTake(t *testing.T) {
 	if !slices.Equal(k3, standalone) {
 		t.Errorf("three-region takes %v, want every kind but a cluster's %v", k3, standalone)
 	}
-	// On clusters: the shard kinds, and not the kinds that kill one Redis.
+	// On clusters: the shard kinds and slot-migrate, and not the kinds that kill one Redis.
 	clusters, _ := loadTopo(t, "three-region-cluster")
 	kc := KindsFor(clusters, DefaultBounds())
 	for _, k := range shardKinds {

@@ -122,8 +122,23 @@ func Kinds() []Kind {
 	return out
 }
 
+// refused are faults the lab knows of and cannot inject faithfully, each
+// with the reason, so that asking for one says why instead of "unknown"
+// (docs/faults.md says more).
+var refused = map[string]string{
+	"shard-isolate": "the lab cannot cut one primary from its replicas and the other primaries: " +
+		"each cluster node has one Toxiproxy link (lan.REGION.redis-K), shared by its clients and by its replicas " +
+		"(a replica follows its primary at the address it announces), and the cluster bus runs between the nodes' " +
+		"own bus ports through no proxy; cutting the primary's link would cut its clients as well and leave the bus " +
+		"up, which is not an isolated primary. It needs a proxy per pair of nodes on the bus and per replica " +
+		"(docs/faults.md#shard-isolate)",
+}
+
 // Validate checks s: a known kind, and what that kind needs.
 func Validate(s Spec, t *topology.Topology) error {
+	if why, ok := refused[s.Kind]; ok {
+		return fmt.Errorf("%s: %s", s.Kind, why)
+	}
 	k, ok := kinds[s.Kind]
 	if !ok {
 		names := make([]string, 0, len(kinds))

@@ -119,7 +119,12 @@ var validSpecs = []Spec{
 	// On clusterWorld.
 	{Kind: "shard-kill", Regions: []string{"a"}},
 	{Kind: "shard-failover", Regions: []string{"a"}, Shard: 3, For: time.Minute},
+	{Kind: "slot-migrate", Regions: []string{"a"}},
+	{Kind: "slot-migrate", Regions: []string{"a"}, Room: "tenant:1", Shard: 2, For: time.Minute},
 }
+
+// onCluster reports whether kind acts on a cluster region.
+func onCluster(kind string) bool { return strings.HasPrefix(kind, "shard-") || kind == "slot-migrate" }
 
 // clusterWorld is world with a's Redis a cluster of 3 shards × 1 replica,
 // for the shard kinds.
@@ -137,7 +142,7 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 	seen := map[string]bool{}
 	for _, s := range validSpecs {
 		on := tp
-		if strings.HasPrefix(s.Kind, "shard-") {
+		if onCluster(s.Kind) {
 			on = cluster
 		}
 		if err := Validate(s, on); err != nil {
@@ -153,12 +158,12 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 }
 
 // TestEveryKindIsDocumented: the kinds registered are the fourteen of
-// docs/design.md and the two of a cluster region (shard-kill,
-// shard-failover), each with a one-line Doc and a section in docs/faults.md.
+// docs/design.md and the three of a cluster region (shard-kill,
+// shard-failover, slot-migrate), each with a one-line Doc and a section in docs/faults.md.
 func TestEveryKindIsDocumented(t *testing.T) {
 	want := []string{"bandwidth", "bridge-kill", "bridge-pause", "gateway-drain", "gateway-kill", "gateway-pause",
 		"isolate", "latency", "partition", "redis-blip", "redis-kill", "redis-restart", "region-down",
-		"shard-failover", "shard-kill", "slow-client"}
+		"shard-failover", "shard-kill", "slot-migrate", "slow-client"}
 	var got []string
 	for _, k := range Kinds() {
 		got = append(got, k.Name())
@@ -211,7 +216,7 @@ func TestDocumentedTimelineEntriesValidate(t *testing.T) {
 		}
 		step.Spec.Kind = step.Fault
 		on := tp
-		if strings.HasPrefix(step.Fault, "shard-") {
+		if onCluster(step.Fault) {
 			on = cluster
 		}
 		if err := Validate(step.Spec, on); err != nil {
@@ -628,6 +633,12 @@ rtt: {a: {b: {ms: 1}, c: {ms: 1}}, b: {c: {ms: 1}}}
 		{Spec{Kind: "redis-restart", Regions: []string{"b"}}, "redis-restart: regions[0]: b runs a Redis Cluster"},
 		{Spec{Kind: "region-down", Regions: []string{"a"}}, "region-down: regions[0]: a runs a Redis Cluster"},
 		{Spec{Kind: "redis-kill", Regions: []string{"c"}}, ""},
+		{Spec{Kind: "slot-migrate", Regions: []string{"b"}, Room: "tenant:1", Shard: 3}, ""},
+		{Spec{Kind: "slot-migrate", Regions: []string{"c"}}, "slot-migrate: regions[0]: c runs one Redis (redis.mode standalone): slot-migrate moves a slot between the shards of a cluster region"},
+		{Spec{Kind: "slot-migrate", Regions: []string{"a"}, Shard: 5}, "slot-migrate: shard: a has shards 1..4 (numbered by their lowest slot), got 5"},
+		{Spec{Kind: "slot-migrate", Regions: []string{"a"}, Room: "{p1-3}x"}, `slot-migrate: room: "{p1-3}x" is no room name`},
+		{Spec{Kind: "slot-migrate", Regions: []string{"a"}, Node: "gw-1"}, "node does not apply to this kind (it reads: regions, room, shard)"},
+		{Spec{Kind: "shard-isolate", Regions: []string{"a"}}, "shard-isolate: the lab cannot cut one primary from its replicas and the other primaries"},
 	} {
 		err := Validate(tc.s, top)
 		switch {

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -63,11 +64,12 @@ type Counts struct {
 
 // storedEvent is one entry of a region's room history, as publishes reads it.
 type storedEvent struct {
-	Region, Room string
-	Origin       string
-	Event        string // the frame's "id"
-	Sender       string // the frame's "sender"
-	ClientID     string // the entry's c: the publisher's message id ("" unknown)
+	Region   string
+	Room     string // the room's name, whatever the region's key layout
+	Origin   string
+	Event    string // the frame's "id"
+	Sender   string // the frame's "sender"
+	ClientID string // the entry's c: the publisher's message id ("" unknown)
 }
 
 // maxExamples is how many examples of each count Check keeps.
@@ -96,18 +98,19 @@ type Options struct {
 }
 
 // Check reads every region's Redis of l: every room history stream
-// (geolab:h:{ROOM}), the region's outbox and its pattern subscriptions. An
-// error means it could not look (a Redis that does not answer), never that
-// it found something.
+// (geolab:h:{ROOM}, or geolab:h:{TAG}{ROOM} on a Redis Cluster), the
+// region's outbox (each of its partitions on a cluster) and its pattern
+// subscriptions. An error means it could not look (a Redis that does not
+// answer), never that it found something.
 func Check(ctx context.Context, l *lab.Lab, opts Options) (Counts, error) {
 	var c Counts
 	for _, region := range l.Topology().RegionNames() {
-		rc, err := l.Region(region).RedisClient()
+		rdb, err := l.Region(region).RedisUniversalClient()
 		if err != nil {
 			return c, fmt.Errorf("invariant: redis of %s: %w", region, err)
 		}
-		err = c.region(ctx, rc, region, opts)
-		rc.Close()
+		err = c.region(ctx, rdb, region, opts)
+		rdb.Close()
 		if err != nil {
 			return c, fmt.Errorf("invariant: %s: %w", region, err)
 		}
@@ -116,31 +119,36 @@ func Check(ctx context.Context, l *lab.Lab, opts Options) (Counts, error) {
 	return c, nil
 }
 
-func (c *Counts) region(ctx context.Context, rc *redis.Client, region string, opts Options) error {
-	keys, err := scanKeys(ctx, rc, "geolab:h:{*}")
+// region reads one region's Redis, one node or a cluster: the key names
+// are the broker's layout for it (broker.LayoutOf), and on a cluster every
+// primary is scanned, since a SCAN sees only the node it runs on.
+func (c *Counts) region(ctx context.Context, rdb redis.UniversalClient, region string, opts Options) error {
+	layout := broker.LayoutOf(rdb)
+	keys, err := scanKeys(ctx, rdb, "geolab:h:{*}")
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		if err := c.history(ctx, rc, region, k, slices.ContainsFunc(opts.LabRooms, func(r string) bool { return strings.HasSuffix(k, "{"+r+"}") })); err != nil {
+		if err := c.history(ctx, rdb, region, k, slices.Contains(opts.LabRooms, roomOfHistoryKey(k))); err != nil {
 			return err
 		}
 	}
-	outbox := broker.OutboxKey(region)
-	if err := eachEntry(ctx, rc, outbox, func(e redis.XMessage) {
-		if o := fmt.Sprint(e.Values["o"]); o != region {
-			c.OutboxEchoes++
-			c.example("outbox_echoes", "the outbox of %s holds an event of origin %s (entry %s): a bridge forwarded what it applied", region, o, e.ID)
+	for _, o := range layout.Outboxes(region) {
+		if err := eachEntry(ctx, rdb, o.Stream, func(e redis.XMessage) {
+			if o := fmt.Sprint(e.Values["o"]); o != region {
+				c.OutboxEchoes++
+				c.example("outbox_echoes", "the outbox of %s holds an event of origin %s (entry %s): a bridge forwarded what it applied", region, o, e.ID)
+			}
+		}); err != nil {
+			return err
 		}
-	}); err != nil {
-		return err
 	}
 	if opts.PatternMode {
 		return nil
 	}
-	n, err := rc.PubSubNumPat(ctx).Result()
+	n, err := patternSubscriptions(ctx, rdb)
 	if err != nil {
-		return fmt.Errorf("PUBSUB NUMPAT: %w", err)
+		return err
 	}
 	if n > 0 {
 		c.PatternSubscriptions += int(n)
@@ -149,12 +157,40 @@ func (c *Counts) region(ctx context.Context, rc *redis.Client, region string, op
 	return nil
 }
 
+// patternSubscriptions is PUBSUB NUMPAT of one Redis, or summed over every
+// node of a cluster (a pattern subscription lives on the node it was made
+// on).
+func patternSubscriptions(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		n, err := rdb.PubSubNumPat(ctx).Result()
+		if err != nil {
+			return 0, fmt.Errorf("PUBSUB NUMPAT: %w", err)
+		}
+		return n, nil
+	}
+	var mu sync.Mutex
+	var total int64
+	err := cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+		n, err := node.PubSubNumPat(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("PUBSUB NUMPAT on %s: %w", node.Options().Addr, err)
+		}
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		return nil
+	})
+	return total, err
+}
+
 // history counts the entries of one room history stream that repeat an
 // event it already holds; of a room the lab publishes into itself (lab),
 // nothing else.
-func (c *Counts) history(ctx context.Context, rc *redis.Client, region, key string, lab bool) error {
+func (c *Counts) history(ctx context.Context, rdb redis.UniversalClient, region, key string, lab bool) error {
 	seen := map[string]string{}
-	return eachEntry(ctx, rc, key, func(e redis.XMessage) {
+	room := roomOfHistoryKey(key)
+	return eachEntry(ctx, rdb, key, func(e redis.XMessage) {
 		id := fmt.Sprint(e.Values["o"], "/", e.Values["e"], "/", e.Values["q"])
 		if first, dup := seen[id]; dup {
 			c.HistoryDuplicates++
@@ -172,7 +208,7 @@ func (c *Counts) history(ctx context.Context, rc *redis.Client, region, key stri
 		var m struct{ ID, Sender string }
 		_ = json.Unmarshal([]byte(f), &m) // a frame that does not parse has no publish to match
 		cid, _ := e.Values["c"].(string)
-		c.stored = append(c.stored, storedEvent{Region: region, Room: key, Origin: fmt.Sprint(e.Values["o"]),
+		c.stored = append(c.stored, storedEvent{Region: region, Room: room, Origin: fmt.Sprint(e.Values["o"]),
 			Event: m.ID, Sender: m.Sender, ClientID: cid})
 	})
 }
@@ -233,10 +269,10 @@ func (c *Counts) publishes() {
 const page = 1000
 
 // eachEntry calls f on every entry of stream key, page by page.
-func eachEntry(ctx context.Context, rc *redis.Client, key string, f func(redis.XMessage)) error {
+func eachEntry(ctx context.Context, rdb redis.UniversalClient, key string, f func(redis.XMessage)) error {
 	start := "-"
 	for {
-		entries, err := rc.XRangeN(ctx, key, start, "+", page).Result()
+		entries, err := rdb.XRangeN(ctx, key, start, "+", page).Result()
 		if err != nil {
 			return fmt.Errorf("XRANGE %s: %w", key, err)
 		}
@@ -251,16 +287,60 @@ func eachEntry(ctx context.Context, rc *redis.Client, key string, f func(redis.X
 }
 
 // scanKeys lists the keys matching pattern with SCAN (never KEYS: a
-// region's Redis may be large), sorted.
-func scanKeys(ctx context.Context, rc *redis.Client, pattern string) ([]string, error) {
+// region's Redis may be large), sorted and each once. On a Redis Cluster it
+// scans every primary (a SCAN sees only the keys of the node it runs on):
+// the lab's client of a cluster region dials each node directly, so it
+// reads them even while a fault holds a node's proxy closed.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
 	var keys []string
-	iter := rc.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	scan := func(ctx context.Context, node redis.UniversalClient) ([]string, error) {
+		var out []string
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			out = append(out, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return nil, fmt.Errorf("SCAN %s: %w", pattern, err)
+		}
+		return out, nil
 	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("SCAN %s: %w", pattern, err)
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			found, err := scan(ctx, node)
+			if err != nil {
+				return fmt.Errorf("%s: %w", node.Options().Addr, err)
+			}
+			mu.Lock()
+			keys = append(keys, found...)
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		found, err := scan(ctx, rdb)
+		if err != nil {
+			return nil, err
+		}
+		keys = found
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys), nil
+}
+
+// roomOfHistoryKey is the room a history stream key holds, in either
+// layout: geolab:h:{ROOM} on one Redis, geolab:h:{TAG}{ROOM} on a cluster
+// (broker.Layout), so that one room's histories in regions of either kind
+// are matched as one room. A key of neither form is returned as it is.
+func roomOfHistoryKey(key string) string {
+	rest, ok := strings.CutPrefix(key, "geolab:h:")
+	if !ok {
+		return key
+	}
+	if room := broker.RoomOfChannel("geolab:ch:" + rest); room != "" {
+		return room
+	}
+	return key
 }

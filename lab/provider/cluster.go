@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -38,9 +37,6 @@ const (
 	// minShards is what redis-cli --cluster create accepts.
 	minShards = 3
 )
-
-// redisCliHint is the error text when redis-cli cannot be found.
-const redisCliHint = "redis-cli not found on PATH: it makes the cluster (redis-cli --cluster create); install it (apt-get install -y redis-tools, which redis-server pulls in)"
 
 // StartRedisCluster runs s.Shards × (1 + s.Replicas) redis-server nodes with
 // cluster mode on, each in Dir/redis-REGION/redis-K, and makes them one
@@ -74,10 +70,6 @@ func (p *Process) StartRedisCluster(ctx context.Context, s RedisClusterSpec) (Re
 	case s.Announce == nil:
 		return fail(errors.New("RedisClusterSpec.Announce is required: the nodes announce the addresses it returns"))
 	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", redisCliHint, err))
-	}
 	dir := filepath.Join(p.Dir, "redis-"+s.Region)
 	c := &processCluster{region: s.Region, shards: s.Shards, replicas: s.Replicas}
 	for i := range s.Shards * (1 + s.Replicas) {
@@ -87,7 +79,7 @@ func (p *Process) StartRedisCluster(ctx context.Context, s RedisClusterSpec) (Re
 		}
 		c.nodes = append(c.nodes, n)
 	}
-	if err := c.create(ctx, cli, filepath.Join(dir, "cluster-create.log")); err != nil {
+	if err := c.create(ctx, filepath.Join(dir, "cluster-create.log")); err != nil {
 		return fail(err)
 	}
 	if err := Ready(ctx, ClusterReadyTimeout, "every slot served", c.ready); err != nil {
@@ -118,22 +110,10 @@ func (p *Process) startClusterNode(ctx context.Context, s RedisClusterSpec, dir,
 	busPort := strconv.Itoa(bus)
 	srv, err := redisproc.Start(ctx, redisproc.Options{
 		Addr: addr, Dir: filepath.Join(dir, id), Persistent: s.Persistent,
-		Args: []string{
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", clusterConfigFile,
-			"--cluster-port", busPort,
+		Args: append(redisproc.ClusterArgs(bus, ClusterNodeTimeout),
 			"--cluster-announce-ip", host,
 			"--cluster-announce-port", port,
-			"--cluster-announce-bus-port", busPort,
-			"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
-			// A replica may always take over, however long it was cut
-			// from its primary: a fault decides the lab's failovers, not
-			// the replica's age.
-			"--cluster-replica-validity-factor", "0",
-			// Replicas stay with the shard they were given, so that the
-			// layout changes only when a fault changes it.
-			"--cluster-allow-replica-migration", "no",
-		},
+			"--cluster-announce-bus-port", busPort),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
@@ -144,9 +124,8 @@ func (p *Process) startClusterNode(ctx context.Context, s RedisClusterSpec, dir,
 }
 
 // clusterConfigFile is the file in a node's directory where it keeps its
-// view of the cluster (its id, its peers, the slots): a restarted node
-// rejoins with it. Wipe keeps it.
-const clusterConfigFile = "nodes.conf"
+// view of the cluster: Wipe keeps it.
+const clusterConfigFile = redisproc.ClusterConfigFile
 
 // processCluster is a Redis Cluster of local redis-server processes.
 type processCluster struct {
@@ -173,23 +152,15 @@ func (c *processCluster) Seeds() []string {
 	return out
 }
 
-// create runs redis-cli --cluster create on the announced addresses and
-// keeps its output in logFile.
-func (c *processCluster) create(ctx context.Context, cli, logFile string) error {
+// create makes the nodes one cluster (redisproc.CreateCluster on the
+// announced addresses) and keeps redis-cli's output in logFile.
+func (c *processCluster) create(ctx context.Context, logFile string) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterCreateTimeout)
 	defer cancel()
-	args := append([]string{"--cluster", "create"}, c.Seeds()...)
-	args = append(args, "--cluster-replicas", strconv.Itoa(c.replicas), "--cluster-yes")
-	cmd := exec.CommandContext(ctx, cli, args...) // killed by pid when ctx ends
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	out, err := redisproc.CreateCluster(ctx, c.Seeds(), c.replicas)
 	_ = os.WriteFile(logFile, out, 0o644)
 	if err != nil {
-		return fmt.Errorf("redis-cli %s: %w\n--- tail of %s ---\n%s", strings.Join(args, " "), err, logFile, tail(out, 2048))
-	}
-	// redis-cli prints [ERR] and still exits 0 on some failures.
-	if strings.Contains(string(out), "[ERR]") {
-		return fmt.Errorf("redis-cli %s reported an error\n--- tail of %s ---\n%s", strings.Join(args, " "), logFile, tail(out, 2048))
+		return fmt.Errorf("%w\n--- tail of %s ---\n%s", err, logFile, tail(out, 2048))
 	}
 	return nil
 }

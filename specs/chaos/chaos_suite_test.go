@@ -1,9 +1,11 @@
-// The chaos suite: every guarantee of docs/design.md (G1–G11) proven against a
+// The chaos suite: every guarantee of docs/design.md (G1–G12) proven against a
 // real lab — real redis-server, Toxiproxy, gateway and bridge processes,
 // WebSockets — by playing a scenario and asserting on the checker's counts.
 // Labels pick groups: ordering, dedup, resubscribe, failover, partition,
-// amplification, slow-consumer, and tls (the resubscribe and partition specs
-// again on Redis with TLS and ACL users) (e.g. make chaos LABELS=failover).
+// amplification, slow-consumer, tls (the resubscribe and partition specs
+// again on Redis with TLS and ACL users) and cluster (regions on Redis
+// Cluster: G1–G3 and G7, and G12 through shard-kill, shard-failover and
+// slot-migrate) (e.g. make chaos LABELS=failover).
 package chaos_test
 
 import (
@@ -42,7 +44,7 @@ var _ = BeforeSuite(func() {
 // guarantees maps each label to the guarantees its specs prove.
 var guarantees = map[string]string{
 	"ordering": "G1 G2", "dedup": "G3 G4", "resubscribe": "G5", "failover": "G6 G8 G11",
-	"partition": "G7", "amplification": "G9", "slow-consumer": "G10", "agents": "G7",
+	"partition": "G7", "amplification": "G9", "slow-consumer": "G10", "agents": "G7", "cluster": "G1-G3 G5 G7 G12",
 }
 
 // The summary table per guarantee, printed at the end and written to

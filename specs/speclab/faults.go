@@ -103,3 +103,29 @@ func (f Fault) Direction(dir string) Fault { f.spec.Direction = dir; return f }
 // LoseData makes Redis come back empty (redis-kill, redis-restart,
 // region-down).
 func (f Fault) LoseData() Fault { f.spec.LoseData = true; return f }
+
+// ShardKill kills -9 the primary of shard (1..shards, by lowest slot) of a
+// cluster region; its replica takes over, and the killed node is started
+// again, as a replica, when healed.
+func ShardKill(region string, shard int) Fault {
+	return Fault{fault.Spec{Kind: "shard-kill", Regions: []string{region}, Shard: shard}}
+}
+
+// ShardFailover hands shard's slots (1..shards) of a cluster region to a
+// replica with CLUSTER FAILOVER; heal fails back.
+func ShardFailover(region string, shard int) Fault {
+	return Fault{fault.Spec{Kind: "shard-failover", Regions: []string{region}, Shard: shard}}
+}
+
+// SlotMigrate moves the hash slot of the room with the longest history of
+// a cluster region to the next shard while traffic flows (Room and
+// ToShard name them instead); heal moves it back.
+func SlotMigrate(region string) Fault {
+	return Fault{fault.Spec{Kind: "slot-migrate", Regions: []string{region}}}
+}
+
+// Room names the room of a slot-migrate (or slow-client).
+func (f Fault) Room(room string) Fault { f.spec.Room = room; return f }
+
+// ToShard names the shard a slot-migrate moves the slot to (1..shards).
+func (f Fault) ToShard(n int) Fault { f.spec.Shard = n; return f }

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/invariant"
 	"github.com/geolab/geolab/lab/provider"
@@ -153,26 +154,39 @@ func HistoriesOnce(own *int) func(context.Context, *lab.Lab) error {
 
 // OutboxesHoldOnlyOwn reads every region's outbox and fails if one is empty
 // (nothing was federated) or holds an event of another origin: a bridge
-// that echoed what it applied (G7's loop prevention). It is an Inspect.
+// that echoed what it applied (G7's loop prevention). On a Redis Cluster
+// region the outbox is the broker's partitions (broker.Layout.Outboxes),
+// each read where its slot lives. It is an Inspect.
 func OutboxesHoldOnlyOwn(ctx context.Context, l *lab.Lab) error {
 	for _, r := range l.Topology().RegionNames() {
-		rc, err := l.Region(r).RedisClient()
-		if err != nil {
+		if err := outboxHoldsOnlyOwn(ctx, l, r); err != nil {
 			return err
 		}
-		entries, err := rc.XRange(ctx, "geolab:outbox:"+r, "-", "+").Result()
-		rc.Close()
+	}
+	return nil
+}
+
+func outboxHoldsOnlyOwn(ctx context.Context, l *lab.Lab, region string) error {
+	rdb, err := l.Region(region).RedisUniversalClient()
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	held := 0
+	for _, o := range broker.LayoutOf(rdb).Outboxes(region) {
+		entries, err := rdb.XRange(ctx, o.Stream, "-", "+").Result()
 		if err != nil {
-			return err
+			return fmt.Errorf("outbox of %s: XRANGE %s: %w", region, o.Stream, err)
 		}
-		if len(entries) == 0 {
-			return fmt.Errorf("outbox of %s is empty: nothing was federated", r)
-		}
+		held += len(entries)
 		for _, e := range entries {
-			if o := fmt.Sprint(e.Values["o"]); o != r {
-				return fmt.Errorf("outbox of %s holds an event of origin %s (entry %s): a bridge echoed", r, o, e.ID)
+			if origin := fmt.Sprint(e.Values["o"]); origin != region {
+				return fmt.Errorf("outbox of %s holds an event of origin %s (%s, entry %s): a bridge echoed", region, origin, o.Stream, e.ID)
 			}
 		}
+	}
+	if held == 0 {
+		return fmt.Errorf("outbox of %s is empty: nothing was federated", region)
 	}
 	return nil
 }
