@@ -35,7 +35,7 @@ const migrateBound = 30 * time.Second
 
 func (slotMigrateKind) Name() string { return "slot-migrate" }
 func (slotMigrateKind) Doc() string {
-	return "move the hash slot of a room (--room, default the busiest) of a cluster region to another shard (--shard, default the next) while traffic flows; heal moves it back"
+	return "move the hash slot of a room (--room, default the busiest one a gateway subscribes) of a cluster region to another shard (--shard, default the next) while traffic flows; heal moves it back"
 }
 
 func (slotMigrateKind) Validate(s Spec, t *topology.Topology) error {
@@ -106,10 +106,24 @@ func (slotMigrateKind) Inject(ctx context.Context, w World, s Spec, _ string) (H
 }
 
 // busiestRoom is the room with the longest history stream of the cluster
-// (ties: the first name), read on every primary (a SCAN sees only its own
-// node's keys).
+// among those some gateway subscribes (SHARDNUMSUB of its channel on its
+// owner above 0), or of all rooms when none is (ties: the first name),
+// read on every primary (a SCAN sees only its own node's keys). A room
+// nobody subscribes now (the lab's slow probe floods one and leaves it)
+// would move without testing a gateway's resubscribe.
 func busiestRoom(ctx context.Context, shards []provider.Shard) (string, error) {
-	best, bestLen := "", int64(-1)
+	type candidate struct {
+		room       string
+		length     int64
+		subscribed bool
+	}
+	better := func(a, b candidate) bool {
+		if a.subscribed != b.subscribed {
+			return a.subscribed
+		}
+		return a.length > b.length || (a.length == b.length && a.room < b.room)
+	}
+	best := candidate{length: -1}
 	for _, sh := range shards {
 		if sh.Primary == nil {
 			continue
@@ -118,7 +132,8 @@ func busiestRoom(ctx context.Context, shards []provider.Shard) (string, error) {
 		iter := rc.Scan(ctx, 0, "geolab:h:{*", 1000).Iterator()
 		for iter.Next(ctx) {
 			k := iter.Val()
-			room := broker.RoomOfChannel("geolab:ch:" + strings.TrimPrefix(k, "geolab:h:"))
+			ch := "geolab:ch:" + strings.TrimPrefix(k, "geolab:h:")
+			room := broker.RoomOfChannel(ch)
 			if room == "" {
 				continue
 			}
@@ -126,8 +141,10 @@ func busiestRoom(ctx context.Context, shards []provider.Shard) (string, error) {
 			if err != nil {
 				continue // moved or gone since the SCAN
 			}
-			if n > bestLen || (n == bestLen && room < best) {
-				best, bestLen = room, n
+			subs, err := rc.PubSubShardNumSub(ctx, ch).Result()
+			c := candidate{room: room, length: n, subscribed: err == nil && subs[ch] > 0}
+			if best.room == "" || better(c, best) {
+				best = c
 			}
 		}
 		err := iter.Err()
@@ -136,10 +153,10 @@ func busiestRoom(ctx context.Context, shards []provider.Shard) (string, error) {
 			return "", fmt.Errorf("SCAN %s: %w", sh.Primary.Name(), err)
 		}
 	}
-	if best == "" {
+	if best.room == "" {
 		return "", errors.New("no room has a history yet: name one (room)")
 	}
-	return best, nil
+	return best.room, nil
 }
 
 // ownerOf is key's slot and the shard serving it.
