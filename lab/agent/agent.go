@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -149,16 +148,7 @@ func dial(ctx context.Context, addr string, timeout time.Duration) (*websocket.C
 	}
 }
 
-func (a *agentRun) send(m *Message) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	_ = a.ws.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return a.ws.WriteMessage(websocket.TextMessage, b)
-}
+func (a *agentRun) send(m *Message) error { return writeMessage(a.ws, &a.wmu, m) }
 
 // read hands the controller's messages on until its connection ends.
 func (a *agentRun) read() {

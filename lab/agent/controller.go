@@ -205,16 +205,7 @@ func (c *Controller) refuse(p *peer, err error) {
 	p.ws.Close()
 }
 
-func (p *peer) send(m *Message) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_ = p.ws.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return p.ws.WriteMessage(websocket.TextMessage, b)
-}
+func (p *peer) send(m *Message) error { return writeMessage(p.ws, &p.wmu, m) }
 
 // who names an agent in errors: its name, label, host and pid.
 func (p *peer) who() string {

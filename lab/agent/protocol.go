@@ -20,6 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/geolab/geolab/lab/history"
 	"github.com/geolab/geolab/lab/workload"
@@ -213,4 +217,17 @@ func (a *Assignment) validate() error {
 		}
 	}
 	return nil
+}
+
+// writeMessage sends m as one text message on ws, one writer at a time
+// (mu), within 30 s: the one way either side of the protocol writes.
+func writeMessage(ws *websocket.Conn, mu *sync.Mutex, m *Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	_ = ws.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return ws.WriteMessage(websocket.TextMessage, b)
 }
