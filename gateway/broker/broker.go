@@ -60,10 +60,6 @@ func init() {
 	}
 }
 
-// Key names of the Standalone layout (Layout gives those of either).
-func seqKey(room string) string    { return Standalone.SeqKey(room) }
-func streamKey(room string) string { return Standalone.HistoryKey(room) }
-
 // idemKey is the idempotency key of a publish: geolab:idem:{ROOM}:LEN:SENDER:ID,
 // LEN the byte length of SENDER in decimal. The length prefix makes the key
 // injective: a sub may hold ':' and the client id is the rest of the key, so

@@ -21,8 +21,6 @@ var sessionScript = redis.NewScript(sessionLua)
 // connections with close code 4003.
 const SessionsChannel = "geolab:sessions"
 
-func sessionKey(id string) string { return Standalone.SessionKey(id) }
-
 // Ownership is a session's owner.
 type Ownership struct {
 	Status string // claim: "kept", "taken" or "forbidden"; apply: "won" or "lost"

@@ -284,6 +284,7 @@ func waitSlotOn(ctx context.Context, c provider.RedisCluster, slot int, to provi
 func slotPrimaryAsSeenBy(ctx context.Context, n provider.ClusterNode, slot int) string {
 	rc := nodeClient(n.Addr())
 	defer rc.Close()
+	//lint:ignore SA1019 CLUSTER SLOTS, deprecated in Redis 7 but served by it, gives the slot ranges in the shape read here
 	ranges, err := rc.ClusterSlots(ctx).Result()
 	if err != nil {
 		return "error " + err.Error()
