@@ -406,15 +406,8 @@ func (d *Docker) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {
 	ip := n.addr("redis")
 	d.mu.Unlock()
 	addr := netip.AddrPortFrom(ip, dockerRedisPort).String()
-	cmd := []string{"redis-server", "--port", fmt.Sprint(dockerRedisPort), "--bind", "0.0.0.0", "--protected-mode", "no",
-		"--dir", "/data", "--save", ""}
-	if s.Persistent {
-		cmd = append(cmd, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		cmd = append(cmd, "--appendonly", "no")
-	}
 	node, err := d.run(ctx, dockerPart{name: "redis " + s.Region, container: "redis-" + s.Region, image: d.opts.RedisImage,
-		cmd: cmd, net: n, ip: ip, aliases: []string{"redis"}, ready: redisReady(addr)})
+		cmd: redisArgs(dockerRedisPort, s.Persistent), net: n, ip: ip, aliases: []string{"redis"}, ready: redisReady(addr)})
 	if err != nil {
 		return nil, err
 	}
@@ -427,13 +420,8 @@ func (d *Docker) StartGateway(ctx context.Context, s GatewaySpec) (Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := []string{"gateway", "--region", s.Region, "--node", s.Node, "--listen", s.Listen, "--redis", s.Redis, "--log-format", "json"}
-	for _, f := range s.Federate {
-		cmd = append(cmd, "--federate", f)
-	}
-	cmd = append(cmd, s.Args...)
 	return d.run(ctx, dockerPart{name: "gateway " + s.Region + "/" + s.Node, container: s.Region + "-" + s.Node,
-		image: d.opts.GeolabImage, cmd: cmd, env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{s.Node},
+		image: d.opts.GeolabImage, cmd: gatewayArgs(s, s.Listen), env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{s.Node},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
 }
 
@@ -450,6 +438,28 @@ func (d *Docker) StartBridge(ctx context.Context, s BridgeSpec) (Node, error) {
 		env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{"bridge"},
 		files: []testcontainers.ContainerFile{{Reader: bytes.NewReader(s.Config), ContainerFilePath: cfg, FileMode: 0o644}},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
+}
+
+// redisArgs is the command of a Redis container or task listening on port
+// of every interface, its files in /data, with an append-only file when
+// persistent (as the process provider runs it).
+func redisArgs(port int, persistent bool) []string {
+	cmd := []string{"redis-server", "--port", fmt.Sprint(port), "--bind", "0.0.0.0", "--protected-mode", "no",
+		"--dir", "/data", "--save", ""}
+	if persistent {
+		return append(cmd, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	return append(cmd, "--appendonly", "no")
+}
+
+// gatewayArgs is the command of a gateway container or task of s, serving
+// on listen.
+func gatewayArgs(s GatewaySpec, listen string) []string {
+	cmd := []string{"gateway", "--region", s.Region, "--node", s.Node, "--listen", listen, "--redis", s.Redis, "--log-format", "json"}
+	for _, f := range s.Federate {
+		cmd = append(cmd, "--federate", f)
+	}
+	return append(cmd, s.Args...)
 }
 
 // placed returns the region's network and the address listen (from
