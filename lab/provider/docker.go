@@ -105,6 +105,12 @@ var ErrNoEngine = errors.New("no Docker engine answers")
 // DockerEngine returns nil when a Docker engine answers within a few
 // seconds, else one line that says how to start one.
 func DockerEngine(ctx context.Context) error {
+	return engine(ctx, DockerName, "'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs)")
+}
+
+// engine pings the engine; its error names the provider and how to start
+// one (start).
+func engine(ctx context.Context, name, start string) error {
 	host := os.Getenv("DOCKER_HOST")
 	if host == "" {
 		host = "unix:///var/run/docker.sock"
@@ -117,7 +123,7 @@ func DockerEngine(ctx context.Context) error {
 		_ = cli.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("provider docker: %w at %s (%v): start one with 'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs) or use the process provider", ErrNoEngine, host, firstLine(err))
+		return fmt.Errorf("provider %s: %w at %s (%v): start one with %s or use the process provider", name, ErrNoEngine, host, firstLine(err), start)
 	}
 	return nil
 }

@@ -114,8 +114,8 @@ var ErrNoSwarm = errors.New("the Docker engine is not a swarm manager")
 // SwarmEngine returns nil when a Docker engine answers and is a swarm
 // manager, else one line that says what to do.
 func SwarmEngine(ctx context.Context) error {
-	if err := DockerEngine(ctx); err != nil {
-		return fmt.Errorf("provider swarm: %w", errors.Unwrap(err))
+	if err := engine(ctx, SwarmName, "'make deps-swarm' (as root: dockerd --iptables=false --storage-driver=vfs, docker swarm init)"); err != nil {
+		return err
 	}
 	cli, err := client.New(client.FromEnv)
 	if err != nil {
@@ -162,6 +162,10 @@ func NewSwarm(ctx context.Context, opts SwarmOptions) (*Swarm, error) {
 	if err := s.checkNodes(ctx); err != nil {
 		_ = cli.Close()
 		return nil, err
+	}
+	if in, err := cli.NetworkInspect(ctx, gwbridge, client.NetworkInspectOptions{}); err == nil &&
+		in.Network.Options["com.docker.network.bridge.host_binding_ipv4"] != "127.0.0.1" {
+		s.log.Warn("docker_gwbridge publishes ports on every interface of the node: a task can reach another region's published ports through the node's address; make the swarm with 'make deps-swarm' (docs/swarm.md)")
 	}
 	return s, nil
 }
