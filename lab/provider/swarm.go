@@ -66,16 +66,18 @@ type Swarm struct {
 	lab  string
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	nets     map[string]*swarmNet // by region
-	tpAddr   map[string]netip.Addr
-	clients  []int // published client-link ports not yet handed out
-	inside   map[string]string
-	nodes    []*swarmNode
-	configs  []string
-	volumes  []string
-	placeBy  map[string]bool // regions some node is labelled for
-	services []string
+	mu      sync.Mutex
+	nets    map[string]*swarmNet // by region
+	tpAddr  map[string]netip.Addr
+	clients []int // published client-link ports not yet handed out
+	inside  map[string]string
+	nodes   []*swarmNode
+	configs []string
+	volumes []string
+	placeBy map[string]bool   // regions some node is labelled for
+	hostOf  map[string]string // a region's host for the lab, when not 127.0.0.1
+	self    string            // the id of the node geolab runs on
+	multi   bool              // the swarm has more than one node
 }
 
 // SwarmOptions configure NewSwarm. Images default as DockerOptions' do.
@@ -158,7 +160,7 @@ func NewSwarm(ctx context.Context, opts SwarmOptions) (*Swarm, error) {
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
 	s := &Swarm{opts: opts, cli: cli, lab: hex.EncodeToString(id), nets: map[string]*swarmNet{}, tpAddr: map[string]netip.Addr{},
-		inside: map[string]string{}, placeBy: map[string]bool{}, log: opts.Logger.With("component", "provider", "provider", SwarmName)}
+		inside: map[string]string{}, placeBy: map[string]bool{}, hostOf: map[string]string{}, log: opts.Logger.With("component", "provider", "provider", SwarmName)}
 	if err := s.checkNodes(ctx); err != nil {
 		_ = cli.Close()
 		return nil, err
@@ -179,9 +181,23 @@ func (s *Swarm) checkNodes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("provider swarm: list nodes: %w", err)
 	}
+	in, err := s.cli.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("provider swarm: %w", err)
+	}
+	s.self, s.multi = in.Info.Swarm.NodeID, len(nodes.Items) > 1
+	labelled := map[string][]swarm.Node{}
 	for _, n := range nodes.Items {
 		if r := n.Spec.Labels[placementLabel]; r != "" {
 			s.placeBy[r] = true
+			labelled[r] = append(labelled[r], n)
+		}
+	}
+	// A region placed on one other node is reached at that node's address,
+	// where its docker_gwbridge publishes (docs/swarm.md).
+	for r, ns := range labelled {
+		if len(ns) == 1 && ns[0].ID != s.self && ns[0].Status.Addr != "" {
+			s.hostOf[r] = ns[0].Status.Addr
 		}
 	}
 	images := []string{s.opts.GeolabImage, s.opts.ToxiproxyImage, s.opts.RedisImage}
@@ -277,6 +293,18 @@ func hostPort() (int, error) {
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
+// reach is where the lab reaches port published by a service of region:
+// 127.0.0.1 on the node geolab runs on, or the address of the one other
+// node the region is placed on.
+func (s *Swarm) reach(region string, port int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.hostOf[region]; ok {
+		return net.JoinHostPort(h, strconv.Itoa(port))
+	}
+	return loopback(port)
+}
+
 // StartToxiproxy creates every region's network, then the Toxiproxy
 // service on all of them, with its API and the client-link ports published.
 func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
@@ -305,8 +333,9 @@ func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 		ports = append(ports, published(p, p))
 	}
 	url := "http://" + loopback(api)
+	// The lab reaches its API and client links on this node's loopback.
 	n, err := s.run(ctx, swarmPart{name: "toxiproxy", service: "toxiproxy", image: s.opts.ToxiproxyImage, nets: nets,
-		ports: ports, ready: httpReady(url + "/version")})
+		ports: ports, here: true, ready: httpReady(url + "/version")})
 	if err != nil {
 		return nil, "", err
 	}
@@ -396,7 +425,7 @@ func (s *Swarm) ListenAddr(region, node string) (string, error) {
 	if node == "bridge" {
 		part = "bridge-" + region
 	}
-	addr := loopback(p)
+	addr := s.reach(region, p)
 	s.mu.Lock()
 	s.inside[addr] = net.JoinHostPort(s.serviceName(part), strconv.Itoa(p))
 	s.mu.Unlock()
@@ -423,7 +452,7 @@ func (s *Swarm) StartRedis(ctx context.Context, spec RedisSpec) (Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr := loopback(p)
+	addr := s.reach(spec.Region, p)
 	svc := "redis-" + spec.Region
 	s.mu.Lock()
 	s.inside[addr] = net.JoinHostPort(s.serviceName(svc), strconv.Itoa(p))
@@ -503,6 +532,7 @@ type swarmPart struct {
 	ports                        []swarm.PortConfig
 	configs                      []*swarm.ConfigReference
 	volume                       string // mounted at /data when set
+	here                         bool   // placed on the node geolab runs on
 	ready                        func() error
 }
 
@@ -526,9 +556,12 @@ func (s *Swarm) spec(p swarmPart, volume string) swarm.ServiceSpec {
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR, Ports: p.ports}}
 	s.mu.Lock()
-	placed := s.placeBy[p.region]
+	placed, multi := s.placeBy[p.region], s.multi
 	s.mu.Unlock()
-	if placed {
+	switch {
+	case p.here && multi:
+		spec.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==" + s.self}}
+	case placed:
 		spec.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.labels." + placementLabel + "==" + p.region}}
 	}
 	return spec
@@ -733,6 +766,15 @@ func (n *swarmNode) state() (pid int, running, paused bool) {
 		return 0, false, false
 	}
 	in, err := n.s.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if isNotFound(err) {
+		// A task on another node: its state as the swarm reports it (the
+		// pid is that node's).
+		t, err := n.task(ctx)
+		if err != nil || t.Status.State != swarm.TaskStateRunning || t.Status.ContainerStatus == nil {
+			return 0, false, false
+		}
+		return t.Status.ContainerStatus.PID, true, false
+	}
 	if err != nil || in.Container.State == nil {
 		return 0, false, false
 	}
