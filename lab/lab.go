@@ -144,12 +144,8 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	case provider.DockerName:
 		l.prov, err = provider.NewDocker(ctx, provider.DockerOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger})
 	case provider.SwarmName:
-		clientLinks := 0
-		for _, r := range topo.Regions {
-			clientLinks += len(topo.Regions) * r.Gateways
-		}
 		l.prov, err = provider.NewSwarm(ctx, provider.SwarmOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger,
-			Regions: topo.RegionNames(), ClientLinks: clientLinks})
+			Regions: topo.RegionNames()})
 	default:
 		err = fmt.Errorf("lab: unknown provider %q (want process, docker or swarm)", opts.Provider)
 	}
@@ -170,9 +166,6 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 	}
 	if l.net, err = link.New(api, 10*time.Second); err != nil {
 		return l, err
-	}
-	if hr, ok := l.prov.(provider.HostRouted); ok {
-		l.net.SetClientDial(hr.Outside)
 	}
 	l.faults = fault.NewBook(l)
 	if err := l.startRegions(ctx); err != nil {

@@ -82,10 +82,6 @@ type Net struct {
 	// (Attach): the next geolab command that attaches must know them.
 	recordHolds bool
 
-	// clientDial maps a client link's listen address inside Toxiproxy to
-	// where the lab's clients dial it (SetClientDial); nil: the same.
-	clientDial func(listen string) string
-
 	mu       sync.Mutex
 	links    map[string]*entry
 	disabled map[string]map[string]bool // link → owners holding it disabled
@@ -120,12 +116,6 @@ func New(url string, bound time.Duration) (*Net, error) {
 	return &Net{api: toxiproxy.NewClient(url), url: url, links: map[string]*entry{}, disabled: map[string]map[string]bool{}}, nil
 }
 
-// SetClientDial makes every client link created from now on carry, as its
-// Listen, dial(the address its proxy listens on): for a Toxiproxy whose
-// client ports the host reaches elsewhere (the swarm provider publishes
-// them on 127.0.0.1). Call it before the first Create.
-func (n *Net) SetClientDial(dial func(listen string) string) { n.clientDial = dial }
-
 // URL is the Toxiproxy API's address.
 func (n *Net) URL() string { return n.url }
 
@@ -155,9 +145,6 @@ func (n *Net) Create(l Link) (Link, error) {
 		}
 	}
 	l.Listen, l.Enabled = p.Listen, true
-	if l.Kind == Client && n.clientDial != nil {
-		l.Listen = n.clientDial(p.Listen)
-	}
 	lat, jit := split(l.Base.RTT), split(l.Base.Jitter)
 	for _, t := range []struct {
 		name, stream string

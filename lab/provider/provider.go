@@ -69,12 +69,13 @@ type Provider interface {
 // HostRouted is implemented by a provider whose parts the lab, on the host,
 // reaches at other addresses than Toxiproxy and the other parts do (swarm:
 // ports published on the host's 127.0.0.1, service names on the region
-// networks). The lab dials Redis.Addr and ListenAddr's addresses itself,
-// gives Toxiproxy Inside of them as a link's upstream, and dials a client
-// link at Outside of the address its proxy listens on.
+// networks). The lab dials Redis.Addr and ListenAddr's addresses itself and
+// gives Toxiproxy Inside of them as a link's upstream; a client that must
+// reach a part with nothing between (the slow-client fault) dials
+// Direct(addr), asked again each time.
 type HostRouted interface {
 	Inside(addr string) string
-	Outside(listen string) string
+	Direct(addr string) string
 }
 
 // Node is one running part. Lifecycle calls act on the real process.

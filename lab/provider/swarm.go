@@ -32,10 +32,10 @@ import (
 // networks that make the regions real: one attachable overlay network per
 // region, and the Toxiproxy service the only one on all of them.
 //
-//	lab (host) ──127.0.0.1:published──▶ Toxiproxy (API, client links), gateways, bridges, Redis
+//	lab (host) ──127.0.0.1:published──▶ Toxiproxy's API, gateways, bridges, Redis
 //	gateway R ──region R──▶ Toxiproxy (lan.R.gw-N) ──▶ Redis R
 //	bridge X ──region X──▶ Toxiproxy (wan.X.Y) ──region Y──▶ Redis Y
-//	client (host) ──▶ Toxiproxy (client.H.R.gw-N) ──region R──▶ gateway R/gw-N
+//	client (host) ──docker_gwbridge──▶ Toxiproxy (client.H.R.gw-N) ──region R──▶ gateway R/gw-N
 //
 // Every service resolves by name on its network (--endpoint-mode dnsrr: the
 // name is the task's own address, no virtual IP, which does not route when
@@ -48,9 +48,10 @@ import (
 // published in host mode on the node that runs the task, the same number
 // inside and outside, so that the part's address for the lab
 // (Redis.Addr, ListenAddr) and for Toxiproxy (Inside: SERVICE:PORT) differ
-// only in the host. Toxiproxy's API and a pool of client-link ports are
-// published the same way; Outside maps a client link's listen address to
-// 127.0.0.1. 'make deps-swarm' makes docker_gwbridge bind published ports
+// only in the host. Toxiproxy's API is published the same way; its client
+// links listen on its address on docker_gwbridge, which the host is on (a
+// published port's proxy would accept a connection even for a disabled
+// link). 'make deps-swarm' makes docker_gwbridge bind published ports
 // on the host's loopback only (no task reaches another's port through the
 // host), and the provider isolates the bridge's ports from one another (the
 // engine's enable_icc=false, which without iptables nothing enforces).
@@ -69,8 +70,9 @@ type Swarm struct {
 	mu      sync.Mutex
 	nets    map[string]*swarmNet // by region
 	tpAddr  map[string]netip.Addr
-	clients []int // published client-link ports not yet handed out
-	inside  map[string]string
+	tpHost  netip.Addr            // Toxiproxy's address on docker_gwbridge: where client links listen
+	inside  map[string]string     // a part's address for the lab → for Toxiproxy
+	byHost  map[string]*swarmNode // a part's address for the lab → the part
 	nodes   []*swarmNode
 	configs []string
 	volumes []string
@@ -88,10 +90,7 @@ type SwarmOptions struct {
 	Env []string
 	// Regions are every region of the lab: their networks must exist before
 	// Toxiproxy starts (attaching a network to a service replaces its task).
-	Regions []string
-	// ClientLinks is how many client links the lab will create: Toxiproxy
-	// publishes that many ports (one each) when it starts.
-	ClientLinks                             int
+	Regions                                 []string
 	GeolabImage, ToxiproxyImage, RedisImage string
 	Logger                                  *slog.Logger
 }
@@ -160,7 +159,7 @@ func NewSwarm(ctx context.Context, opts SwarmOptions) (*Swarm, error) {
 	id := make([]byte, 3)
 	_, _ = rand.Read(id)
 	s := &Swarm{opts: opts, cli: cli, lab: hex.EncodeToString(id), nets: map[string]*swarmNet{}, tpAddr: map[string]netip.Addr{},
-		inside: map[string]string{}, placeBy: map[string]bool{}, hostOf: map[string]string{}, log: opts.Logger.With("component", "provider", "provider", SwarmName)}
+		inside: map[string]string{}, byHost: map[string]*swarmNode{}, placeBy: map[string]bool{}, hostOf: map[string]string{}, log: opts.Logger.With("component", "provider", "provider", SwarmName)}
 	if err := s.checkNodes(ctx); err != nil {
 		_ = cli.Close()
 		return nil, err
@@ -321,17 +320,6 @@ func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 		return nil, "", err
 	}
 	ports := []swarm.PortConfig{published(dockerToxiproxyPort, api)}
-	for range s.opts.ClientLinks {
-		p, err := hostPort()
-		if err != nil {
-			return nil, "", err
-		}
-		if slices.ContainsFunc(ports, func(c swarm.PortConfig) bool { return c.PublishedPort == uint32(p) }) {
-			continue
-		}
-		s.clients = append(s.clients, p)
-		ports = append(ports, published(p, p))
-	}
 	url := "http://" + loopback(api)
 	// The lab reaches its API and client links on this node's loopback.
 	n, err := s.run(ctx, swarmPart{name: "toxiproxy", service: "toxiproxy", image: s.opts.ToxiproxyImage, nets: nets,
@@ -339,13 +327,30 @@ func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	// Its address on each region's network: where that region's links listen.
+	// Its address on each region's network: where that region's links
+	// listen; and on docker_gwbridge, which the host is on: where the client
+	// links listen, dialled by the lab directly (no docker-proxy between, so
+	// that a disabled link refuses a connection as with the other providers).
 	t, err := n.task(ctx)
 	if err != nil {
 		return nil, "", err
 	}
+	gw, err := s.cli.NetworkInspect(ctx, gwbridge, client.NetworkInspectOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("provider swarm: %s: %w", gwbridge, err)
+	}
+	var tpHost netip.Addr
+	if t.Status.ContainerStatus != nil {
+		if e, ok := gw.Network.Containers[t.Status.ContainerStatus.ContainerID]; ok && e.IPv4Address.IsValid() {
+			tpHost = e.IPv4Address.Addr()
+		}
+	}
+	if !tpHost.IsValid() {
+		return nil, "", fmt.Errorf("provider swarm: Toxiproxy's task has no address on this node's %s: the lab must run on the node that runs Toxiproxy", gwbridge)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tpHost = tpHost
 	for _, a := range t.NetworksAttachments {
 		for r, rn := range s.nets {
 			if a.Network.ID == rn.id && len(a.Addresses) > 0 {
@@ -366,37 +371,20 @@ func published(target, host int) swarm.PortConfig {
 		PublishMode: swarm.PortConfigPublishModeHost}
 }
 
-// ProxyListen is Toxiproxy's address on the region's network with a free
-// port, or for the lab's own clients ("") the next published client-link
-// port on every interface of the Toxiproxy task.
+// ProxyListen is Toxiproxy's address on the region's network, or for the
+// lab's own clients ("") on docker_gwbridge (which the host is on and the
+// tasks, their bridge ports isolated, are not), with a free port.
 func (s *Swarm) ProxyListen(from string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if from == "" {
-		if len(s.clients) == 0 {
-			// Toxiproxy cannot listen there: the link's creation fails naming it.
-			return "no-published-client-port-left.invalid:0"
-		}
-		p := s.clients[0]
-		s.clients = s.clients[1:]
-		return net.JoinHostPort("0.0.0.0", strconv.Itoa(p))
-	}
 	a, ok := s.tpAddr[from]
+	if from == "" {
+		a, ok = s.tpHost, s.tpHost.IsValid()
+	}
 	if !ok {
 		return ""
 	}
 	return netip.AddrPortFrom(a, 0).String()
-}
-
-// Outside is where the host dials a client link whose proxy listens at
-// listen inside the Toxiproxy task: 127.0.0.1 and the same (published)
-// port.
-func (s *Swarm) Outside(listen string) string {
-	_, p, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	return net.JoinHostPort("127.0.0.1", p)
 }
 
 // Inside is where Toxiproxy and the other parts dial the part the lab
@@ -408,6 +396,34 @@ func (s *Swarm) Inside(addr string) string {
 	defer s.mu.Unlock()
 	if in, ok := s.inside[addr]; ok {
 		return in
+	}
+	return addr
+}
+
+// Direct is where the host reaches the part it reaches at addr (a Redis.Addr
+// or a ListenAddr) without the engine's userland proxy in between: its
+// task's address on this node's docker_gwbridge, now. The proxy of a
+// published port buffers a connection's data a second time, which a client
+// that stops reading must not have (the slow-client fault); the address
+// changes when the part restarts, so it is asked for each time. addr itself
+// when the task is not on this node.
+func (s *Swarm) Direct(addr string) string {
+	s.mu.Lock()
+	n, ok := s.byHost[addr]
+	s.mu.Unlock()
+	_, port, err := net.SplitHostPort(addr)
+	if !ok || err != nil {
+		return addr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id := n.container(ctx)
+	gw, err := s.cli.NetworkInspect(ctx, gwbridge, client.NetworkInspectOptions{})
+	if err != nil || id == "" {
+		return addr
+	}
+	if e, ok := gw.Network.Containers[id]; ok && e.IPv4Address.IsValid() {
+		return net.JoinHostPort(e.IPv4Address.Addr().String(), port)
 	}
 	return addr
 }
@@ -459,7 +475,7 @@ func (s *Swarm) StartRedis(ctx context.Context, spec RedisSpec) (Redis, error) {
 	s.mu.Unlock()
 	node, err := s.run(ctx, swarmPart{name: "redis " + spec.Region, service: svc, image: s.opts.RedisImage, region: spec.Region,
 		args: redisArgs(p, spec.Persistent), nets: []*swarmNet{n}, ports: []swarm.PortConfig{published(p, p)},
-		volume: s.serviceName(svc), ready: redisReady(addr)})
+		volume: s.serviceName(svc), host: addr, ready: redisReady(addr)})
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +496,7 @@ func (s *Swarm) StartGateway(ctx context.Context, spec GatewaySpec) (Node, error
 	return s.run(ctx, swarmPart{name: "gateway " + spec.Region + "/" + spec.Node, service: spec.Region + "-" + spec.Node,
 		image: s.opts.GeolabImage, region: spec.Region, args: gatewayArgs(spec, net.JoinHostPort("0.0.0.0", strconv.Itoa(p))),
 		env: append(slices.Clone(s.opts.Env), spec.Env...), nets: []*swarmNet{n}, ports: []swarm.PortConfig{published(p, p)},
-		ready: httpReady("http://" + spec.Listen + "/readyz")})
+		host: spec.Listen, ready: httpReady("http://" + spec.Listen + "/readyz")})
 }
 
 // StartBridge stores the config as a swarm config and runs `geolab
@@ -509,7 +525,7 @@ func (s *Swarm) StartBridge(ctx context.Context, spec BridgeSpec) (Node, error) 
 		env:  append(slices.Clone(s.opts.Env), spec.Env...), nets: []*swarmNet{n}, ports: []swarm.PortConfig{published(p, p)},
 		configs: []*swarm.ConfigReference{{ConfigID: res.ID, ConfigName: cfgName,
 			File: &swarm.ConfigReferenceFileTarget{Name: cfg, UID: "65534", GID: "65534", Mode: 0o444}}},
-		ready: httpReady("http://" + spec.Listen + "/readyz")})
+		host: spec.Listen, ready: httpReady("http://" + spec.Listen + "/readyz")})
 }
 
 // listenPort is the port of an address ListenAddr handed out.
@@ -533,6 +549,7 @@ type swarmPart struct {
 	configs                      []*swarm.ConfigReference
 	volume                       string // mounted at /data when set
 	here                         bool   // placed on the node geolab runs on
+	host                         string // where the lab reaches it (its published port), if anywhere
 	ready                        func() error
 }
 
@@ -582,6 +599,9 @@ func (s *Swarm) run(ctx context.Context, p swarmPart) (*swarmNode, error) {
 	n.id = res.ID
 	s.mu.Lock()
 	s.nodes = append(s.nodes, n)
+	if p.host != "" {
+		s.byHost[p.host] = n
+	}
 	s.mu.Unlock()
 	if err := n.awaitReady(ctx, ""); err != nil {
 		return nil, err
