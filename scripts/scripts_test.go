@@ -759,6 +759,33 @@ func TestChaosDocker(t *testing.T) {
 			t.Errorf("docker-tests.log: %q %v", b, err)
 		}
 	})
+	t.Run("CHAOS_PROVIDER=swarm: makes the swarm, removes left services, runs on swarm, leaves the swarm it made", func(t *testing.T) {
+		env, dir := setup(t, true)
+		mark := filepath.Join(dir, "swarm-active")
+		env["DOCKER"] = standIn(t, dir, "swarm-docker", `case "$1 $2" in
+"info --format") if [[ -f '`+mark+`' ]]; then echo active; else echo inactive; fi ;;
+"swarm init") touch '`+mark+`' ;;
+"swarm leave") rm -f '`+mark+`' ;;
+"network inspect") exit 1 ;;
+"service ls") echo s1 ;;
+esac; exit 0`)
+		env["CHAOS_PROVIDER"], env["SWARM_MARK"] = "swarm", filepath.Join(dir, "swarm.created")
+		r := run(t, env, "chaos-docker.sh")
+		expect(t, r, 0, "docker swarm init", "make chaos-swarm: removing services earlier labs left", "make chaos-swarm: passed in", "leaving the swarm it made")
+		docker := log(t, env["DOCKER"])
+		if !contains(docker, "service rm s1") {
+			t.Errorf("docker calls: %q", docker)
+		}
+		if goCalls := log(t, env["GO"]); len(goCalls) != 2 || goCalls[1] != "PROVIDER=swarm" {
+			t.Errorf("go calls: %q", goCalls)
+		}
+		if g := log(t, env["GINKGO"]); len(g) != 2 || !strings.Contains(g[0], "--junit-report=junit-swarm.xml") || g[1] != "PROVIDER=swarm" {
+			t.Errorf("ginkgo calls: %q", g)
+		}
+		if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+			t.Error("the swarm it made is still there")
+		}
+	})
 	t.Run("no engine before: it stops the one it started", func(t *testing.T) {
 		env, _ := setup(t, false)
 		expect(t, run(t, env, "chaos-docker.sh"), 0, "names no running dockerd (stale)")
