@@ -241,7 +241,7 @@ func (s *Swarm) probeImage(ctx context.Context, img string, nodes []swarm.Node) 
 		}
 		done := map[string]bool{}
 		for _, t := range tasks.Items {
-			if strings.Contains(t.Status.Err, "No such image") || t.Status.State == swarm.TaskStateRejected {
+			if strings.Contains(t.Status.Err, "No such image") || (t.Status.State == swarm.TaskStateRejected && strings.Contains(t.Status.Err, "image")) {
 				return fmt.Errorf("provider swarm: node %s has no image %s (%s): copy it there, e.g. 'docker save %s | ssh NODE docker load' (docs/swarm.md)", host[t.NodeID], img, t.Status.Err, img)
 			}
 			if t.Status.State == swarm.TaskStateComplete || t.Status.State == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateFailed {
