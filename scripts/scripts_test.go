@@ -776,7 +776,7 @@ esac; exit 0`)
 		if !contains(docker, "service rm s1") {
 			t.Errorf("docker calls: %q", docker)
 		}
-		if goCalls := log(t, env["GO"]); len(goCalls) != 2 || goCalls[1] != "PROVIDER=swarm" {
+		if goCalls := log(t, env["GO"]); len(goCalls) != 2 || !strings.Contains(goCalls[0], "-timeout 25m") || goCalls[1] != "PROVIDER=swarm" {
 			t.Errorf("go calls: %q", goCalls)
 		}
 		if g := log(t, env["GINKGO"]); len(g) != 2 || !strings.Contains(g[0], "--junit-report=junit-swarm.xml") || g[1] != "PROVIDER=swarm" {
