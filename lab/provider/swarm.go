@@ -305,7 +305,7 @@ func (s *Swarm) reach(region string, port int) string {
 }
 
 // StartToxiproxy creates every region's network, then the Toxiproxy
-// service on all of them, with its API and the client-link ports published.
+// service on all of them, with its API published on the host's loopback.
 func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 	var nets []*swarmNet
 	for _, r := range s.opts.Regions {
@@ -695,6 +695,7 @@ type swarmNode struct {
 	part swarmPart
 
 	mu     sync.Mutex
+	cid    string // the container of its newest ready task ("" before)
 	volume string // the Redis volume its next task mounts
 	fresh  bool   // Wipe asked for a new volume at the next Restart
 }
@@ -713,8 +714,15 @@ func (n *swarmNode) task(ctx context.Context) (swarm.Task, error) {
 }
 
 // container is the id of the newest task's container ("" before it has
-// one).
+// one): the one its last readiness check saw, without asking the swarm
+// again (a fault's kill polls the container's state many times).
 func (n *swarmNode) container(ctx context.Context) string {
+	n.mu.Lock()
+	cid := n.cid
+	n.mu.Unlock()
+	if cid != "" {
+		return cid
+	}
 	t, err := n.task(ctx)
 	if err != nil || t.Status.ContainerStatus == nil {
 		return ""
@@ -764,6 +772,11 @@ func (n *swarmNode) ready(ctx context.Context, before string) error {
 		return fmt.Errorf("task %s", t.Status.State)
 	}
 	n.s.isolateGWBridge()
+	if t.Status.ContainerStatus != nil {
+		n.mu.Lock()
+		n.cid = t.Status.ContainerStatus.ContainerID
+		n.mu.Unlock()
+	}
 	if n.part.ready == nil {
 		return nil
 	}
