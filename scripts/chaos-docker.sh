@@ -100,7 +100,7 @@ t0=$(date +%s)
 run=()
 if [[ -n ${DOCKER_RUN:-} ]]; then run=(-run "$DOCKER_RUN"); fi
 p=$CHAOS_PROVIDER
-# A swarm lab starts and heals slower (a new task per restart): ./lab takes ~13 min there.
+# A swarm lab starts and heals slower (a new task per restart): ./lab takes 7-13 min there.
 limit=15m
 if [[ $p == swarm ]]; then limit=25m; fi
 echo "PROVIDER=$p $GO test -count=1 -timeout $limit -v ${run[*]} ${tests[*]}   (log ${REPORTS#"$root"/}/$p-tests.log)"
