@@ -5,17 +5,15 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
-
 GO     ?= go
 BIN    := $(CURDIR)/bin
 # The Ginkgo CLI, at the library version in go.mod (scripts/ginkgo-install.sh).
 GINKGO := $(BIN)/ginkgo
-
-# Chaos suite: LABELS is a Ginkgo label filter (empty: every spec), e.g. `make chaos LABELS=failover`; PROVIDER=process (real processes) or docker (containers).
+# Chaos suite: LABELS is a Ginkgo label filter (empty: every spec), e.g. `make chaos LABELS=failover`; PROVIDER=process (real processes), docker (containers) or swarm (Swarm services, docs/swarm.md).
 LABELS   ?=
 PROVIDER ?= process
-# A run on containers keeps its own reports (-docker): no run overwrites another's.
-CHAOS_REPORT_SUFFIX = $(if $(filter docker,$(PROVIDER)),-docker)
+# A run on containers keeps its own reports (-docker, -swarm): no run overwrites another's.
+CHAOS_REPORT_SUFFIX = $(if $(filter docker swarm,$(PROVIDER)),-$(PROVIDER))
 # Specs run the components as processes of the geolab binary built by `build`.
 GEOLAB_BIN := $(BIN)/geolab
 # make test runs the whole chaos suite; CHAOS_SMOKE='resubscribe' narrows it. DOCKER_SMOKE=0 leaves out its docker smoke subset (for a machine that cannot run an engine; CI runs it).
@@ -57,14 +55,12 @@ DOCKER_SMOKE_RUN    := ^(TestDocker.*|TestCompose.*|TestGatewayKill|TestGatewayP
 DOCKER_SMOKE_LABELS := resubscribe || failover
 DOCKER_LABELS       ?= $(DOCKER_SMOKE_LABELS)
 DOCKER_RUN          ?=
-
 export GO GINKGO PROVIDER GEOLAB_BIN CHAOS_SMOKE DOCKER_SMOKE FUZZ_TARGETS FUZZTIME MUTANTS REPORT REPORT_WINDOW
 export GEOLAB_IMAGE TOXIPROXY_IMAGE REDIS_IMAGE DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID KEEP_ENGINE DOCKER_TESTS DOCKER_SMOKE_LABELS DOCKER_LABELS DOCKER_SMOKE_RUN DOCKER_RUN
-
-.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios explore bench bench-peers lint clean report-png images deps-docker chaos-docker compose-up compose-down
+.PHONY: help deps deps-redis deps-cc deps-ginkgo build test vet fuzz chaos chaos-mutants scenarios explore bench bench-peers lint clean report-png images deps-docker chaos-docker deps-swarm chaos-swarm compose-up compose-down
 
 help: ## list the targets
-	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker] [BENCH_ARGS=...] [FUZZTIME=5s]"
+	@echo "usage: make TARGET [LABELS=...] [PROVIDER=process|docker|swarm] [BENCH_ARGS=...] [FUZZTIME=5s]"
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z][a-z-]*:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 deps: deps-redis deps-cc deps-ginkgo ## install what is missing: redis-server and a C compiler for -race (apt-get, as root), the Ginkgo CLI at go.mod's version into bin/
@@ -84,7 +80,7 @@ test: deps build vet ## vet; unit, integration and lab tests with -race; the who
 fuzz: ## run each fuzz target of FUZZ_TARGETS for FUZZTIME (default 5s)
 	@scripts/fuzz.sh
 
-chaos: deps build $(if $(CHAOS_REPORT_SUFFIX),images) ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process|docker); reports in reports/
+chaos: deps build $(if $(CHAOS_REPORT_SUFFIX),images) $(if $(filter swarm,$(PROVIDER)),deps-swarm) ## the Ginkgo suites under specs/ (LABELS=filter, PROVIDER=process|docker|swarm); reports in reports/
 	@mkdir -p reports$(if $(CHAOS_REPORT_SUFFIX), && scripts/docker-engine.sh status)
 	$(GINKGO) -r --label-filter="$(LABELS)" --junit-report=junit$(CHAOS_REPORT_SUFFIX).xml --json-report=report$(CHAOS_REPORT_SUFFIX).json --output-dir=reports --keep-going -timeout 20m ./specs
 chaos-mutants: deps ## run the chaos group of each mutant (MUTANTS) against a -tags faulty build; passes only when every breakage is caught
@@ -113,6 +109,10 @@ images: deps-docker deps-redis ## build the geolab, Toxiproxy and Redis images (
 	./docker/build-images.sh
 chaos-docker: deps-ginkgo build ## start an engine if needed (deps-docker), build the images, run the docker tests and the DOCKER_LABELS chaos specs on containers; stops the engine it started
 	@scripts/chaos-docker.sh
+deps-swarm: deps-docker ## make the local engine a one-node swarm unless it is in one (scripts/swarm.sh; docs/swarm.md)
+	@scripts/swarm.sh start
+chaos-swarm: deps-ginkgo build ## chaos-docker on a one-node swarm (PROVIDER=swarm; DOCKER_RUN, DOCKER_LABELS as there): makes the swarm when needed and leaves the swarm it made
+	@CHAOS_PROVIDER=swarm scripts/chaos-docker.sh
 compose-up: images ## bring docker-compose.yml's two-region stack up (docker compose, else docker-compose) and wait until its gateways answer
 	@scripts/compose.sh up
 compose-down: ## take docker-compose.yml's stack down and remove its volumes

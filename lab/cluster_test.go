@@ -262,12 +262,14 @@ func keyOnAnotherNode(t *testing.T, ctx context.Context, c *redis.ClusterClient,
 	return ""
 }
 
-// TestClusterRefusedOnDocker: the docker provider does not run a cluster,
-// and lab.Start says so before it starts anything.
+// TestClusterRefusedOnDocker: the docker and swarm providers do not run a
+// cluster, and lab.Start says so before it starts anything.
 func TestClusterRefusedOnDocker(t *testing.T) {
-	_, err := lab.Start(context.Background(), clusterTopology(t), lab.Options{Provider: provider.DockerName})
-	if err == nil || !errors.Is(err, provider.ErrClusterNeedsProcess) || !strings.Contains(err.Error(), "region us-east: redis mode cluster on the docker provider") {
-		t.Fatalf("error %v, want the region named and provider.ErrClusterNeedsProcess", err)
+	for _, p := range []string{provider.DockerName, provider.SwarmName} {
+		_, err := lab.Start(context.Background(), clusterTopology(t), lab.Options{Provider: p})
+		if err == nil || !errors.Is(err, provider.ErrClusterNeedsProcess) || !strings.Contains(err.Error(), "region us-east: redis mode cluster on the "+p+" provider") {
+			t.Fatalf("%s: error %v, want the region named and provider.ErrClusterNeedsProcess", p, err)
+		}
 	}
 }
 

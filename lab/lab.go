@@ -41,8 +41,9 @@ import (
 
 // Options configure Start. Every field has a default.
 type Options struct {
-	// Provider names where parts run: "process" (default: local processes)
-	// or "docker" (containers, docs/docker.md).
+	// Provider names where parts run: "process" (default: local processes),
+	// "docker" (containers, docs/docker.md) or "swarm" (Docker Swarm
+	// services, docs/swarm.md).
 	Provider string
 	// Bin is the geolab binary children run as. Default: geolabbin.Default()
 	// ($GEOLAB_BIN, else this executable when it is geolab, else bin/geolab).
@@ -142,8 +143,11 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 		l.prov, err = provider.NewProcess(opts.Bin, opts.WorkDir, env)
 	case provider.DockerName:
 		l.prov, err = provider.NewDocker(ctx, provider.DockerOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger})
+	case provider.SwarmName:
+		l.prov, err = provider.NewSwarm(ctx, provider.SwarmOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger,
+			Regions: topo.RegionNames()})
 	default:
-		err = fmt.Errorf("lab: unknown provider %q (want process or docker)", opts.Provider)
+		err = fmt.Errorf("lab: unknown provider %q (want process, docker or swarm)", opts.Provider)
 	}
 	if err != nil {
 		return nil, err
@@ -279,7 +283,7 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 		redisAddr := clusterSeeds(reg)
 		if reg.cluster == nil {
 			lan, err := l.net.Create(link.Link{Name: link.Name(link.LAN, r.Name, r.Name, node), Kind: link.LAN,
-				From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: reg.redis.Addr(), Base: l.topo.LAN})
+				From: r.Name, To: r.Name, Node: node, Listen: l.prov.ProxyListen(r.Name), Upstream: l.inside(reg.redis.Addr()), Base: l.topo.LAN})
 			if err != nil {
 				return err
 			}
@@ -303,7 +307,7 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 		}
 		for _, home := range l.topo.RegionNames() {
 			if _, err := l.net.Create(link.Link{Name: link.Name(link.Client, home, r.Name, node), Kind: link.Client,
-				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Upstream: listen, Base: l.topo.Link(home, r.Name)}); err != nil {
+				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Upstream: l.inside(listen), Base: l.topo.Link(home, r.Name)}); err != nil {
 				return err
 			}
 		}
@@ -360,7 +364,7 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 			cfg.Regions[other.Name] = map[string]string{"redis": clusterSeeds(oreg)}
 			continue
 		}
-		addr := oreg.redis.Addr()
+		addr := l.inside(oreg.redis.Addr())
 		if other.Name != r.Name {
 			wan, err := l.net.Create(link.Link{Name: link.Name(link.WAN, r.Name, other.Name, ""), Kind: link.WAN,
 				From: r.Name, To: other.Name, Listen: l.prov.ProxyListen(r.Name), Upstream: addr, Base: l.topo.Link(r.Name, other.Name)})
@@ -444,6 +448,15 @@ func (l *Lab) Close() error {
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr
+}
+
+// inside is where Toxiproxy and the parts dial the part the lab reaches at
+// addr (provider.HostRouted; the same address with most providers).
+func (l *Lab) inside(addr string) string {
+	if hr, ok := l.prov.(provider.HostRouted); ok {
+		return hr.Inside(addr)
+	}
+	return addr
 }
 
 // retryPortRace runs start up to three times while it fails because the

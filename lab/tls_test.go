@@ -177,14 +177,16 @@ func TestTLSRegionsComeUpAndFederate(t *testing.T) {
 	})
 }
 
-// The docker provider runs Redis without TLS or ACL users: a topology that
+// The docker and swarm providers run Redis without TLS or ACL users: a topology that
 // asks for them is refused before anything starts, naming the region and
 // the provider that can run it (no Docker engine needed to be refused).
 func TestTLSTopologyNeedsTheProcessProvider(t *testing.T) {
 	topo := harness.Topology(t, "two-region-tls")
-	_, err := lab.Start(context.Background(), topo, lab.Options{Provider: provider.DockerName})
-	if !errors.Is(err, provider.ErrNeedsProcess) ||
-		!strings.Contains(err.Error(), "lab: region us-east: redis tls/acl on the docker provider: tls/acl regions need the process provider") {
-		t.Fatalf("lab.Start on docker: %v", err)
+	for _, p := range []string{provider.DockerName, provider.SwarmName} {
+		_, err := lab.Start(context.Background(), topo, lab.Options{Provider: p})
+		if !errors.Is(err, provider.ErrNeedsProcess) ||
+			!strings.Contains(err.Error(), "lab: region us-east: redis tls/acl on the "+p+" provider: tls/acl regions need the process provider") {
+			t.Fatalf("lab.Start on %s: %v", p, err)
+		}
 	}
 }

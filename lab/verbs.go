@@ -102,11 +102,15 @@ func (l *Lab) GatewayOf(region, node string) (provider.Node, error) {
 	return g.Node, nil
 }
 
-// GatewayAddr implements fault.World.
+// GatewayAddr implements fault.World: the gateway's own address, with
+// nothing between (provider.HostRouted's Direct).
 func (l *Lab) GatewayAddr(region, node string) (string, error) {
 	g, err := l.gateway(region, node)
 	if err != nil {
 		return "", err
+	}
+	if hr, ok := l.prov.(provider.HostRouted); ok {
+		return hr.Direct(g.Listen), nil
 	}
 	return g.Listen, nil
 }

@@ -22,7 +22,7 @@ import (
 // test run by `make test` must not inherit them: run sets only what it is given.
 var scriptVars = strings.Fields(`GO GINKGO PROVIDER GEOLAB_BIN CHAOS_SMOKE DOCKER_SMOKE
 	FUZZ_TARGETS FUZZTIME MUTANTS REPORT REPORT_WINDOW GEOLAB_IMAGE TOXIPROXY_IMAGE REDIS_IMAGE
-	DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID DOCKERD_WAIT KEEP_ENGINE DOCKER_TESTS DOCKER_SMOKE_LABELS
+	DOCKERD_FLAGS DOCKERD_LOG DOCKERD_PID DOCKERD_WAIT KEEP_ENGINE CHAOS_PROVIDER SWARM_MARK SWARM_ADVERTISE DOCKER_TESTS DOCKER_SMOKE_LABELS
 	DOCKER_LABELS DOCKER DOCKERD DOCKER_COMPOSE COMPOSE COMPOSE_WAIT COMPOSE_PROJECT_NAME APT_GET
 	CHROMIUM STATICCHECK STATICCHECK_VERSION GOFMT FAULTY_BIN REPORTS MAKE MAKEFLAGS MFLAGS MAKELEVEL
 	GEOLAB_FAULTY GEOLAB_US_EAST_PORT GEOLAB_EU_WEST_PORT GEOLAB_TOXIPROXY_PORT CENTRIFUGO BENCH_PEERS_ARGS`)
@@ -36,6 +36,7 @@ var exercised = map[string]string{
 	"fuzz.sh":           "make test, TestFuzz",
 	"chaos-docker.sh":   "make test, TestChaosDocker",
 	"docker-engine.sh":  "make test (chaos-docker), TestDockerEngine",
+	"swarm.sh":          "make deps-swarm, make chaos-swarm, TestSwarm",
 	"mutants.sh":        "TestMutants",
 	"scenarios.sh":      "TestScenarios",
 	"lint.sh":           "TestLint",
@@ -56,6 +57,7 @@ var badArgs = map[string]struct {
 	"fuzz.sh":           {[]string{"./lab/link"}, "takes no arguments (set FUZZ_TARGETS), got: ./lab/link"},
 	"chaos-docker.sh":   {[]string{"smoke"}, "takes no arguments (set DOCKER_TESTS, DOCKER_LABELS), got: smoke"},
 	"docker-engine.sh":  {[]string{"restart"}, "want one of start, stop, status; got: restart"},
+	"swarm.sh":          {[]string{"join"}, "want one of start, stop, status; got: join"},
 	"mutants.sh":        {[]string{"echo:dedup"}, "takes no arguments (set MUTANTS), got: echo:dedup"},
 	"scenarios.sh":      {[]string{"a", "b"}, "at most one argument DIR, got 2: a b"},
 	"lint.sh":           {[]string{"a", "b"}, "at most one argument DIR, got 2: a b"},
@@ -757,6 +759,33 @@ func TestChaosDocker(t *testing.T) {
 			t.Errorf("docker-tests.log: %q %v", b, err)
 		}
 	})
+	t.Run("CHAOS_PROVIDER=swarm: makes the swarm, removes left services, runs on swarm, leaves the swarm it made", func(t *testing.T) {
+		env, dir := setup(t, true)
+		mark := filepath.Join(dir, "swarm-active")
+		env["DOCKER"] = standIn(t, dir, "swarm-docker", `case "$1 $2" in
+"info --format") if [[ -f '`+mark+`' ]]; then echo active; else echo inactive; fi ;;
+"swarm init") touch '`+mark+`' ;;
+"swarm leave") rm -f '`+mark+`' ;;
+"network inspect") exit 1 ;;
+"service ls") echo s1 ;;
+esac; exit 0`)
+		env["CHAOS_PROVIDER"], env["SWARM_MARK"] = "swarm", filepath.Join(dir, "swarm.created")
+		r := run(t, env, "chaos-docker.sh")
+		expect(t, r, 0, "docker swarm init", "make chaos-swarm: removing services earlier labs left", "make chaos-swarm: passed in", "leaving the swarm it made")
+		docker := log(t, env["DOCKER"])
+		if !contains(docker, "service rm s1") {
+			t.Errorf("docker calls: %q", docker)
+		}
+		if goCalls := log(t, env["GO"]); len(goCalls) != 2 || !strings.Contains(goCalls[0], "-timeout 25m") || goCalls[1] != "PROVIDER=swarm" {
+			t.Errorf("go calls: %q", goCalls)
+		}
+		if g := log(t, env["GINKGO"]); len(g) != 2 || !strings.Contains(g[0], "--junit-report=junit-swarm.xml") || g[1] != "PROVIDER=swarm" {
+			t.Errorf("ginkgo calls: %q", g)
+		}
+		if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+			t.Error("the swarm it made is still there")
+		}
+	})
 	t.Run("no engine before: it stops the one it started", func(t *testing.T) {
 		env, _ := setup(t, false)
 		expect(t, run(t, env, "chaos-docker.sh"), 0, "names no running dockerd (stale)")
@@ -1003,6 +1032,64 @@ func TestBenchPeers(t *testing.T) {
 		expect(t, r, 1, "build failed: no network", "go install github.com/centrifugal/centrifugo/v6@v6.9.1' failed")
 		if calls := log(t, geolab); len(calls) != 0 {
 			t.Errorf("geolab ran: %q", calls)
+		}
+	})
+}
+
+// swarmStandIn writes a docker CLI whose engine always answers and is in a
+// swarm while the file MARK exists: 'swarm init' creates it, 'swarm leave'
+// removes it.
+func swarmStandIn(t *testing.T, dir string) (docker, mark string) {
+	mark = filepath.Join(dir, "swarm-active")
+	docker = standIn(t, dir, "docker", `case "$1 $2" in
+"info --format") if [[ -f '`+mark+`' ]]; then echo active; else echo inactive; fi ;;
+"swarm init") touch '`+mark+`' ;;
+"swarm leave") rm -f '`+mark+`' ;;
+"network inspect") exit 1 ;;
+esac`)
+	return docker, mark
+}
+
+func TestSwarm(t *testing.T) {
+	t.Run("not in a swarm: start makes one and says so, stop leaves it", func(t *testing.T) {
+		dir := t.TempDir()
+		docker, active := swarmStandIn(t, dir)
+		mark := filepath.Join(dir, "swarm.created")
+		env := map[string]string{"DOCKER": docker, "SWARM_MARK": mark, "DOCKERD_PID": filepath.Join(dir, "dockerd.pid")}
+		expect(t, run(t, env, "swarm.sh", "status"), 1, "the engine is not in a swarm (inactive)")
+		expect(t, run(t, env, "swarm.sh", "start"), 0, "docker swarm init --advertise-addr 127.0.0.1")
+		calls := log(t, docker)
+		if !contains(calls, "host_binding_ipv4=127.0.0.1 docker_gwbridge") || !contains(calls, "swarm init --advertise-addr 127.0.0.1") {
+			t.Errorf("want docker_gwbridge on the loopback, then swarm init; calls:\n%s", strings.Join(calls, "\n"))
+		}
+		expect(t, run(t, env, "swarm.sh", "status"), 0, "a swarm that 'scripts/swarm.sh start' made")
+		expect(t, run(t, env, "swarm.sh", "stop"), 0, "leaving the swarm it made")
+		if _, err := os.Stat(active); !errors.Is(err, os.ErrNotExist) {
+			t.Error("still in the swarm after stop")
+		}
+		if !contains(log(t, docker), "network rm docker_gwbridge") {
+			t.Error("stop left the docker_gwbridge it made")
+		}
+		if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("mark after stop: %v", err)
+		}
+	})
+	t.Run("a swarm it did not make: start does nothing, stop leaves it alone", func(t *testing.T) {
+		dir := t.TempDir()
+		docker, active := swarmStandIn(t, dir)
+		if err := os.WriteFile(active, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{"DOCKER": docker, "SWARM_MARK": filepath.Join(dir, "swarm.created"), "DOCKERD_PID": filepath.Join(dir, "dockerd.pid")}
+		r := run(t, env, "swarm.sh", "start")
+		expect(t, r, 0)
+		if r.stdout+r.stderr != "" {
+			t.Errorf("want no output:\n%s", r)
+		}
+		expect(t, run(t, env, "swarm.sh", "status"), 0, "in a swarm (not one this script made)")
+		expect(t, run(t, env, "swarm.sh", "stop"), 0)
+		if _, err := os.Stat(active); err != nil || contains(log(t, docker), "swarm leave") {
+			t.Errorf("stop left a swarm it did not make: %v", err)
 		}
 	})
 }

@@ -58,7 +58,7 @@ and printed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Provider, "provider", provider.ProcessName, "where parts run: process (real local processes, no Docker) or docker (containers of the images 'make images' builds, docs/docker.md)")
+	f.StringVar(&opts.Provider, "provider", provider.ProcessName, "where parts run: process (real local processes, no Docker), docker (containers of the images 'make images' builds, docs/docker.md) or swarm (Docker Swarm services on overlay networks, docs/swarm.md)")
 	f.StringVar(&opts.WorkDir, "workdir", "", "directory for logs, configs and Redis data (default: a temporary one, removed at exit)")
 	f.StringVar(&opts.Bin, "bin", "", "geolab binary the children run as (default: $GEOLAB_BIN, else this executable)")
 	f.StringArrayVar(&opts.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, e.g. --gateway-arg=--send-queue=64 (repeatable)")

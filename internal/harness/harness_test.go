@@ -40,14 +40,14 @@ func TestTopologyPathIsFoundFromTheModuleRoot(t *testing.T) {
 
 func TestProvidersFollowsTheEnvironment(t *testing.T) {
 	t.Setenv(provider.Env, "")
-	if got := Providers(); !slices.Equal(got, []string{"process", "docker"}) {
+	if got := Providers(); !slices.Equal(got, []string{"process", "docker", "swarm"}) {
 		t.Errorf("PROVIDER unset: %v, want every provider", got)
 	}
 	t.Setenv(provider.Env, "docker")
 	if got := Providers(); !slices.Equal(got, []string{"docker"}) {
 		t.Errorf("PROVIDER=docker: %v", got)
 	}
-	if err := ProviderReady("podman"); err == nil || !strings.Contains(err.Error(), "process, docker") {
+	if err := ProviderReady("podman"); err == nil || !strings.Contains(err.Error(), "process, docker, swarm") {
 		t.Errorf("unknown provider: %v, want an error naming the known ones", err)
 	}
 	if err := ProviderReady("process"); err != nil {
@@ -79,6 +79,9 @@ func TestRunWithProviderSkipsAProviderThatCannotRun(t *testing.T) {
 	}
 	if err := ProviderReady("docker"); err == nil || !strings.Contains(err.Error(), "no Docker engine answers") {
 		t.Errorf("docker without an engine: %v", err)
+	}
+	if err := ProviderReady("swarm"); err == nil || !strings.Contains(err.Error(), "provider swarm: no Docker engine answers") || !strings.Contains(err.Error(), "make deps-swarm") {
+		t.Errorf("swarm without an engine: %v", err)
 	}
 }
 

@@ -32,6 +32,7 @@ type providerSpec struct {
 var providers = []providerSpec{
 	{provider.ProcessName, nil},
 	{provider.DockerName, dockerReady},
+	{provider.SwarmName, swarmReady},
 }
 
 // Providers lists the providers the contract tests run on: $PROVIDER alone
@@ -52,7 +53,8 @@ var (
 // ProviderReady returns nil when the named provider can run a lab here, else
 // why not, in one line: for docker, an engine must answer
 // (provider.DockerEngine) and geolab's images must be built ('make
-// images'). The answer is found once per test binary.
+// images'); for swarm, the engine must be a swarm manager as well
+// (provider.SwarmEngine, 'make deps-swarm'). The answer is found once per test binary.
 func ProviderReady(name string) error {
 	i := slices.IndexFunc(providers, func(p providerSpec) bool { return p.name == name })
 	if i < 0 {
@@ -92,6 +94,16 @@ func dockerReady(ctx context.Context) error {
 		return err
 	}
 	return d.Close()
+}
+
+// swarmReady: the engine is a swarm manager and every node has the images
+// (NewSwarm checks both and creates nothing).
+func swarmReady(ctx context.Context) error {
+	s, err := provider.NewSwarm(ctx, provider.SwarmOptions{})
+	if err != nil {
+		return err
+	}
+	return s.Close()
 }
 
 // RunWithProvider runs body as a subtest named after each provider of

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/topology"
 )
 
 // regionDownKind kills everything of a region with SIGKILL — its gateways,
-// its bridge and its Redis — as a datacenter losing power. Heal brings the
+// its bridge and its Redis, all at once — as a datacenter losing power. Heal brings the
 // Redis back (empty with lose_data), then the gateways, then the bridge.
 type regionDownKind struct{}
 
@@ -40,21 +42,25 @@ func (regionDownKind) Inject(_ context.Context, w World, s Spec, _ string) (Heal
 		gws = append(gws, n)
 	}
 	bridge, _ := w.BridgeOf(region) // nil in a region that federates nothing
-	for _, n := range gws {
-		if err := n.Kill(); err != nil {
-			return nil, err
-		}
-	}
-	if bridge != nil {
-		if err := bridge.Kill(); err != nil {
-			return nil, err
-		}
-	}
 	red, err := w.RedisOf(region)
 	if err != nil {
 		return nil, err
 	}
-	if err := red.Kill(); err != nil {
+	// Every part at once: a kill through an engine takes a few hundred ms,
+	// and killed one after another, the clients of the first gateway would
+	// land on the next before it dies too.
+	victims := append(slices.Clone(gws), red)
+	if bridge != nil {
+		victims = append(victims, bridge)
+	}
+	errs := make([]error, len(victims))
+	var wg sync.WaitGroup
+	for i, n := range victims {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = n.Kill() }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error {

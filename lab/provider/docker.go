@@ -105,6 +105,12 @@ var ErrNoEngine = errors.New("no Docker engine answers")
 // DockerEngine returns nil when a Docker engine answers within a few
 // seconds, else one line that says how to start one.
 func DockerEngine(ctx context.Context) error {
+	return engine(ctx, DockerName, "'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs)")
+}
+
+// engine pings the engine; its error names the provider and how to start
+// one (start).
+func engine(ctx context.Context, name, start string) error {
 	host := os.Getenv("DOCKER_HOST")
 	if host == "" {
 		host = "unix:///var/run/docker.sock"
@@ -117,7 +123,7 @@ func DockerEngine(ctx context.Context) error {
 		_ = cli.Close()
 	}
 	if err != nil {
-		return fmt.Errorf("provider docker: %w at %s (%v): start one with 'make deps-docker' (as root: docker.io, dockerd --iptables=false --storage-driver=vfs) or use the process provider", ErrNoEngine, host, firstLine(err))
+		return fmt.Errorf("provider %s: %w at %s (%v): start one with %s or use the process provider", name, ErrNoEngine, host, firstLine(err), start)
 	}
 	return nil
 }
@@ -406,15 +412,8 @@ func (d *Docker) StartRedis(ctx context.Context, s RedisSpec) (Redis, error) {
 	ip := n.addr("redis")
 	d.mu.Unlock()
 	addr := netip.AddrPortFrom(ip, dockerRedisPort).String()
-	cmd := []string{"redis-server", "--port", fmt.Sprint(dockerRedisPort), "--bind", "0.0.0.0", "--protected-mode", "no",
-		"--dir", "/data", "--save", ""}
-	if s.Persistent {
-		cmd = append(cmd, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		cmd = append(cmd, "--appendonly", "no")
-	}
 	node, err := d.run(ctx, dockerPart{name: "redis " + s.Region, container: "redis-" + s.Region, image: d.opts.RedisImage,
-		cmd: cmd, net: n, ip: ip, aliases: []string{"redis"}, ready: redisReady(addr)})
+		cmd: redisArgs(dockerRedisPort, s.Persistent), net: n, ip: ip, aliases: []string{"redis"}, ready: redisReady(addr)})
 	if err != nil {
 		return nil, err
 	}
@@ -427,13 +426,8 @@ func (d *Docker) StartGateway(ctx context.Context, s GatewaySpec) (Node, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := []string{"gateway", "--region", s.Region, "--node", s.Node, "--listen", s.Listen, "--redis", s.Redis, "--log-format", "json"}
-	for _, f := range s.Federate {
-		cmd = append(cmd, "--federate", f)
-	}
-	cmd = append(cmd, s.Args...)
 	return d.run(ctx, dockerPart{name: "gateway " + s.Region + "/" + s.Node, container: s.Region + "-" + s.Node,
-		image: d.opts.GeolabImage, cmd: cmd, env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{s.Node},
+		image: d.opts.GeolabImage, cmd: gatewayArgs(s, s.Listen), env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{s.Node},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
 }
 
@@ -450,6 +444,28 @@ func (d *Docker) StartBridge(ctx context.Context, s BridgeSpec) (Node, error) {
 		env: append(slices.Clone(d.opts.Env), s.Env...), net: n, ip: ip, aliases: []string{"bridge"},
 		files: []testcontainers.ContainerFile{{Reader: bytes.NewReader(s.Config), ContainerFilePath: cfg, FileMode: 0o644}},
 		ready: httpReady("http://" + s.Listen + "/readyz")})
+}
+
+// redisArgs is the command of a Redis container or task listening on port
+// of every interface, its files in /data, with an append-only file when
+// persistent (as the process provider runs it).
+func redisArgs(port int, persistent bool) []string {
+	cmd := []string{"redis-server", "--port", fmt.Sprint(port), "--bind", "0.0.0.0", "--protected-mode", "no",
+		"--dir", "/data", "--save", ""}
+	if persistent {
+		return append(cmd, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	return append(cmd, "--appendonly", "no")
+}
+
+// gatewayArgs is the command of a gateway container or task of s, serving
+// on listen.
+func gatewayArgs(s GatewaySpec, listen string) []string {
+	cmd := []string{"gateway", "--region", s.Region, "--node", s.Node, "--listen", listen, "--redis", s.Redis, "--log-format", "json"}
+	for _, f := range s.Federate {
+		cmd = append(cmd, "--federate", f)
+	}
+	return append(cmd, s.Args...)
 }
 
 // placed returns the region's network and the address listen (from

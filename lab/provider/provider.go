@@ -1,7 +1,8 @@
 // Package provider runs the parts of a lab — Toxiproxy, one Redis per
 // region, gateways and bridges — somewhere real: as local processes
-// (process.go, the default) or as containers (docker.go, one Docker network
-// per region). The lab decides what
+// (process.go, the default), as containers (docker.go, one Docker network
+// per region) or as Docker Swarm services (swarm.go, one overlay network per
+// region, across machines). The lab decides what
 // runs and how it is wired; a provider only starts things and hands back
 // handles that kill, pause, drain and restart them for real.
 package provider
@@ -20,6 +21,7 @@ import (
 const (
 	ProcessName = "process" // local processes: the default
 	DockerName  = "docker"  // containers, one Docker network per region
+	SwarmName   = "swarm"   // Docker Swarm services, one overlay network per region
 )
 
 // Env is the environment variable that names the provider geolab's test
@@ -62,6 +64,18 @@ type Provider interface {
 	StartBridge(ctx context.Context, s BridgeSpec) (Node, error)
 	// Close stops everything started, by pid, and waits for it to be gone.
 	Close() error
+}
+
+// HostRouted is implemented by a provider whose parts the lab, on the host,
+// reaches at other addresses than Toxiproxy and the other parts do (swarm:
+// ports published on the host's 127.0.0.1, service names on the region
+// networks). The lab dials Redis.Addr and ListenAddr's addresses itself and
+// gives Toxiproxy Inside of them as a link's upstream; a client that must
+// reach a part with nothing between (the slow-client fault) dials
+// Direct(addr), asked again each time.
+type HostRouted interface {
+	Inside(addr string) string
+	Direct(addr string) string
 }
 
 // Node is one running part. Lifecycle calls act on the real process.
@@ -164,13 +178,13 @@ type Shard struct {
 	Failed []ClusterNode
 }
 
-// ErrNeedsProcess is the docker provider's refusal of a Redis with TLS or
+// ErrNeedsProcess is the docker and swarm providers' refusal of a Redis with TLS or
 // ACL users.
 var ErrNeedsProcess = errors.New("tls/acl regions need the process provider: the docker provider runs Redis without TLS or ACL users")
 
-// ErrClusterNeedsProcess is the docker provider's refusal of a region whose
-// Redis is a cluster (topology redis.mode cluster).
-var ErrClusterNeedsProcess = errors.New("redis cluster regions need the process provider: the docker provider does not run Redis Cluster yet (one container per node, announced addresses on the region's network: not built)")
+// ErrClusterNeedsProcess is the docker and swarm providers' refusal of a
+// region whose Redis is a cluster (topology redis.mode cluster).
+var ErrClusterNeedsProcess = errors.New("redis cluster regions need the process provider: the docker and swarm providers do not run Redis Cluster yet (one container per node, announced addresses on the region's network: not built)")
 
 // GatewaySpec says how to run one gateway node.
 type GatewaySpec struct {
