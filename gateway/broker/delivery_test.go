@@ -38,3 +38,21 @@ func FuzzParseDelivery(f *testing.F) {
 		}
 	})
 }
+
+// TestRoomOfKey: the room of a channel or history key of either layout,
+// and "" for a key that is neither.
+func TestRoomOfKey(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{RoomOfChannel(Standalone.Channel("tenant:1")), "tenant:1"},
+		{RoomOfChannel(Clustered.Channel("tenant:1")), "tenant:1"},
+		{RoomOfHistoryKey(Standalone.HistoryKey("tenant:1")), "tenant:1"},
+		{RoomOfHistoryKey(Clustered.HistoryKey("tenant:1")), "tenant:1"},
+		{RoomOfHistoryKey(Standalone.SeqKey("tenant:1")), ""},
+		{RoomOfChannel("geolab:ch:{a{b}"), ""},
+		{RoomOfHistoryKey("geolab:h:tenant:1"), ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -140,3 +140,7 @@ func (l Layout) OutboxOf(region, name string) (stream, counter string) {
 // (geolab:ch:{ROOM} or geolab:ch:{TAG}{ROOM}), or "" if it is not one. A
 // room name holds no brace, so the two never mix up.
 func RoomOfChannel(ch string) string { return roomOfKey("geolab:ch:{", ch) }
+
+// RoomOfHistoryKey returns the room of a history stream key of either
+// layout (geolab:h:{ROOM} or geolab:h:{TAG}{ROOM}), or "" if it is not one.
+func RoomOfHistoryKey(key string) string { return roomOfKey("geolab:h:{", key) }

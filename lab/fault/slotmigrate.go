@@ -133,7 +133,7 @@ func busiestRoom(ctx context.Context, shards []provider.Shard) (string, error) {
 		for iter.Next(ctx) {
 			k := iter.Val()
 			ch := "geolab:ch:" + strings.TrimPrefix(k, "geolab:h:")
-			room := broker.RoomOfChannel(ch)
+			room := broker.RoomOfHistoryKey(k)
 			if room == "" {
 				continue
 			}

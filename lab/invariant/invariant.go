@@ -335,11 +335,7 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([
 // (broker.Layout), so that one room's histories in regions of either kind
 // are matched as one room. A key of neither form is returned as it is.
 func roomOfHistoryKey(key string) string {
-	rest, ok := strings.CutPrefix(key, "geolab:h:")
-	if !ok {
-		return key
-	}
-	if room := broker.RoomOfChannel("geolab:ch:" + rest); room != "" {
+	if room := broker.RoomOfHistoryKey(key); room != "" {
 		return room
 	}
 	return key
