@@ -251,9 +251,13 @@ type FeedStatus struct {
 	// OriginRestarts counts the times the origin's outbox was found started
 	// over (its Redis lost data): each time its sequences were ended in
 	// every room here, and their subscribers told.
-	OriginRestarts int64  `json:"origin_restarts"`
-	Checkpoint     string `json:"checkpoint"`
-	LastError      string `json:"last_error,omitempty"`
+	OriginRestarts int64 `json:"origin_restarts"`
+	// LocalDataLost counts the times this region's Redis was found to have
+	// lost its data: each time the origin's outbox was applied again from
+	// its start.
+	LocalDataLost int64  `json:"local_data_lost"`
+	Checkpoint    string `json:"checkpoint"`
+	LastError     string `json:"last_error,omitempty"`
 }
 
 // Status is the bridge's state, as /status serves it.

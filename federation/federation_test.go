@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/geolab/geolab/gateway"
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/wait"
 	"github.com/geolab/geolab/internal/wsprobe"
@@ -478,5 +479,42 @@ func TestOriginThatLostItsDataIsAnnouncedWithNothingNew(t *testing.T) {
 	}
 	if st := w.regions["eu-west"].bridge.b.Status().Feeds[0]; st.OriginRestarts != 1 {
 		t.Fatalf("bridge status %+v, want origin_restarts still 1", st)
+	}
+}
+
+// TestRegionThatLostItsDataGetsTheOriginsEventsAgain: what a bridge applied
+// into its region's Redis is gone when that Redis loses its data, and the
+// bridge must apply it again, even with nothing new from the origin (found
+// by geolab explore: scenarios/redis-lost-twice-before-refill.yaml). Its
+// checkpoint in memory is past those events, so only the Redis's data life
+// (broker.RegionLife) tells it.
+func TestRegionThatLostItsDataGetsTheOriginsEventsAgain(t *testing.T) {
+	w := newWorld(t, "us-east", "eu-west")
+	w.startBridges()
+	room := "tenant:lost-here"
+	pub := dial(t, w.regions["us-east"].gw.Addr(), "pub")
+	for i := 0; i < 5; i++ {
+		publish(pub, room, fmt.Sprintf("a-%d", i), i)
+	}
+	ctx := context.Background()
+	west := w.regions["eu-west"].redis.Client()
+	history := broker.Standalone.HistoryKey(room)
+	stored := func() int64 { n, _ := west.XLen(ctx, history).Result(); return n }
+	wait.For(t, 20*time.Second, "eu-west has the 5", func() bool { return stored() == 5 })
+	if err := west.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 20*time.Second, "eu-west has the 5 again, with nothing new published", func() bool { return stored() == 5 })
+	entries, err := broker.New(west, "eu-west", broker.DefaultHistory()).After(ctx, room, broker.StreamID{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		if e.Origin != "us-east" || e.Oseq != uint64(i+1) {
+			t.Fatalf("entry %d after the reapply: %+v, want us-east oseq %d", i, e, i+1)
+		}
+	}
+	if st := w.regions["eu-west"].bridge.b.Status().Feeds[0]; st.LocalDataLost != 1 {
+		t.Fatalf("bridge status %+v, want local_data_lost 1", st)
 	}
 }

@@ -44,21 +44,22 @@ type feed struct {
 	log    *slog.Logger
 	parts  []broker.OutboxPartition // the origin's outbox streams: one, or its partitions
 
-	mu         sync.Mutex
-	up         bool
-	checkpoint string
-	appliedN   []int64   // per partition: n of the last applied outbox entry
-	savedN     []int64   // per partition: n of the entry the saved checkpoint names (0: unknown)
-	remoteN    []int64   // per partition: the origin's outbox counter, as last read
-	lagSince   time.Time // origin time of the oldest event not yet applied; zero when caught up
-	lastSeen   time.Time // last successful read of the remote outbox
-	state      string
-	lastErr    string
-	applied    int64
-	dups       int64
-	gaps       int64
-	rejected   int64
-	restarts   int64 // times the origin's outbox was found started over (its Redis lost data)
+	mu          sync.Mutex
+	up          bool
+	checkpoint  string
+	appliedN    []int64   // per partition: n of the last applied outbox entry
+	savedN      []int64   // per partition: n of the entry the saved checkpoint names (0: unknown)
+	remoteN     []int64   // per partition: the origin's outbox counter, as last read
+	lagSince    time.Time // origin time of the oldest event not yet applied; zero when caught up
+	lastSeen    time.Time // last successful read of the remote outbox
+	state       string
+	lastErr     string
+	applied     int64
+	dups        int64
+	gaps        int64
+	rejected    int64
+	restarts    int64 // times the origin's outbox was found started over (its Redis lost data)
+	localLosses int64 // times this region's Redis was found to have lost its data (its life changed)
 }
 
 func newFeed(b *Bridge, origin string, remote redis.UniversalClient) *feed {
@@ -75,6 +76,12 @@ func newFeed(b *Bridge, origin string, remote redis.UniversalClient) *feed {
 // with its own checkpoint; every room is in one partition, so applying each
 // partition in its stream order keeps every room's order (docs/federation.md).
 func (f *feed) run(ctx context.Context) {
+	// The life first: checkpoints read after it belong to it or to a later
+	// one, which the first look in the loop then finds.
+	life, ok := f.regionLife(ctx)
+	if !ok {
+		return
+	}
 	ckpts := make([]string, len(f.parts))
 	for i, p := range f.parts {
 		var ok bool
@@ -97,6 +104,22 @@ func (f *feed) run(ctx context.Context) {
 			continue
 		}
 		attempt = 0
+		// This region's Redis may have lost its data since the last look
+		// (broker.RegionLife), before or after the checkpoints saved since:
+		// everything applied here in its old life is gone, and the saved
+		// checkpoints, if any survive, no longer say what it holds. Apply
+		// the origin's outbox again from its start (what it no longer
+		// holds becomes a gap, recorded); events that came through in the
+		// new life are dropped as duplicates.
+		now, ok := f.regionLife(ctx)
+		if !ok {
+			return
+		}
+		if now != life {
+			f.localDataLost(ckpts)
+			life = now
+			continue
+		}
 		f.setUp(remoteN, batches)
 		for i := range f.parts {
 			if !f.startedOver(i, remoteN[i], batches[i]) {
@@ -394,6 +417,38 @@ func (f *feed) endOrigin(ctx context.Context, part int, remoteN int64) bool {
 	}
 }
 
+// regionLife reads the data life of this region's Redis, retrying until
+// it answers or ctx ends.
+func (f *feed) regionLife(ctx context.Context) (string, bool) {
+	for attempt := 1; ; attempt++ {
+		life, err := f.b.broker.RegionLife(ctx)
+		if err == nil {
+			return life, true
+		}
+		f.log.Warn("reading the data life of this region's redis failed; retrying", "err", err)
+		if !retryPause(ctx, attempt) {
+			return "", false
+		}
+	}
+}
+
+// localDataLost starts every partition of the origin's outbox again from
+// its start: this region's Redis lost its data, and with it what this feed
+// had applied there.
+func (f *feed) localDataLost(ckpts []string) {
+	f.b.m.localLosses.WithLabelValues(f.origin).Inc()
+	f.mu.Lock()
+	f.localLosses++
+	f.checkpoint = "0-0"
+	f.mu.Unlock()
+	f.log.Warn("this region's redis lost its data: what was applied here from this origin is gone; applying its outbox again from its start",
+		"checkpoints", strings.Join(ckpts, ","))
+	for i := range ckpts {
+		ckpts[i] = "0-0"
+		f.savedN[i] = 0
+	}
+}
+
 // loadCheckpoint reads the checkpoint of partition part: the id of the last
 // entry applied here, and its outbox number n (0 when the checkpoint is
 // from a bridge that did not save it). The key holds "ID N", or "ID".
@@ -550,7 +605,7 @@ func (f *feed) status(now time.Time) FeedStatus {
 	defer f.mu.Unlock()
 	return FeedStatus{Origin: f.origin, Up: f.up, LagSeconds: f.lagLocked(now).Seconds(),
 		LagEvents: f.behindLocked(), State: f.state, Applied: f.applied, Duplicates: f.dups,
-		Gaps: f.gaps, Rejected: f.rejected, OriginRestarts: f.restarts, Checkpoint: f.checkpoint, LastError: f.lastErr}
+		Gaps: f.gaps, Rejected: f.rejected, OriginRestarts: f.restarts, LocalDataLost: f.localLosses, Checkpoint: f.checkpoint, LastError: f.lastErr}
 }
 
 // retryPause paces the feed's retries: 50 ms doubling to 2 s, full jitter.

@@ -202,12 +202,12 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.SubscribeTimeout)
 	defer cancel()
-	r, err := c.srv.hub.acquire(ctx, f.Room)
+	r, life, err := c.srv.hub.acquire(ctx, f.Room)
 	if err != nil {
 		c.sendError(f.Room, protocol.CodeUnavailable, "redis unavailable: subscribe again later")
 		return
 	}
-	s := &subscription{conn: c, room: r, pending: true, floors: map[string]floor{}}
+	s := &subscription{conn: c, room: r, pending: true, floors: map[string]floor{}, life: life}
 	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()

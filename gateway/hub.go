@@ -66,8 +66,13 @@ func newHub(cfg *Config, b *broker.Broker, sub roomFeed, log *slog.Logger, m *me
 }
 
 // acquire returns the hosted room, subscribing to it in Redis first if this
-// node did not host it yet. Every acquire is paired with a release.
-func (h *hub) acquire(ctx context.Context, name string) (*room, error) {
+// node did not host it yet, and the data life of the Redis that holds it
+// (broker.DataLife), read after the subscription and so before the
+// caller's snapshot: what the caller reads of the room belongs to that life
+// or a later one. The life is "" when it could not be read (a Redis out of
+// memory refuses to set a missing one): the subscription's next link return
+// then records it without judging it. Every acquire is paired with a release.
+func (h *hub) acquire(ctx context.Context, name string) (*room, string, error) {
 	h.mu.Lock()
 	r := h.rooms[name]
 	if r == nil {
@@ -85,10 +90,14 @@ func (h *hub) acquire(ctx context.Context, name string) (*room, error) {
 	}
 	if err != nil {
 		h.release(r)
-		return nil, err
+		return nil, "", err
 	}
 	h.m.redisSubscriptions.Set(float64(h.sub.Channels()))
-	return r, nil
+	life, err := h.broker.DataLife(ctx, name)
+	if err != nil {
+		h.log.Warn("could not read the data life of redis; a loss of its data before the link next returns goes unnoticed for this subscription", "room", name, "err", err)
+	}
+	return r, life, nil
 }
 
 // release drops one reference; the last one unsubscribes the room in Redis.
@@ -209,10 +218,78 @@ func (h *hub) refill(rooms []*room) {
 		fgs[i] = r.fillGen.Add(1)
 	}
 	go func() {
+		h.checkLives(rooms, fgs)
 		for i, r := range rooms {
 			h.fill(fgs[i], r)
 		}
 	}()
+}
+
+// checkLives runs when the pub/sub link (or a shard of it) is back, before
+// the rooms are filled: for the LifeKey of each room it reads the Redis's
+// data life, and tells every subscription that joined in another life that
+// the Redis lost its data since, perhaps more than once (dataLost). What it
+// held then and this node had not dispatched is gone, and the history the
+// fills read no longer reaches back to it: events of the region's own
+// origin (other origins' come back, applied again by the bridges from their
+// outboxes). A subscription told so, or whose life was unknown, belongs to
+// the current life from then on. A read that fails is tried again until it
+// answers or the rooms' link is lost again (their next return checks).
+func (h *hub) checkLives(rooms []*room, fgs []uint64) {
+	byKey := map[string][]int{}
+	for i, r := range rooms {
+		key := h.broker.Layout().LifeKey(r.name)
+		byKey[key] = append(byKey[key], i)
+	}
+	for key, idx := range byKey {
+		current := func() bool {
+			for _, i := range idx {
+				if rooms[i].fillGen.Load() == fgs[i] {
+					return true
+				}
+			}
+			return false
+		}
+		for attempt := 1; current(); attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*h.cfg.RedisLink.ReadTimeout)
+			life, err := h.broker.DataLife(ctx, rooms[idx[0]].name)
+			cancel()
+			if err != nil {
+				h.log.Warn("reading the data life of redis failed; retrying", "key", key, "err", err)
+				time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second))
+				continue
+			}
+			told := 0
+			for _, i := range idx {
+				told += h.dataLost(rooms[i], life)
+			}
+			if told > 0 {
+				h.m.redisDataLost.Inc()
+				h.log.Warn("redis lost its data while the pub/sub link was down: events of this region published meanwhile and not dispatched are gone; subscribers told",
+					"key", key, "subscriptions", told, "origin", h.cfg.Region)
+			}
+			break
+		}
+	}
+}
+
+// dataLost tells each subscription of r that joined in a data life other
+// than life, with an unasked recovered:false epoch_changed naming the
+// region's own origin at 0 with an empty epoch (endFrame), that the life of
+// that origin's sequence it knew ended; it returns how many it told.
+func (h *hub) dataLost(r *room, life string) int {
+	d := broker.Delivery{Room: r.name, Entry: broker.Entry{Origin: h.cfg.Region}, Ended: true, EndedForAll: true}
+	told := 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.subs {
+		if s.life != "" && s.life != life {
+			s.offer(d)
+			told++
+		}
+		s.life = life
+	}
+	return told
 }
 
 // fill reads r's history after lastID and dispatches it, then the live
@@ -595,6 +672,7 @@ type subscription struct {
 	overflow bool              // guarded by room.mu: the backlog outgrew the send queue and was dropped
 	lastID   broker.StreamID   // the last stream id sent to this client
 	floors   map[string]floor  // per origin: the last (epoch, oseq) the client has
+	life     string            // guarded by room.mu: the Redis's data life it belongs to ("": not known)
 }
 
 // offer sends d to the client unless it has it already; called under room.mu.
@@ -656,12 +734,13 @@ func (s *subscription) sendWait(d broker.Delivery) bool {
 // stream id or had d's oseq already; with the frame announcing a gap first
 // (gap not nil) when d does not follow what it had of d's origin. It
 // advances lastID and the floors. An Ended notice is never sent itself:
-// a client that had events of its origin is told their life ended (gap,
-// with ok false), and its floor for the origin starts again from nothing,
+// a client that had events of its origin (every client, for EndedForAll)
+// is told their life ended (gap, with ok false), and its floor for the
+// origin starts again from nothing,
 // so that the origin's next epoch follows without a second announcement.
 func (s *subscription) admit(d broker.Delivery) (gap []byte, ok bool) {
 	if d.Ended {
-		if f, had := s.floors[d.Origin]; had && (f.epoch != "" || f.oseq > 0) {
+		if f, had := s.floors[d.Origin]; d.EndedForAll || had && (f.epoch != "" || f.oseq > 0) {
 			s.floors[d.Origin] = floor{}
 			return endFrame(d), false
 		}

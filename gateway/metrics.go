@@ -16,6 +16,7 @@ type metrics struct {
 	duplicatesDropped   prometheus.Counter
 	gapFilled           prometheus.Counter
 	redisReconnects     prometheus.Counter
+	redisDataLost       prometheus.Counter
 	publishSeconds      prometheus.Histogram
 	slowConsumers       prometheus.Counter
 	resumes             *prometheus.CounterVec
@@ -39,6 +40,7 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		duplicatesDropped:   prometheus.NewCounter(prometheus.CounterOpts(f("duplicates_dropped_total", "Events not sent because the room or client had them already."))),
 		gapFilled:           prometheus.NewCounter(prometheus.CounterOpts(f("gap_filled_total", "Events read from history after a Redis reconnect."))),
 		redisReconnects:     prometheus.NewCounter(prometheus.CounterOpts(f("redis_disconnects_total", "Times the Redis pub/sub link was lost."))),
+		redisDataLost:       prometheus.NewCounter(prometheus.CounterOpts(f("redis_data_lost_total", "Returns of the Redis pub/sub link that found Redis had lost its data meanwhile and told the subscriptions that joined before."))),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "geolab", Subsystem: "gateway",
 			Name: "publish_seconds", Help: "Time from a publish frame to Redis confirming it.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
@@ -47,7 +49,7 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		errors:        prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
 	}
 	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut,
-		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects,
+		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects, m.redisDataLost,
 		m.publishSeconds, m.slowConsumers, m.resumes, m.errors)
 	return m
 }

@@ -444,6 +444,13 @@ type Delivery struct {
 	// this room ended, its unshipped events lost (EndOrigin). Only Room and
 	// Origin are set.
 	Ended bool
+	// EndedForAll, with Ended, is told to every subscriber of the room, not
+	// only to those that had events of Origin: the gateway's own notice,
+	// never read from Redis, that the region's Redis lost its data while the
+	// gateway's pub/sub link was down, so that events of the region's own
+	// origin published meanwhile may be gone without any subscriber of the
+	// gateway having had one of them.
+	EndedForAll bool
 }
 
 // ParseDelivery splits a channel payload ("<stream id> <origin> <oseq>

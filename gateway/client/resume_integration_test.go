@@ -45,11 +45,15 @@ func TestClientResumeAfterItsRegionLostTheEpoch(t *testing.T) {
 	if err := rs.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	// gw-1 goes while Redis is down: the watcher reconnects to gw-2 and
+	// resumes at us-east 3 of the lost epoch once Redis is back. (Had gw-1
+	// lived to see Redis back, it would have told the watcher unasked that
+	// the data was lost, before any resume.)
+	gw1.Close()
 	if err := rs.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, 10*time.Second, "gw-2 ready after the restart", func() bool { ok, _ := gw2.Ready(); return ok })
-	gw1.Close() // the watcher reconnects to gw-2 and resumes at us-east 3 of the lost epoch
 	var resumed client.SubscribedEvent
 	wait.For(t, 20*time.Second, "the resume answered on the new connection", func() bool {
 		rec.mu.Lock()

@@ -464,7 +464,7 @@ const (
 	ReasonEpochChanged   = "epoch_changed"    // the origin's sequence restarted: its history was lost
 	ReasonAheadOfHistory = "ahead_of_history" // since is past what this region has: a new sequence, or a region that lost data
 	ReasonGapMarked      = "gap_marked"       // federation recorded a gap for this room and origin
-	ReasonHistoryLost    = "history_lost"     // sent unasked: the gateway's Redis lost history it had not delivered
+	ReasonHistoryLost    = "history_lost"     // reserved, never sent: a Redis that lost its data is announced with epoch_changed and an empty epoch
 )
 
 // Message is one event, as delivered to subscribers.

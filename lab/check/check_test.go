@@ -832,3 +832,42 @@ func TestGapFrameAfterLeaveStartsNothing(t *testing.T) {
 	r := w.check(t, time.Second)
 	want(t, r, map[string]float64{"published": 2, "delivered": 7})
 }
+
+// TestRegionDataLostAnnouncedBeforeTheNextLife: a gateway whose Redis lost
+// its data while its link was down tells its subscriber, who had nothing of
+// the region's origin yet, with an unasked epoch_changed naming the origin at
+// 0 with an empty epoch, perhaps twice with nothing in between (the Redis lost
+// it again). That excuses the origin's events published before it, and is
+// warranted each time; without it the same history is a loss.
+func TestRegionDataLostAnnouncedBeforeTheNextLife(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		announced int
+		want      map[string]float64
+	}{
+		{"announced twice", 2, map[string]float64{"published": 3, "delivered": 1, "lost": 0, "unrecoverable_announced": 2, "unwarranted_recovered_false": 0, "silent_epoch_changes": 0}},
+		{"not announced", 0, map[string]float64{"published": 3, "delivered": 1, "lost": 2, "unrecoverable_announced": 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := historytest.New(historytest.ThreeRegions("data-lost"))
+			p := b.Client("p-1", "us-east")
+			p.Connect(5*ms, "us-east", "gw-2")
+			cl := b.Client("c-1", "us-east")
+			cl.Connect(10*ms, "us-east", "gw-1")
+			cl.Subscribe(11*ms, "tenant:1")
+			cl.Subscribed(12*ms, "tenant:1", true, "")
+			p.Publish(100*ms, "tenant:1", "m-1")
+			p.Ack(102*ms, "m-1", "ev-1", 1)
+			p.Publish(110*ms, "tenant:1", "m-2")
+			p.Ack(112*ms, "m-2", "ev-2", 2)
+			for i := range tc.announced {
+				cl.SubscribedAt(time.Duration(200+100*i)*ms, "tenant:1", false, "epoch_changed", `{"us-east":0}`, `{"us-east":""}`)
+			}
+			p.Publish(400*ms, "tenant:1", "m-3")
+			p.Ack(402*ms, "m-3", "ev-3", 1)
+			cl.Message(403*ms, "tenant:1", "ev-3", "us-east", 1, "e3")
+			b.End(time.Second)
+			want(t, check.Check(b.History(t), check.Options{}), tc.want)
+		})
+	}
+}
