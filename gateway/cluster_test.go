@@ -151,6 +151,45 @@ func TestPartitionTagsSpreadOverTheSlots(t *testing.T) {
 	}
 }
 
+// TestRegionLifeOfAClusterChangesWithAnyShardsData: a cluster region's
+// data life is every partition's, each in its partition's slot; a primary
+// that loses its data (FLUSHALL on it alone) changes the lives of the
+// partitions it serves and no other, and a cluster that keeps its data
+// keeps its life.
+func TestRegionLifeOfAClusterChangesWithAnyShardsData(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	ctx := context.Background()
+	b := broker.New(c.Client(), "us-east", broker.DefaultHistory())
+	first, err := b.RegionLife(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lives := strings.Split(first, ",")
+	if len(lives) != broker.Partitions || slices.Contains(lives, "") {
+		t.Fatalf("region life %q: want %d tokens", first, broker.Partitions)
+	}
+	if again, err := b.RegionLife(ctx); err != nil || again != first {
+		t.Fatalf("region life read again: %q %v, want %q", again, err, first)
+	}
+	flushed := c.PrimaryOf(t, broker.PartitionTag(0))
+	if err := flushed.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := b.RegionLife(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, life := range strings.Split(after, ",") {
+		onFlushed := c.PrimaryOf(t, broker.PartitionTag(p)) == flushed
+		if changed := life != lives[p]; changed != onFlushed {
+			t.Errorf("partition %d (on the flushed primary: %v): life %s → %s", p, onFlushed, lives[p], life)
+		}
+	}
+	if life, err := b.DataLife(ctx, "tenant:x"); err != nil || life != strings.Split(after, ",")[broker.PartitionOf("tenant:x")] {
+		t.Fatalf("a room's data life %q %v is not its partition's", life, err)
+	}
+}
+
 // goTB is a test's TB for a goroutine of its own: a fatal error is
 // reported on the test and ends that goroutine alone.
 type goTB struct{ *testing.T }

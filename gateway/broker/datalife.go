@@ -48,9 +48,20 @@ func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	if !b.layout.cluster {
 		return b.lifeOf(ctx, b.layout.LifeKey(""))
 	}
+	cmds := make([]*redis.StringCmd, Partitions)
+	pipe := b.rdb.Pipeline()
+	for p := range cmds {
+		cmds[p] = pipe.Get(ctx, "geolab:life:"+PartitionTag(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("broker: data lives of the partitions: %w", err)
+	}
 	lives := make([]string, Partitions)
-	for p := range lives {
-		life, err := b.lifeOf(ctx, "geolab:life:"+PartitionTag(p))
+	for p, cmd := range cmds {
+		life, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			life, err = b.lifeOf(ctx, "geolab:life:"+PartitionTag(p))
+		}
 		if err != nil {
 			return "", err
 		}
