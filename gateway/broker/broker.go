@@ -108,6 +108,9 @@ type Broker struct {
 	region string
 	cfg    HistoryConfig
 	layout Layout
+	// replicaTimeout > 0: a publish is acked only once a replica has it
+	// (RequireReplica, durability.go).
+	replicaTimeout time.Duration
 }
 
 // HistoryConfig bounds what a region keeps.
@@ -227,8 +230,21 @@ func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) 
 	}
 	args := []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID,
-		b.publishCommand(), appendOutbox}
+		b.publishCommand(), appendOutbox, b.touchDup()}
+	if b.replicaTimeout > 0 {
+		return b.runReplicated(ctx, keys, args)
+	}
 	return b.run(ctx, keys, args)
+}
+
+// touchDup is publish.lua's ARGV[19]: "1" when a retry answered from its
+// idempotency record must write that record again (same value, same TTL),
+// so that the WAIT after it covers the first attempt's write.
+func (b *Broker) touchDup() string {
+	if b.replicaTimeout > 0 {
+		return "1"
+	}
+	return "0"
 }
 
 // ApplyRequest is one event carried in from its origin region.
@@ -279,7 +295,13 @@ func (b *Broker) minID() string {
 }
 
 func (b *Broker) run(ctx context.Context, keys []string, args []any) (Result, error) {
-	v, err := publishScript.Run(ctx, b.rdb, keys, args...).Slice()
+	return b.runOn(ctx, b.rdb, keys, args)
+}
+
+// runOn runs publish.lua on c: the broker's client, or one connection of
+// it (runReplicated).
+func (b *Broker) runOn(ctx context.Context, c redis.Scripter, keys []string, args []any) (Result, error) {
+	v, err := publishScript.Run(ctx, c, keys, args...).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("broker: publish.lua: %w: %w", ErrUnavailable, err)
 	}

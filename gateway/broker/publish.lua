@@ -61,6 +61,12 @@
 --                  whether or not the room federates, for a key "" would hash to
 --                  slot 0, not the room's); absent or anything else: append when
 --                  KEYS[4] is not ""
+--  19 touch dup    publish only: "1" makes a retry answered from its idempotency
+--                  record write the record again (same value, same TTL): the
+--                  gateway runs WAIT after the script (--durability replicated),
+--                  and WAIT only counts the writes of its own connection, so
+--                  without a write the WAIT would not cover the first attempt's
+--                  event, which may not have reached a replica yet
 --
 -- The idempotency value is "<event id> <oseq> <epoch> <stream id> <origin>"
 -- (a record of an older gateway has no origin: it is this region's).
@@ -85,6 +91,9 @@ if mode == 'publish' then
     local eid, q, e, sid, o = string.match(prev, '^(%S+) (%d+) (%S+) (%S+) ?(%S*)$')
     if o == nil or o == '' then
       o = origin
+    end
+    if ARGV[19] == '1' then
+      redis.call('SET', KEYS[3], prev, 'KEEPTTL')
     end
     return {'dup', eid, tonumber(q), e, sid, o}
   end
