@@ -90,9 +90,9 @@ scenarios: deps build ## run every shipped scenario with geolab run (reports in 
 explore: deps-redis build ## randomized chaos with shrinking: geolab explore EXPLORE_ARGS (default two-region.yaml, --seed 1, --budget 10m); each failing run, its minimal scenario and replay command in reports/explore/
 	$(BIN)/geolab explore $(EXPLORE_ARGS)
 
-bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark
+bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark, async vs replicated publish durability on a 3x1 cluster
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap' -benchtime 3x ./lab/check ./lab/history ./gateway
+	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap|PublishDurability' -benchtime 3x ./lab/check ./lab/history ./gateway
 bench-peers: deps-redis build ## one geolab gateway beside Centrifugo v6.9.1 (go-installed into bin/ if missing), the same separate load process: one table (BENCH_PEERS_ARGS: geolab bench peers flags)
 	@scripts/bench-peers.sh
 lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)
