@@ -269,6 +269,10 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	// A TLS region's gateways trust the lab's CA; an ACL region's log in
 	// as RedisGatewayUser, the password in their environment.
 	args, env := slices.Clone(l.opts.GatewayArgs), []string(nil)
+	if d := r.Redis.Durability; d != "" {
+		// First, so that a spec's own GatewayArgs may say otherwise.
+		args = append([]string{"--durability", d}, args...)
+	}
 	if reg.auth.tls {
 		args = append(args, "--redis-ca-file", reg.redis.CAFile())
 	}
