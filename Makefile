@@ -29,7 +29,7 @@ FUZZTIME ?= 5s
 # Each deliberate breakage (docs/mutants.md) and the chaos group that must catch it.
 MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:failover \
 	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
-	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster
+	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster nowait:cluster
 
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
 BENCH_ARGS   ?=

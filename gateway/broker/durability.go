@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/geolab/geolab/internal/faulty"
 )
 
 // Durability modes: when a publish is acknowledged.
@@ -112,6 +114,13 @@ func (b *Broker) runAndWait(ctx context.Context, node *redis.Client, keys []stri
 	r, err := b.runOn(ctx, conn, keys, args)
 	if err != nil {
 		return r, err
+	}
+	if faulty.On("nowait") {
+		// MUTANT nowait breaks G6 (G12's acked-but-lost edge) under
+		// --durability replicated: the ack goes out without a WAIT, as
+		// under async, so a primary killed before its replica got the
+		// write takes acked publishes with it.
+		return r, nil
 	}
 	n, err := conn.Wait(ctx, 1, b.replicaTimeout).Result()
 	if err != nil {
