@@ -149,8 +149,10 @@ func (s *Server) Addr() string {
 // Start checks that Redis takes this node's address, user, password and
 // TLS, then listens and serves in the background. A Redis that refuses
 // them (a wrong password, a certificate this node cannot verify, TLS on
-// one side only) is an error naming what is wrong; a Redis that does not
-// answer yet is not: the node starts not ready and keeps trying.
+// one side only) is an error naming what is wrong, and so, under
+// --durability replicated, is a primary without a replica (checkReplicas);
+// a Redis that does not answer yet is not: the node starts not ready and
+// keeps trying.
 func (s *Server) Start() error {
 	if err := s.checkRedis(); err != nil {
 		return err
