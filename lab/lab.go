@@ -350,6 +350,9 @@ type bridgeConfig struct {
 	Regions  map[string]map[string]string `yaml:"regions"`
 	Federate []string                     `yaml:"federate"`
 	Lag      map[string]string            `yaml:"lag"`
+	// Durability is the region's redis.durability ("" leaves the
+	// bridge's default, async).
+	Durability string `yaml:"durability,omitempty"`
 }
 
 func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
@@ -357,7 +360,8 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		return nil // nothing crosses into or out of this region
 	}
 	cfg := bridgeConfig{Regions: map[string]map[string]string{}, Federate: r.Federate,
-		Lag: map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()}}
+		Lag:        map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()},
+		Durability: r.Redis.Durability}
 	var env []string // every ACL region's bridge password, by region
 	for _, other := range l.topo.Regions {
 		oreg := l.regions[other.Name]

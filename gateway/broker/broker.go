@@ -237,9 +237,10 @@ func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) 
 	return b.run(ctx, keys, args)
 }
 
-// touchDup is publish.lua's ARGV[19]: "1" when a retry answered from its
-// idempotency record must write that record again (same value, same TTL),
-// so that the WAIT after it covers the first attempt's write.
+// touchDup is publish.lua's ARGV[19]: "1" when a "dup" answer must write
+// again what it found (a publish's idempotency record, same value and TTL;
+// an apply's sequence number, same value), so that the WAIT after it covers
+// the first attempt's write.
 func (b *Broker) touchDup() string {
 	if b.replicaTimeout > 0 {
 		return "1"
@@ -268,7 +269,8 @@ type ApplyRequest struct {
 
 // Apply stores and publishes a remote event if it is the next of its
 // (room, origin) sequence: "ok"; "dup" if it was applied already (so applying
-// twice is harmless); "gap" if events before it are missing here.
+// twice is harmless); "gap" if events before it are missing here. Under
+// RequireReplica it returns only once a replica has the apply, as Publish.
 func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	force := ""
 	if a.Force {
@@ -283,7 +285,10 @@ func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	keys := []string{l.SeqKey(a.Room), l.HistoryKey(a.Room), idem, outbox, counter}
 	args := []any{"apply", l.Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", a.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force, cid,
-		b.publishCommand(), appendOutbox}
+		b.publishCommand(), appendOutbox, b.touchDup()}
+	if b.replicaTimeout > 0 {
+		return b.runReplicated(ctx, keys, args)
+	}
 	return b.run(ctx, keys, args)
 }
 

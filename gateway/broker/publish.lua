@@ -61,9 +61,10 @@
 --                  whether or not the room federates, for a key "" would hash to
 --                  slot 0, not the room's); absent or anything else: append when
 --                  KEYS[4] is not ""
---  19 touch dup    publish only: "1" makes a retry answered from its idempotency
---                  record write the record again (same value, same TTL): the
---                  gateway runs WAIT after the script (--durability replicated),
+--  19 touch dup    "1" makes a "dup" answer write again what it found: a publish
+--                  retried, its idempotency record (same value, same TTL); an
+--                  apply, the sequence number (same value). The gateway and the
+--                  bridge run WAIT after the script (durability replicated),
 --                  and WAIT only counts the writes of its own connection, so
 --                  without a write the WAIT would not cover the first attempt's
 --                  event, which may not have reached a replica yet
@@ -111,6 +112,9 @@ elseif mode == 'apply' then
   local cur = tonumber(redis.call('HGET', KEYS[1], qf) or '0')
   if cur_epoch == epoch then
     if oseq <= cur then
+      if ARGV[19] == '1' then
+        redis.call('HSET', KEYS[1], qf, cur)
+      end
       return {'dup', '', cur, epoch, '', origin}
     end
     if oseq > cur + 1 and ARGV[15] ~= '1' then
