@@ -222,7 +222,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		go func() { _ = b.http.Serve(ln) }()
 		defer b.http.Close()
 	}
-	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr())
+	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr(), "durability", b.cfg.Durability)
 	var wg sync.WaitGroup
 	for _, f := range b.feeds {
 		wg.Add(2)
