@@ -23,13 +23,13 @@ DOCKER_SMOKE ?= 1
 # Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
 FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/broker:FuzzParseDelivery ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
 	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./federation:FuzzValidateEntry ./lab/topology:FuzzParse ./lab/history:FuzzRead \
-	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode
+	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode ./gateway/broker:FuzzPrimariesWithoutReplica
 FUZZTIME ?= 5s
 
 # Each deliberate breakage (docs/mutants.md) and the chaos group that must catch it.
 MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:failover \
 	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
-	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster
+	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster nowait:cluster
 
 # Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
 BENCH_ARGS   ?=
@@ -90,9 +90,9 @@ scenarios: deps build ## run every shipped scenario with geolab run (reports in 
 explore: deps-redis build ## randomized chaos with shrinking: geolab explore EXPLORE_ARGS (default two-region.yaml, --seed 1, --budget 10m); each failing run, its minimal scenario and replay command in reports/explore/
 	$(BIN)/geolab explore $(EXPLORE_ARGS)
 
-bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark
+bench: deps ## the fan-out benchmark (geolab bench fanout BENCH_ARGS), the checker's 1M-record benchmarks, the gateway's resume memory benchmark, async vs replicated publish durability on a 3x1 cluster
 	$(GO) run ./cmd/geolab bench fanout $(BENCH_ARGS)
-	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap' -benchtime 3x ./lab/check ./lab/history ./gateway
+	$(GO) test -run '^$$' -bench '1M|ResumeReplayPeakHeap|PublishDurability' -benchtime 3x ./lab/check ./lab/history ./gateway
 bench-peers: deps-redis build ## one geolab gateway beside Centrifugo v6.9.1 (go-installed into bin/ if missing), the same separate load process: one table (BENCH_PEERS_ARGS: geolab bench peers flags)
 	@scripts/bench-peers.sh
 lint: ## gofmt (lists unformatted files), go vet, staticcheck (pinned, installed into bin/)

@@ -102,6 +102,13 @@ func New(cfg *Config, log *slog.Logger) (*Bridge, error) {
 	b.local = lt.NewClient()
 	hist := broker.DefaultHistory()
 	b.broker = broker.New(b.local, cfg.Region, hist)
+	if cfg.Durability == broker.DurabilityReplicated {
+		timeout := cfg.DurabilityTimeout
+		if timeout == 0 {
+			timeout = broker.DefaultDurabilityTimeout
+		}
+		b.broker.RequireReplica(timeout)
+	}
 	wan := b.remote
 	for _, origin := range cfg.Remotes() {
 		rt, err := b.redisTarget(origin)
@@ -179,7 +186,11 @@ func (b *Bridge) Addr() string {
 // stops the whole bridge with that error.
 func (b *Bridge) Run(ctx context.Context) error {
 	lan, _ := netprofile.ByName(LocalProfile)
-	if err := b.checkRedis(ctx, b.cfg.Region, b.local, lan.DialTimeout+lan.ReadTimeout); err != nil {
+	err := b.checkRedis(ctx, b.cfg.Region, b.local, lan.DialTimeout+lan.ReadTimeout)
+	if err == nil {
+		err = b.checkReplicas(ctx, lan.DialTimeout+lan.ReadTimeout)
+	}
+	if err != nil {
 		for _, f := range b.feeds {
 			_ = f.remote.Close()
 		}
@@ -211,7 +222,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		go func() { _ = b.http.Serve(ln) }()
 		defer b.http.Close()
 	}
-	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr())
+	b.log.Info("bridge running", "remotes", b.cfg.Remotes(), "federate", b.cfg.Federate, "listen", b.Addr(), "durability", b.cfg.Durability)
 	var wg sync.WaitGroup
 	for _, f := range b.feeds {
 		wg.Add(2)
@@ -308,4 +319,25 @@ func (b *Bridge) watchLag(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// checkReplicas fails, under durability replicated, when a primary of this
+// region has no replica: every apply would wait durability_timeout and be
+// retried, and the bridge would apply nothing. A Redis that does not
+// answer is logged and left to the applies.
+func (b *Bridge) checkReplicas(ctx context.Context, bound time.Duration) error {
+	if b.cfg.Durability != broker.DurabilityReplicated {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	err := b.broker.CheckReplicas(ctx)
+	if errors.Is(err, broker.ErrUnavailable) {
+		b.log.Warn("durability replicated: replicas not checked", "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("federation: durability replicated: regions.%s: %w: no apply would ever be confirmed; give every primary a replica, or use durability async", b.cfg.Region, err)
+	}
+	return nil
 }

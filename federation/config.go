@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/geolab/geolab/gateway/auth"
+	"github.com/geolab/geolab/gateway/broker"
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/fielderr"
 	"github.com/geolab/geolab/internal/netprofile"
@@ -44,6 +45,16 @@ type Config struct {
 	// refused (oversize). It must stay above the frames the gateways make
 	// (their --max-data-bytes plus the envelope).
 	MaxFrameBytes int `yaml:"max_frame_bytes"`
+	// Durability is when an applied event counts as applied, so that the
+	// checkpoint may pass it: broker.DurabilityAsync (once this region's
+	// primary ran the apply; a failover can lose it after the checkpoint
+	// moved) or broker.DurabilityReplicated (once a replica of that primary
+	// has it too: WAIT 1 DurabilityTimeout, else the apply is retried).
+	// "" is async.
+	Durability string `yaml:"durability"`
+	// DurabilityTimeout is how long a replicated apply waits for a replica
+	// before it is retried (0: broker.DefaultDurabilityTimeout).
+	DurabilityTimeout time.Duration `yaml:"durability_timeout"`
 }
 
 // DefaultMaxFrameBytes is max_frame_bytes when the file names none: 1 MiB,
@@ -149,6 +160,12 @@ func (c *Config) Defaults() {
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = DefaultMaxFrameBytes
 	}
+	if c.Durability == "" {
+		c.Durability = broker.DurabilityAsync
+	}
+	if c.DurabilityTimeout == 0 {
+		c.DurabilityTimeout = broker.DefaultDurabilityTimeout
+	}
 }
 
 // Validate names the first thing wrong: a file key, or region (the
@@ -199,6 +216,10 @@ func (c *Config) Validate() error {
 		return fielderr.New("block", c.Block, "must be in", "10ms..10s")
 	case c.MaxFrameBytes < 1<<10 || c.MaxFrameBytes > 64<<20:
 		return fielderr.New("max_frame_bytes", c.MaxFrameBytes, "must be in", "1024..67108864")
+	case c.Durability != "" && c.Durability != broker.DurabilityAsync && c.Durability != broker.DurabilityReplicated:
+		return fielderr.New("durability", c.Durability, "must be", broker.DurabilityAsync+" or "+broker.DurabilityReplicated)
+	case c.DurabilityTimeout != 0 && (c.DurabilityTimeout < time.Millisecond || c.DurabilityTimeout > broker.MaxDurabilityTimeout):
+		return fielderr.New("durability_timeout", c.DurabilityTimeout, "must be in", "1ms..1m")
 	}
 	_, err := netprofile.ByName(c.Profile)
 	return err

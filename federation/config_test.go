@@ -76,6 +76,8 @@ func TestParseConfigNamesWhatIsWrong(t *testing.T) {
 		{"no port", strings.Replace(goodConfig, "127.0.0.1:7002", "127.0.0.1", 1), "us-east", `regions.eu-west.redis: "127.0.0.1": missing port in address`},
 		{"CA without TLS", strings.Replace(goodConfig, "    redis: 127.0.0.1:7002", "    redis: redis://127.0.0.1:7002\n    ca_file: /etc/ca.pem", 1), "us-east",
 			"regions.eu-west.ca_file: given, but regions.eu-west.redis is not a rediss:// URL: the CA would not be used"},
+		{"durability", goodConfig + "durability: sync\n", "us-east", `durability "sync" must be async or replicated`},
+		{"durability timeout", goodConfig + "durability: replicated\ndurability_timeout: 2m\n", "us-east", "durability_timeout 2m0s must be in 1ms..1m"},
 		{"unknown region key", strings.Replace(goodConfig, "    redis: 127.0.0.1:7002", "    redis: 127.0.0.1:7002\n    password: x", 1), "us-east", "field password not found"},
 	}
 	for _, tc := range cases {
@@ -91,6 +93,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(goodConfig))
 	f.Add([]byte("regions: [1, 2]"))
 	f.Add([]byte("lag: {warn: 1h}\n"))
+	f.Add([]byte(goodConfig + "durability: replicated\ndurability_timeout: 250ms\n"))
 	f.Add([]byte("regions:\n  us-east: {redis: \"rediss://u@h:1/2\", ca_file: c, password_file: p}\n  eu-west: {redis: \"redis://:pw@h:2\"}\nfederate: [\"*\"]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b, "us-east")

@@ -51,8 +51,17 @@ type Config struct {
 	// its federation outbox (the bridge carries them to other regions).
 	Federate []string
 
-	History   broker.HistoryConfig
-	RedisLink netprofile.Profile // timeouts of the gateway→Redis link (DefaultRedisProfile)
+	History broker.HistoryConfig
+	// Durability is when a publish is acked: broker.DurabilityAsync (once
+	// the room's primary ran the publish; a failover can lose it) or
+	// broker.DurabilityReplicated (once a replica of that primary has it
+	// too: WAIT 1 DurabilityTimeout, else error unavailable). Replicated
+	// needs a replica of every primary: Start checks.
+	Durability string
+	// DurabilityTimeout is how long a replicated publish waits for a
+	// replica before it is refused with unavailable.
+	DurabilityTimeout time.Duration
+	RedisLink         netprofile.Profile // timeouts of the gateway→Redis link (DefaultRedisProfile)
 
 	MaxFrameBytes    int64         // largest client frame; larger closes with 1009
 	MaxDataBytes     int           // largest publish data
@@ -109,30 +118,32 @@ func ProfileByName(name string) (netprofile.Profile, error) {
 // Redis and Authority are left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		SubscribeMode:    SubscribeTargeted,
-		JWTLeeway:        auth.DefaultLeeway,
-		History:          broker.DefaultHistory(),
-		RedisLink:        netprofile.Lan(),
-		MaxFrameBytes:    64 << 10,
-		MaxDataBytes:     32 << 10,
-		MaxRooms:         100,
-		PublishRate:      100,
-		PublishBurst:     200,
-		FrameRate:        500,
-		FrameBurst:       1000,
-		SendQueue:        1024,
-		SendBuffer:       256 << 10,
-		ReplayLimit:      10000,
-		ReplayMaxBytes:   64 << 20,
-		PingInterval:     10 * time.Second,
-		ReadTimeout:      30 * time.Second,
-		WriteTimeout:     5 * time.Second,
-		SubscribeTimeout: 5 * time.Second,
-		DrainTimeout:     10 * time.Second,
-		DrainDelay:       DefaultDrainDelay,
-		MaxConns:         10000,
-		MaxConnsPerSub:   100,
-		HTTPIdleTimeout:  httpserve.IdleTimeout,
+		SubscribeMode:     SubscribeTargeted,
+		JWTLeeway:         auth.DefaultLeeway,
+		History:           broker.DefaultHistory(),
+		Durability:        broker.DurabilityAsync,
+		DurabilityTimeout: broker.DefaultDurabilityTimeout,
+		RedisLink:         netprofile.Lan(),
+		MaxFrameBytes:     64 << 10,
+		MaxDataBytes:      32 << 10,
+		MaxRooms:          100,
+		PublishRate:       100,
+		PublishBurst:      200,
+		FrameRate:         500,
+		FrameBurst:        1000,
+		SendQueue:         1024,
+		SendBuffer:        256 << 10,
+		ReplayLimit:       10000,
+		ReplayMaxBytes:    64 << 20,
+		PingInterval:      10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Second,
+		SubscribeTimeout:  5 * time.Second,
+		DrainTimeout:      10 * time.Second,
+		DrainDelay:        DefaultDrainDelay,
+		MaxConns:          10000,
+		MaxConnsPerSub:    100,
+		HTTPIdleTimeout:   httpserve.IdleTimeout,
 	}
 }
 
@@ -178,6 +189,12 @@ func (c *Config) Validate() error {
 		if err := auth.ValidPattern(p); err != nil {
 			return fielderr.Wrap("Federate", p, err)
 		}
+	}
+	if c.Durability != broker.DurabilityAsync && c.Durability != broker.DurabilityReplicated {
+		return fielderr.New("Durability", c.Durability, "must be", broker.DurabilityAsync+" or "+broker.DurabilityReplicated)
+	}
+	if c.DurabilityTimeout < time.Millisecond || c.DurabilityTimeout > broker.MaxDurabilityTimeout {
+		return fielderr.New("DurabilityTimeout", c.DurabilityTimeout, "must be between 1ms and", broker.MaxDurabilityTimeout)
 	}
 	if err := c.History.Validate(); err != nil {
 		return fmt.Errorf("history: %w", err)

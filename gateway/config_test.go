@@ -33,6 +33,8 @@ func TestValidateErrorsNameFieldValueAndBound(t *testing.T) {
 		{func(c *gateway.Config) { c.MaxConnsPerSub = -1 }, "MaxConnsPerSub", "MaxConnsPerSub -1 must not be below 0"},
 		{func(c *gateway.Config) { c.HTTPIdleTimeout = 0 }, "HTTPIdleTimeout", "HTTPIdleTimeout 0s must be above 0"},
 		{func(c *gateway.Config) { c.SubscribeMode = "psub" }, "SubscribeMode", `SubscribeMode "psub" must be targeted or pattern`},
+		{func(c *gateway.Config) { c.Durability = "sync" }, "Durability", `Durability "sync" must be async or replicated`},
+		{func(c *gateway.Config) { c.DurabilityTimeout = 0 }, "DurabilityTimeout", "DurabilityTimeout 0s must be between 1ms and 1m0s"},
 		{func(c *gateway.Config) { c.Listen = "" }, "Listen", "Listen is required (e.g. 127.0.0.1:8080)"},
 		{func(c *gateway.Config) { c.Region = "" }, "Region", "Region: region is empty"},
 	} {

@@ -334,7 +334,7 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 		epoch = "00000000"
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout+c.srv.broker.ReplicaTimeout())
 	defer cancel()
 	res, err := c.srv.broker.Publish(ctx, broker.PublishRequest{
 		Room: f.Room, Sender: c.claims.Subject, ClientID: f.ID,
@@ -346,6 +346,12 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 			c.srv.redisOOM()
 			c.log.Warn("publish refused: redis is out of memory", "room", f.Room, "err", err)
 			c.sendError(f.ID, protocol.CodeRedisOOM, "redis is at its maxmemory: not published, retry later with the same id")
+			return
+		}
+		if errors.Is(err, broker.ErrNotReplicated) {
+			c.srv.m.notReplicated.Inc()
+			c.log.Warn("publish not acked: no replica confirmed it", "room", f.Room, "err", err)
+			c.sendError(f.ID, protocol.CodeUnavailable, "no replica confirmed the publish within --durability-timeout: not acknowledged (subscribers may have seen it), retry with the same id")
 			return
 		}
 		c.log.Warn("publish failed", "room", f.Room, "err", err)

@@ -113,6 +113,9 @@ func New(cfg Config) (*Server, error) {
 	s.redisOpts = ro
 	s.rdb = target.NewClient()
 	s.broker = broker.New(s.rdb, cfg.Region, cfg.History)
+	if cfg.Durability == broker.DurabilityReplicated {
+		s.broker.RequireReplica(cfg.DurabilityTimeout)
+	}
 	subCfg := p.Subscriber
 	subCfg.Pattern = cfg.SubscribeMode == SubscribePattern
 	s.sub = broker.NewSubscriber(s.rdb, subCfg, log)
@@ -146,8 +149,10 @@ func (s *Server) Addr() string {
 // Start checks that Redis takes this node's address, user, password and
 // TLS, then listens and serves in the background. A Redis that refuses
 // them (a wrong password, a certificate this node cannot verify, TLS on
-// one side only) is an error naming what is wrong; a Redis that does not
-// answer yet is not: the node starts not ready and keeps trying.
+// one side only) is an error naming what is wrong, and so, under
+// --durability replicated, is a primary without a replica (checkReplicas);
+// a Redis that does not answer yet is not: the node starts not ready and
+// keeps trying.
 func (s *Server) Start() error {
 	if err := s.checkRedis(); err != nil {
 		return err
@@ -181,7 +186,8 @@ func (s *Server) Start() error {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
-	s.log.Info("gateway listening", "addr", s.Addr(), "redis", s.cfg.Redis, "subscribe_mode", s.cfg.SubscribeMode)
+	s.log.Info("gateway listening", "addr", s.Addr(), "redis", s.cfg.Redis, "subscribe_mode", s.cfg.SubscribeMode,
+		"durability", s.cfg.Durability)
 	return nil
 }
 
@@ -199,6 +205,32 @@ func (s *Server) checkRedis() error {
 	}
 	if err != nil {
 		s.log.Warn("redis not reachable yet: starting not ready", "redis", s.cfg.Redis, "err", err)
+		if s.cfg.Durability == broker.DurabilityReplicated {
+			s.log.Warn("--durability replicated: replicas not checked (redis not reachable); publishes are refused until a replica confirms them")
+		}
+		return nil
+	}
+	return s.checkReplicas()
+}
+
+// checkReplicas fails, under --durability replicated, when a primary a
+// publish can land on has no replica: every publish would wait
+// --durability-timeout and be refused. A Redis that does not answer is
+// logged and left to the publishes (each refused until a replica confirms).
+func (s *Server) checkReplicas() error {
+	if s.cfg.Durability != broker.DurabilityReplicated {
+		return nil
+	}
+	p := s.cfg.RedisLink
+	ctx, cancel := context.WithTimeout(context.Background(), p.DialTimeout+p.ReadTimeout)
+	defer cancel()
+	err := s.broker.CheckReplicas(ctx)
+	if errors.Is(err, broker.ErrUnavailable) {
+		s.log.Warn("--durability replicated: replicas not checked", "redis", s.cfg.Redis, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: --durability replicated: %w: every publish would be refused; give every primary a replica, or run with --durability async", err)
 	}
 	return nil
 }

@@ -269,6 +269,10 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 	// A TLS region's gateways trust the lab's CA; an ACL region's log in
 	// as RedisGatewayUser, the password in their environment.
 	args, env := slices.Clone(l.opts.GatewayArgs), []string(nil)
+	if d := r.Redis.Durability; d != "" {
+		// First, so that a spec's own GatewayArgs may say otherwise.
+		args = append([]string{"--durability", d}, args...)
+	}
 	if reg.auth.tls {
 		args = append(args, "--redis-ca-file", reg.redis.CAFile())
 	}
@@ -346,6 +350,9 @@ type bridgeConfig struct {
 	Regions  map[string]map[string]string `yaml:"regions"`
 	Federate []string                     `yaml:"federate"`
 	Lag      map[string]string            `yaml:"lag"`
+	// Durability is the region's redis.durability ("" leaves the
+	// bridge's default, async).
+	Durability string `yaml:"durability,omitempty"`
 }
 
 func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
@@ -353,7 +360,8 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		return nil // nothing crosses into or out of this region
 	}
 	cfg := bridgeConfig{Regions: map[string]map[string]string{}, Federate: r.Federate,
-		Lag: map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()}}
+		Lag:        map[string]string{"warn": l.opts.LagWarn.String(), "alert": l.opts.LagAlert.String()},
+		Durability: r.Redis.Durability}
 	var env []string // every ACL region's bridge password, by region
 	for _, other := range l.topo.Regions {
 		oreg := l.regions[other.Name]

@@ -27,6 +27,7 @@ var gatewayFlags = map[string]string{
 	"PingInterval": "--ping-interval", "ReadTimeout": "--read-timeout", "WriteTimeout": "--write-timeout",
 	"SubscribeTimeout": "--subscribe-timeout", "DrainTimeout": "--drain-timeout", "DrainDelay": "--drain-delay",
 	"MaxConns": "--max-conns", "MaxConnsPerSub": "--max-conns-per-sub", "HTTPIdleTimeout": "--http-idle-timeout",
+	"Durability": "--durability", "DurabilityTimeout": "--durability-timeout",
 }
 
 func newGatewayCmd(g *globalFlags) *cobra.Command {
@@ -103,6 +104,8 @@ still connected with 1001.`,
 	f.DurationVar(&cfg.JWTLeeway, "jwt-leeway", cfg.JWTLeeway, "clock skew tolerated: a token's exp may have passed, and its nbf may be ahead, by up to this much (0..5m)")
 	f.StringVar(&cfg.SubscribeMode, "subscribe-mode", cfg.SubscribeMode, "targeted (SUBSCRIBE per hosted room) or pattern (PSUBSCRIBE every room: only to demonstrate G9's amplification)")
 	f.StringSliceVar(&cfg.Federate, "federate", nil, "room pattern whose events go to the region's federation outbox, e.g. tenant:* (repeatable); with any, session ownership records go there too")
+	f.StringVar(&cfg.Durability, "durability", cfg.Durability, "when a publish is acked: async (once the room's primary stored it; a failover can lose it) or replicated (once a replica of that primary has it too, else error unavailable; needs a replica of every primary, checked at start)")
+	f.DurationVar(&cfg.DurabilityTimeout, "durability-timeout", cfg.DurabilityTimeout, "with --durability replicated: how long a publish waits for a replica before it is refused with unavailable (1ms..1m)")
 	f.StringVar(&profile, "redis-profile", gateway.DefaultRedisProfile, "timeouts of the link to Redis: lan or wan")
 	f.Int64Var(&cfg.History.MaxLen, "history-maxlen", cfg.History.MaxLen, "events kept per room history stream (approximate)")
 	f.DurationVar(&cfg.History.MaxAge, "history-max-age", cfg.History.MaxAge, "age bound of a room's history (0 = none)")

@@ -70,6 +70,8 @@ func TestBadFlagsNameWhatIsWrong(t *testing.T) {
 		{[]string{"gateway", "--region", "us-east", "--node", "gw-1", "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:1", "--subscribe-mode", "psub"}, "", "--subscribe-mode"},
 		{[]string{"gateway", "--region", "us-east", "--node", "gw-1", "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:1", "--redis-profile", "moon"}, "", "--redis-profile"},
 		{[]string{"gateway", "--region", "us-east", "--node", "gw-1", "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:1", "--send-queue", "1"}, "", "--send-queue"},
+		{[]string{"gateway", "--region", "us-east", "--node", "gw-1", "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:1", "--durability", "sync"}, "", `--durability "sync" must be async or replicated`},
+		{[]string{"gateway", "--region", "us-east", "--node", "gw-1", "--listen", "127.0.0.1:0", "--redis", "127.0.0.1:1", "--durability-timeout", "0s"}, "", "--durability-timeout 0s must be between 1ms and 1m0s"},
 		{[]string{"federation", "--region", "us-east"}, "", `"config" not set`},
 		{[]string{"federation", "--region", "us-east", "--config", "/nonexistent.yaml"}, "", "--config"},
 		{[]string{"bench", "fanout", "--clients", "0"}, "", "--clients"},

@@ -108,6 +108,9 @@ type Broker struct {
 	region string
 	cfg    HistoryConfig
 	layout Layout
+	// replicaTimeout > 0: a publish is acked only once a replica has it
+	// (RequireReplica, durability.go).
+	replicaTimeout time.Duration
 }
 
 // HistoryConfig bounds what a region keeps.
@@ -227,8 +230,22 @@ func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) 
 	}
 	args := []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID,
-		b.publishCommand(), appendOutbox}
+		b.publishCommand(), appendOutbox, b.touchDup()}
+	if b.replicaTimeout > 0 {
+		return b.runReplicated(ctx, keys, args)
+	}
 	return b.run(ctx, keys, args)
+}
+
+// touchDup is publish.lua's ARGV[19]: "1" when a "dup" answer must write
+// again what it found (a publish's idempotency record, same value and TTL;
+// an apply's sequence number, same value), so that the WAIT after it covers
+// the first attempt's write.
+func (b *Broker) touchDup() string {
+	if b.replicaTimeout > 0 {
+		return "1"
+	}
+	return "0"
 }
 
 // ApplyRequest is one event carried in from its origin region.
@@ -252,7 +269,8 @@ type ApplyRequest struct {
 
 // Apply stores and publishes a remote event if it is the next of its
 // (room, origin) sequence: "ok"; "dup" if it was applied already (so applying
-// twice is harmless); "gap" if events before it are missing here.
+// twice is harmless); "gap" if events before it are missing here. Under
+// RequireReplica it returns only once a replica has the apply, as Publish.
 func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	force := ""
 	if a.Force {
@@ -267,7 +285,10 @@ func (b *Broker) Apply(ctx context.Context, a ApplyRequest) (Result, error) {
 	keys := []string{l.SeqKey(a.Room), l.HistoryKey(a.Room), idem, outbox, counter}
 	args := []any{"apply", l.Channel(a.Room), a.Origin, a.Epoch, a.Oseq, "", "", a.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, string(a.Frame), a.Room, force, cid,
-		b.publishCommand(), appendOutbox}
+		b.publishCommand(), appendOutbox, b.touchDup()}
+	if b.replicaTimeout > 0 {
+		return b.runReplicated(ctx, keys, args)
+	}
 	return b.run(ctx, keys, args)
 }
 
@@ -279,7 +300,13 @@ func (b *Broker) minID() string {
 }
 
 func (b *Broker) run(ctx context.Context, keys []string, args []any) (Result, error) {
-	v, err := publishScript.Run(ctx, b.rdb, keys, args...).Slice()
+	return b.runOn(ctx, b.rdb, keys, args)
+}
+
+// runOn runs publish.lua on c: the broker's client, or one connection of
+// it (runReplicated).
+func (b *Broker) runOn(ctx context.Context, c redis.Scripter, keys []string, args []any) (Result, error) {
+	v, err := publishScript.Run(ctx, c, keys, args...).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("broker: publish.lua: %w: %w", ErrUnavailable, err)
 	}

@@ -61,6 +61,13 @@
 --                  whether or not the room federates, for a key "" would hash to
 --                  slot 0, not the room's); absent or anything else: append when
 --                  KEYS[4] is not ""
+--  19 touch dup    "1" makes a "dup" answer write again what it found: a publish
+--                  retried, its idempotency record (same value, same TTL); an
+--                  apply, the sequence number (same value). The gateway and the
+--                  bridge run WAIT after the script (durability replicated),
+--                  and WAIT only counts the writes of its own connection, so
+--                  without a write the WAIT would not cover the first attempt's
+--                  event, which may not have reached a replica yet
 --
 -- The idempotency value is "<event id> <oseq> <epoch> <stream id> <origin>"
 -- (a record of an older gateway has no origin: it is this region's).
@@ -86,6 +93,9 @@ if mode == 'publish' then
     if o == nil or o == '' then
       o = origin
     end
+    if ARGV[19] == '1' then
+      redis.call('SET', KEYS[3], prev, 'KEEPTTL')
+    end
     return {'dup', eid, tonumber(q), e, sid, o}
   end
   epoch = redis.call('HGET', KEYS[1], ef)
@@ -102,6 +112,9 @@ elseif mode == 'apply' then
   local cur = tonumber(redis.call('HGET', KEYS[1], qf) or '0')
   if cur_epoch == epoch then
     if oseq <= cur then
+      if ARGV[19] == '1' then
+        redis.call('HSET', KEYS[1], qf, cur)
+      end
       return {'dup', '', cur, epoch, '', origin}
     end
     if oseq > cur + 1 and ARGV[15] ~= '1' then

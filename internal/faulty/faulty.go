@@ -30,4 +30,5 @@ var Names = []string{
 	"nofence",            // G11: a region that lost a session keeps its connections
 	"noepoch",            // G6: a restarted sequence keeps the same epoch
 	"noshardresubscribe", // G12: a room Redis dropped from its shard is resubscribed but never refilled nor let live
+	"nowait",             // G6/G12: --durability replicated acks without waiting for a replica
 }

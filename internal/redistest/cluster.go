@@ -521,3 +521,89 @@ func (c *Cluster) MigrateSlotOf(t TB, key string, to *ClusterNode) *ClusterNode 
 	})
 	return from
 }
+
+// ReplicasOf are the live replicas of the primary serving key's slot, as
+// that primary sees them (CLUSTER NODES).
+func (c *Cluster) ReplicasOf(t TB, key string) []*ClusterNode {
+	t.Helper()
+	p := c.PrimaryOf(t, key)
+	v, err := c.view(p)
+	if err != nil {
+		t.Fatalf("redistest: CLUSTER NODES on %s: %v", p.Addr, err)
+	}
+	_, replicas, _ := owner(v, c.Slot(t, key))
+	var out []*ClusterNode
+	for _, r := range replicas {
+		if n := c.Node(r.addr); n != nil && n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Freeze stops the node's process (SIGSTOP by pid, redisproc's Pause):
+// it reads, answers and replicates nothing until Thaw, while its sockets
+// stay open.
+func (n *ClusterNode) Freeze() error {
+	if err := n.srv.Pause(); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	return nil
+}
+
+// Thaw continues a node stopped by Freeze (SIGCONT by pid).
+func (n *ClusterNode) Thaw() error {
+	if err := n.srv.Resume(); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	return nil
+}
+
+// Frozen reports whether Freeze was called and Thaw has not been since.
+func (n *ClusterNode) Frozen() bool { return n.srv.Paused() }
+
+// Restart starts a killed node again on its address and directory: it
+// rejoins the cluster with its nodes.conf (a primary whose slots were taken
+// over comes back as a replica of the node that took them). It waits
+// (bounded) until the cluster is healthy, every replica the create made is
+// synced with its primary again, and every primary streams its writes to
+// its replicas.
+func (c *Cluster) Restart(t TB, n *ClusterNode) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clusterBound)
+	err := n.srv.Restart(ctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("redistest: restart %s: %v", n.Addr, err)
+	}
+	c.WaitHealthy(t)
+	wait.For(t, clusterBound, fmt.Sprintf("%d replicas synced with their primaries", c.replicas), func() bool {
+		return c.syncedReplicas() == c.replicas
+	})
+	c.waitStreaming(t)
+}
+
+// TakeOver makes replica, a replica of the killed primary of key's slot,
+// take the slot over by itself (CLUSTER FAILOVER TAKEOVER: no vote of the
+// other primaries, no handshake with the dead one), for a replica the
+// cluster will not elect in time (one that was frozen while its primary
+// died), and waits (bounded) until every live node sees it serve the slot
+// and the cluster is healthy. An error of the TAKEOVER because the replica
+// got elected meanwhile is no failure.
+func (c *Cluster) TakeOver(t TB, key string, killed, replica *ClusterNode) {
+	t.Helper()
+	ctx, cancel := bounded()
+	err := replica.client.Do(ctx, "CLUSTER", "FAILOVER", "TAKEOVER").Err()
+	cancel()
+	if err != nil {
+		ctx, cancel := bounded()
+		role, rerr := replica.client.Do(ctx, "ROLE").Slice()
+		cancel()
+		if rerr != nil || len(role) == 0 || role[0] != "master" {
+			t.Fatalf("redistest: CLUSTER FAILOVER TAKEOVER on %s: %v (ROLE: %v %v)", replica.Addr, err, role, rerr)
+		}
+	}
+	if got := c.waitNewPrimary(t, key, killed); got != replica {
+		t.Fatalf("redistest: slot of %q taken over by %v, not %s", key, got, replica.Addr)
+	}
+}

@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 		"name: t\nsource: s\nregions: &r\n  - name: a\nrtt: *r\nclients: *r\n",
 		"name: t\nsource: s\nregions:\n  - {name: a, gateways: 99999999999999999999, redis: {mode: cluster}, federate: [\"*\", \"\"]}\n",
 		"name: t\nsource: s\nregions:\n  - name: a\n  - name: a\nrtt: {a: {a: {ms: 1e300}}}\n",
-		"name: t\nsource: s\nregions:\n  - {name: a, redis: {mode: cluster, shards: 3, replicas: 1, persistence: true}}\n",
+		"name: t\nsource: s\nregions:\n  - {name: a, redis: {mode: cluster, shards: 3, replicas: 1, persistence: true, durability: replicated}}\n",
 		"name: t\nsource: s\nregions:\n  - {name: a, redis: {mode: cluster, shards: 99999999999999999999, replicas: -1, tls: true, acl: true}}\n",
 		"name: t\nsource: s\nregions:\n  - {name: a, redis: {replicas: 1, shards: 4}}\n  - {name: b, redis: {mode: cluster, shards: x}}\nrtt: {a: {b: {ms: 1}}}\n",
 	} {

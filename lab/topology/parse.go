@@ -218,7 +218,7 @@ func (d *decoder) syntax(err error) {
 var (
 	topKeys      = []string{"name", "source", "regions", "rtt", "intra_region", "lan", "clients", "resolver"}
 	regionKeys   = []string{"name", "gateways", "redis", "federate"}
-	redisKeys    = []string{"mode", "shards", "replicas", "persistence", "tls", "acl"}
+	redisKeys    = []string{"mode", "shards", "replicas", "persistence", "tls", "acl", "durability"}
 	linkKeys     = []string{"ms", "jitter_ms"}
 	resolverKeys = []string{"ttl", "health_interval"}
 )
@@ -398,6 +398,8 @@ func (d *decoder) redis(n *yaml.Node, path string, r Redis) Redis {
 			r.TLS, _ = d.boolean(e.val, e.path)
 		case "acl":
 			r.ACL, _ = d.boolean(e.val, e.path)
+		case "durability":
+			r.Durability, _ = d.str(e.val, e.path)
 		}
 	}
 	for _, f := range []struct {

@@ -54,7 +54,7 @@ func TestParseRejects(t *testing.T) {
 		// Keys.
 		{"unknown top-level key", two + "regoins: []\n", 9, "regoins", `unknown key "regoins" (allowed: name, source, regions, rtt, intra_region, lan, clients, resolver)`},
 		{"unknown region key", strings.Replace(two, "  - name: b\n", "  - name: b\n    gatways: 2\n", 1), 6, "regions[1].gatways", `unknown key "gatways" (allowed: name, gateways, redis, federate)`},
-		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, shards, replicas, persistence, tls, acl)`},
+		{"unknown redis key", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: standalone, aof: true}\n", 1), 6, "regions[1].redis.aof", `unknown key "aof" (allowed: mode, shards, replicas, persistence, tls, acl, durability)`},
 		{"unknown link key", strings.Replace(two, "jitter_ms: 1", "jiter_ms: 1", 1), 8, "rtt.a.b.jiter_ms", `unknown key "jiter_ms" (allowed: ms, jitter_ms)`},
 		{"unknown resolver key", two + "resolver: {ttl: 2s, interval: 1s}\n", 9, "resolver.interval", `unknown key "interval" (allowed: ttl, health_interval)`},
 		{"key given twice", two + "name: u\n", 9, "name", `key "name" given twice (first at line 1, name)`},
@@ -103,6 +103,9 @@ func TestParseRejects(t *testing.T) {
 		{"replicas with the default mode", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      replicas: 0\n", 1), 7, "regions[1].redis.replicas", "applies to mode cluster only"},
 		{"cluster with tls", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      mode: cluster\n      tls: true\n", 1), 8, "regions[1].redis.tls", "not supported with mode cluster yet: a TLS region runs standalone"},
 		{"cluster with acl", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      acl: true\n      mode: cluster\n", 1), 7, "regions[1].redis.acl", "not supported with mode cluster yet: an ACL region runs standalone"},
+		{"unknown durability", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster, durability: sync}\n", 1), 6, "regions[1].redis.durability", `unknown durability "sync" (want async or replicated)`},
+		{"replicated standalone", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis:\n      durability: replicated\n", 1), 7, "regions[1].redis.durability", "replicated needs a replica of every primary: mode cluster with replicas of at least 1 (this region: mode standalone, replicas 0)"},
+		{"replicated cluster without replicas", strings.Replace(two, "  - name: b\n", "  - name: b\n    redis: {mode: cluster, replicas: 0, durability: replicated}\n", 1), 6, "regions[1].redis.durability", "replicated needs a replica of every primary: mode cluster with replicas of at least 1 (this region: mode cluster, replicas 0)"},
 		{"bad federate pattern", strings.Replace(two, "  - name: b\n", "  - name: b\n    federate: [\"tenant:*\", \"bad room\"]\n", 1), 6, "regions[1].federate[1]", `room pattern "bad room"`},
 		{"federate pattern twice", strings.Replace(two, "  - name: b\n", "  - name: b\n    federate:\n      - tenant:*\n      - tenant:*\n", 1), 8, "regions[1].federate[1]", `pattern "tenant:*" given twice (first at line 7, regions[1].federate[0])`},
 

@@ -116,7 +116,19 @@ type Redis struct {
 	// gateways and bridges log in as users of their own with generated
 	// passwords, given through the environment. Process provider only.
 	ACL bool
+	// Durability is the region's gateways' --durability: "" (their
+	// default, async), DurabilityAsync or DurabilityReplicated (a cluster
+	// with replicas only).
+	Durability string
 }
+
+// The durabilities a region's redis.durability may name: the gateway's
+// --durability values (gateway/broker's DurabilityAsync and
+// DurabilityReplicated).
+const (
+	DurabilityAsync      = "async"
+	DurabilityReplicated = "replicated"
+)
 
 // Nodes is the number of redis-server processes the region runs: one
 // standalone, Shards × (1 + Replicas) for a cluster.
@@ -296,6 +308,15 @@ func (t *Topology) validateRegion(i int, known map[string]bool, report func(*Err
 // and replicas in range, shards and replicas with a cluster only, and no
 // tls or acl on a cluster (not built yet).
 func validateRedis(r Redis, bad func(field, format string, args ...any)) {
+	switch r.Durability {
+	case "", DurabilityAsync:
+	case DurabilityReplicated:
+		if r.Mode != RedisCluster || r.Replicas < 1 {
+			bad("redis.durability", "replicated needs a replica of every primary: mode cluster with replicas of at least 1 (this region: mode %s, replicas %d); a gateway with --durability replicated refuses a Redis without one", orStandalone(r.Mode), r.Replicas)
+		}
+	default:
+		bad("redis.durability", "unknown durability %q (want %s or %s)", r.Durability, DurabilityAsync, DurabilityReplicated)
+	}
 	switch r.Mode {
 	case RedisStandalone:
 		for _, f := range []struct {
@@ -327,6 +348,14 @@ func validateRedis(r Redis, bad func(field, format string, args ...any)) {
 	if r.ACL {
 		bad("redis.acl", "not supported with mode cluster yet: an ACL region runs standalone")
 	}
+}
+
+// orStandalone is mode, or standalone when it is "".
+func orStandalone(mode string) string {
+	if mode == "" {
+		return RedisStandalone
+	}
+	return mode
 }
 
 // distinctNames lists the regions' names once each, in file order, without
