@@ -303,9 +303,6 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 				Redis: redisAddr, Federate: r.Federate, Args: args, Env: env})
 			return err
 		})
-		if err != nil && reg.cluster != nil {
-			return fmt.Errorf("lab: region %s runs a Redis Cluster: its gateways get the cluster's seeds as --redis A,B,C, which a gateway takes once it speaks cluster (issue 17; Options.RedisOnly starts the Redis layer alone): %w", r.Name, err)
-		}
 		if err != nil {
 			return err
 		}
@@ -403,9 +400,6 @@ func (l *Lab) startBridge(ctx context.Context, r topology.Region) error {
 		n, err = l.prov.StartBridge(ctx, provider.BridgeSpec{Region: r.Name, Config: b, Listen: listen, Env: env})
 		return err
 	})
-	if err != nil && slices.ContainsFunc(l.topo.Regions, func(o topology.Region) bool { return o.Redis.Mode == topology.RedisCluster }) {
-		return fmt.Errorf("lab: bridge of %s: a region runs a Redis Cluster: the bridge's config names it by its seeds (redis: A,B,C), which a bridge takes once it speaks cluster (issue 17): %w", r.Name, err)
-	}
 	if err != nil {
 		return err
 	}
