@@ -91,6 +91,12 @@ type PeerRow struct {
 	ServerCPU float64    // CPU seconds of the server process during the window
 	RedisCPU  float64    // CPU seconds of its redis-server during the window (0: none)
 	LoadTotal float64    // CPU seconds of the load process over its whole run
+	// PublishRedisMean is, for geolab, the mean time from a publish frame
+	// read to Redis confirming it over the window (the gateway's
+	// geolab_gateway_publish_seconds), in milliseconds; 0 for Centrifugo.
+	// Beside the load's publish → ack time it says where a publish waits:
+	// in the gateway's hands, or before the gateway read it.
+	PublishRedisMean float64
 }
 
 // CPUPerDelivery is the server's CPU time per delivery received in the window.
@@ -132,8 +138,8 @@ func RunPeers(ctx context.Context, c PeersConfig, log io.Writer) ([]PeerRow, err
 
 func (r PeerRow) line() string {
 	x := r.Result
-	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, server CPU %.1fs, cut %d",
-		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, r.ServerCPU, x.Cut)
+	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, publish→ack p50 %.1f ms p99 %.1f ms (gateway's Redis publish mean %.2f ms), server CPU %.1fs, cut %d",
+		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, x.AckP50, x.AckP99, r.PublishRedisMean, r.ServerCPU, x.Cut)
 }
 
 func pct(a, b int64) float64 {
@@ -155,17 +161,17 @@ func PeersTable(rows []PeerRow, c PeersConfig) string {
 	}
 	fmt.Fprintf(&b, "%d subscribers over %d rooms, one publisher per room, %d-byte payloads, %s window after %s warmup; geolab: one gateway on its own redis-server; Centrifugo: %s\n\n",
 		l.Rooms*l.SubsPerRoom, l.Rooms, l.Payload, l.Duration, l.Warmup, engine)
-	b.WriteString("| r/room | offered/s | server | load avg before | delivered/s | % delivered | p50 | p99 | p99.9 | server CPU s | CPU/delivery | redis CPU s | load CPU s | cut |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| r/room | offered/s | server | load avg before | delivered/s | % delivered | p50 | p99 | p99.9 | ack p50 / p99 | server CPU s | CPU/delivery | redis CPU s | load CPU s | cut |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		x := r.Result
 		cut := strconv.FormatInt(x.Cut, 10)
 		if x.CloseCodes != "" {
 			cut += " (" + x.CloseCodes + ")"
 		}
-		fmt.Fprintf(&b, "| %g | %.0f | %s | %s | %.0f | %.2f %% | %s | %s | %s | %.1f | %.1f µs | %.1f | %.1f | %s |\n",
+		fmt.Fprintf(&b, "| %g | %.0f | %s | %s | %.0f | %.2f %% | %s | %s | %s | %s / %s | %.1f | %.1f µs | %.1f | %.1f | %s |\n",
 			x.Rate, x.Offered, r.Server, r.LoadAvg, x.DeliveredPerSec, pct(x.Delivered, x.Owed),
-			ms(x.P50), ms(x.P99), ms(x.P999), r.ServerCPU, float64(r.CPUPerDelivery())/1e3, r.RedisCPU, x.LoadCPU, cut)
+			ms(x.P50), ms(x.P99), ms(x.P999), ms(x.AckP50), ms(x.AckP99), r.ServerCPU, float64(r.CPUPerDelivery())/1e3, r.RedisCPU, x.LoadCPU, cut)
 	}
 	b.WriteString("\n")
 	for _, t := range c.Targets {
@@ -279,6 +285,11 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		}
 	}()
 	var srvCPU0, redisCPU0 float64
+	var pubSum0, pubCount0 float64
+	metricsURL := ""
+	if target == TargetGeolab {
+		metricsURL = "http://" + addr + "/metrics"
+	}
 	var got bool
 	redisPid := 0
 	if rs != nil {
@@ -292,8 +303,12 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		switch m.Event {
 		case "window_start":
 			srvCPU0, redisCPU0 = procCPU(srv.cmd.Process.Pid), procCPU(redisPid)
+			pubSum0, pubCount0 = publishSeconds(metricsURL)
 		case "window_end":
 			row.ServerCPU, row.RedisCPU = procCPU(srv.cmd.Process.Pid)-srvCPU0, procCPU(redisPid)-redisCPU0
+			if sum, n := publishSeconds(metricsURL); n > pubCount0 {
+				row.PublishRedisMean = 1000 * (sum - pubSum0) / (n - pubCount0)
+			}
 		case "result":
 			if err := json.Unmarshal([]byte(line), &row.Result); err != nil {
 				return row, fmt.Errorf("load result %q: %w", line, err)
@@ -450,6 +465,40 @@ func procCPU(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100
+}
+
+// publishSeconds reads the sum and count of a gateway's
+// geolab_gateway_publish_seconds from its /metrics at url; zeros when url is
+// empty or unreadable.
+func publishSeconds(url string) (sum, count float64) {
+	if url == "" {
+		return 0, 0
+	}
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, rest, _ := strings.Cut(sc.Text(), " ")
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "geolab_gateway_publish_seconds_sum":
+			sum = v
+		case "geolab_gateway_publish_seconds_count":
+			count = v
+		}
+	}
+	return sum, count
 }
 
 // loadAvg is /proc/loadavg's 1-, 5- and 15-minute figures.
