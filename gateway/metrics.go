@@ -17,6 +17,7 @@ type metrics struct {
 	gapFilled           prometheus.Counter
 	redisReconnects     prometheus.Counter
 	publishSeconds      prometheus.Histogram
+	publishBatches      prometheus.Counter
 	slowConsumers       prometheus.Counter
 	resumes             *prometheus.CounterVec
 	errors              *prometheus.CounterVec
@@ -42,12 +43,13 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "geolab", Subsystem: "gateway",
 			Name: "publish_seconds", Help: "Time from a publish frame to Redis confirming it.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
-		resumes:       prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
-		errors:        prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
+		publishBatches: prometheus.NewCounter(prometheus.CounterOpts(f("publish_batches_total", "Batches of a connection's publishes sent to Redis together (--publish-window): publishes per batch is frames_in_total{type=\"publish\"} over this."))),
+		slowConsumers:  prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
+		resumes:        prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
+		errors:         prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
 	}
 	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut,
 		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects,
-		m.publishSeconds, m.slowConsumers, m.resumes, m.errors)
+		m.publishSeconds, m.publishBatches, m.slowConsumers, m.resumes, m.errors)
 	return m
 }
