@@ -89,10 +89,13 @@ type Config struct {
 }
 
 // DefaultPublishWindow is how many publishes of one connection are in
-// flight at once unless told otherwise: at 16 a connection whose Redis round
-// trip takes 50 ms (a loaded machine) still publishes 320 a second, more
-// than the default publish rate allows.
-const DefaultPublishWindow = 16
+// flight at once unless told otherwise: at 32 a connection whose Redis round
+// trip takes 300 ms (a starved machine) still publishes about 100 a second,
+// the default publish rate, while holding at most 32 × --max-data-bytes
+// (1 MiB at the default) of publishes not yet answered. Measured under the
+// fan-out yardstick at 60 publishes/s per connection (BENCHMARKS.md): 16
+// filled up when round trips passed 250 ms and tails grew, 64 did not.
+const DefaultPublishWindow = 32
 
 // MaxPublishWindow bounds --publish-window: what one connection may hold of
 // the gateway's memory in publishes read and not yet answered
