@@ -11,6 +11,7 @@ type metrics struct {
 	redisUp             prometheus.Gauge
 	framesIn            *prometheus.CounterVec
 	framesOut           prometheus.Counter
+	writes              prometheus.Counter
 	redisDeliveries     prometheus.Counter
 	deliveriesDiscarded prometheus.Counter
 	duplicatesDropped   prometheus.Counter
@@ -35,6 +36,7 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		redisUp:             prometheus.NewGauge(prometheus.GaugeOpts(f("redis_up", "1 while the Redis pub/sub link is up and every room is subscribed."))),
 		framesIn:            prometheus.NewCounterVec(prometheus.CounterOpts(f("frames_in_total", "Valid client frames received, by type.")), []string{"type"}),
 		framesOut:           prometheus.NewCounter(prometheus.CounterOpts(f("frames_out_total", "Frames written to clients."))),
+		writes:              prometheus.NewCounter(prometheus.CounterOpts(f("writes_total", "Writes of frames to clients, one writev(2) each: frames per write is frames_out_total over this."))),
 		redisDeliveries:     prometheus.NewCounter(prometheus.CounterOpts(f("redis_deliveries_total", "Pub/sub messages received from Redis (G9: per publish, the nodes hosting the room)."))),
 		deliveriesDiscarded: prometheus.NewCounter(prometheus.CounterOpts(f("redis_deliveries_discarded_total", "Pub/sub messages for rooms this node does not host (wasted work: pattern mode)."))),
 		duplicatesDropped:   prometheus.NewCounter(prometheus.CounterOpts(f("duplicates_dropped_total", "Events not sent because the room or client had them already."))),
@@ -48,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		resumes:        prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
 		errors:         prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
 	}
-	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut,
+	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut, m.writes,
 		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects,
 		m.publishSeconds, m.publishBatches, m.slowConsumers, m.resumes, m.errors)
 	return m

@@ -68,6 +68,10 @@ func TestPipelinedPublishesKeepTheClientsOrder(t *testing.T) {
 		t.Errorf("%v batches for %v publishes: the publishes were not pipelined", b, p)
 	}
 
+	// The writer counts its writes: each carries at least one frame.
+	if w, f := counter(t, gw1, "geolab_gateway_writes_total"), counter(t, gw1, "geolab_gateway_frames_out_total"); w < 1 || f < w {
+		t.Errorf("%v writes for %v frames out: want at least one write and no more writes than frames", w, f)
+	}
 	// A last publish marks the end: had the repeated id been stored again,
 	// it would come before this one.
 	if f := pub.Publish("room:burst", "last", map[string]int{"n": n}); f.Type != "ack" || f.Oseq != n+1 {

@@ -111,8 +111,9 @@ Ctrl-C. Prints a Markdown table: offered and delivered rate, % of what the
 window's publishes owed that arrived (within --drain), publish→receive
 latency p50/p99/p99.9 (one clock: the load process's), publish→ack latency
 p50/p99 (how long a publish waited for the server's answer; for geolab the
-step's log line adds the gateway's mean time from a publish frame read to
-Redis confirming it, from its /metrics), CPU seconds of each server and per
+step's log line adds, from the gateway's /metrics, its mean time from a
+publish frame read to Redis confirming it and the frames it wrote per
+writev), CPU seconds of each server and per
 delivery, of its redis-server and of the load process, and
 connections the server cut; then each server's saturation (the highest
 delivered rate with 100 % delivered, nobody cut and p99 < 250 ms).

@@ -97,6 +97,10 @@ type PeerRow struct {
 	// Beside the load's publish → ack time it says where a publish waits:
 	// in the gateway's hands, or before the gateway read it.
 	PublishRedisMean float64
+	// FramesPerWrite is, for geolab, the frames the gateway wrote to
+	// clients per write(2)/writev(2) over the window (its frames_out_total
+	// over writes_total); 0 for Centrifugo, or a gateway without the metric.
+	FramesPerWrite float64
 }
 
 // CPUPerDelivery is the server's CPU time per delivery received in the window.
@@ -138,8 +142,8 @@ func RunPeers(ctx context.Context, c PeersConfig, log io.Writer) ([]PeerRow, err
 
 func (r PeerRow) line() string {
 	x := r.Result
-	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, publish→ack p50 %.1f ms p99 %.1f ms (gateway's Redis publish mean %.2f ms), server CPU %.1fs, cut %d",
-		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, x.AckP50, x.AckP99, r.PublishRedisMean, r.ServerCPU, x.Cut)
+	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, publish→ack p50 %.1f ms p99 %.1f ms (gateway's publish read → Redis confirmed mean %.2f ms, frames per write %.2f), server CPU %.1fs, cut %d",
+		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, x.AckP50, x.AckP99, r.PublishRedisMean, r.FramesPerWrite, r.ServerCPU, x.Cut)
 }
 
 func pct(a, b int64) float64 {
@@ -285,7 +289,7 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		}
 	}()
 	var srvCPU0, redisCPU0 float64
-	var pubSum0, pubCount0 float64
+	var pub0, pub1 gatewayCounters
 	metricsURL := ""
 	if target == TargetGeolab {
 		metricsURL = "http://" + addr + "/metrics"
@@ -303,11 +307,15 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		switch m.Event {
 		case "window_start":
 			srvCPU0, redisCPU0 = procCPU(srv.cmd.Process.Pid), procCPU(redisPid)
-			pubSum0, pubCount0 = publishSeconds(metricsURL)
+			pub0 = readGatewayCounters(metricsURL)
 		case "window_end":
 			row.ServerCPU, row.RedisCPU = procCPU(srv.cmd.Process.Pid)-srvCPU0, procCPU(redisPid)-redisCPU0
-			if sum, n := publishSeconds(metricsURL); n > pubCount0 {
-				row.PublishRedisMean = 1000 * (sum - pubSum0) / (n - pubCount0)
+			pub1 = readGatewayCounters(metricsURL)
+			if n := pub1.publishCount - pub0.publishCount; n > 0 {
+				row.PublishRedisMean = 1000 * (pub1.publishSum - pub0.publishSum) / n
+			}
+			if w := pub1.writes - pub0.writes; w > 0 {
+				row.FramesPerWrite = (pub1.framesOut - pub0.framesOut) / w
 			}
 		case "result":
 			if err := json.Unmarshal([]byte(line), &row.Result); err != nil {
@@ -467,17 +475,24 @@ func procCPU(pid int) float64 {
 	return (u + st) / 100
 }
 
-// publishSeconds reads the sum and count of a gateway's
-// geolab_gateway_publish_seconds from its /metrics at url; zeros when url is
-// empty or unreadable.
-func publishSeconds(url string) (sum, count float64) {
+// gatewayCounters are the figures bench peers reads from a gateway's
+// /metrics at the window markers.
+type gatewayCounters struct {
+	publishSum, publishCount float64 // geolab_gateway_publish_seconds
+	framesOut, writes        float64 // geolab_gateway_frames_out_total, geolab_gateway_writes_total
+}
+
+// readGatewayCounters reads them from the /metrics at url; zeros when url
+// is empty or unreadable, or for a metric the gateway does not have.
+func readGatewayCounters(url string) gatewayCounters {
+	var g gatewayCounters
 	if url == "" {
-		return 0, 0
+		return g
 	}
 	hc := http.Client{Timeout: 2 * time.Second}
 	resp, err := hc.Get(url)
 	if err != nil {
-		return 0, 0
+		return g
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -493,12 +508,16 @@ func publishSeconds(url string) (sum, count float64) {
 		}
 		switch name {
 		case "geolab_gateway_publish_seconds_sum":
-			sum = v
+			g.publishSum = v
 		case "geolab_gateway_publish_seconds_count":
-			count = v
+			g.publishCount = v
+		case "geolab_gateway_frames_out_total":
+			g.framesOut = v
+		case "geolab_gateway_writes_total":
+			g.writes = v
 		}
 	}
-	return sum, count
+	return g
 }
 
 // loadAvg is /proc/loadavg's 1-, 5- and 15-minute figures.
