@@ -495,7 +495,15 @@ func readGatewayCounters(url string) gatewayCounters {
 		return g
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	return parseGatewayCounters(resp.Body)
+}
+
+// parseGatewayCounters reads the figures from a Prometheus text exposition:
+// the value of each sample line "NAME[{labels}] VALUE"; lines it does not
+// know, or cannot read, are passed over.
+func parseGatewayCounters(r io.Reader) gatewayCounters {
+	var g gatewayCounters
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		name, rest, _ := strings.Cut(sc.Text(), " ")
