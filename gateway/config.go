@@ -93,7 +93,7 @@ type Config struct {
 // connection's next frame is read, until the chaos spec that blackholes a
 // region's gateway→Redis links for 12 s ("fills the gap after its Redis
 // link is blackholed longer than every timeout") passes with a larger
-// window: at 32 it failed 2 runs of 6 (events announced unrecoverable to
+// window: at 32 it failed 2 runs of 9 (events announced unrecoverable to
 // clients that failed over, though the history held them), main's gateway
 // passed 2 of 2, and the cause is not found (BENCHMARKS.md, run 4).
 // RecommendedPublishWindow is what the fan-out yardstick measured best.
