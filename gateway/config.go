@@ -63,11 +63,17 @@ type Config struct {
 	DurabilityTimeout time.Duration
 	RedisLink         netprofile.Profile // timeouts of the gateway→Redis link (DefaultRedisProfile)
 
-	MaxFrameBytes    int64         // largest client frame; larger closes with 1009
-	MaxDataBytes     int           // largest publish data
-	MaxRooms         int           // rooms per connection
-	PublishRate      float64       // publishes per second per connection
-	PublishBurst     int           // publishes allowed at once
+	MaxFrameBytes int64   // largest client frame; larger closes with 1009
+	MaxDataBytes  int     // largest publish data
+	MaxRooms      int     // rooms per connection
+	PublishRate   float64 // publishes per second per connection
+	PublishBurst  int     // publishes allowed at once
+	// PublishWindow is how many publishes of one connection may be read and
+	// not yet answered at once: the reader goes on reading while up to this
+	// many wait for Redis, sent to it in one pipeline (conn.publishLoop),
+	// answered in the order read. 1: each publish is answered before the
+	// connection's next frame is read.
+	PublishWindow    int
 	FrameRate        float64       // frames per second per connection before the flood close (4500)
 	FrameBurst       int           // frames allowed at once
 	SendQueue        int           // frames queued per connection before the slow-consumer close (4001)
@@ -90,6 +96,30 @@ type Config struct {
 
 	Logger *slog.Logger
 }
+
+// DefaultPublishWindow is how many publishes of one connection are in
+// flight at once unless told otherwise: 1, each publish answered before the
+// connection's next frame is read, until the chaos spec that blackholes a
+// region's gateway→Redis links for 12 s ("fills the gap after its Redis
+// link is blackholed longer than every timeout") passes with a larger
+// window: at 32 it failed 2 runs of 9 (events announced unrecoverable to
+// clients that failed over, though the history held them), main's gateway
+// passed 2 of 2, and the cause is not found (BENCHMARKS.md, run 4).
+// RecommendedPublishWindow is what the fan-out yardstick measured best.
+const DefaultPublishWindow = 1
+
+// RecommendedPublishWindow is the window that kept up with the fan-out
+// yardstick on a loaded machine (BENCHMARKS.md, run 4): at 32 a connection
+// whose Redis round trip takes 300 ms still publishes about 100 a second,
+// the default publish rate, while holding at most 32 × --max-data-bytes
+// (1 MiB at the default) of publishes not yet answered; at 60 publishes/s
+// per connection 16 filled up once round trips passed 250 ms, 64 did not.
+const RecommendedPublishWindow = 32
+
+// MaxPublishWindow bounds --publish-window: what one connection may hold of
+// the gateway's memory in publishes read and not yet answered
+// (MaxPublishWindow × --max-data-bytes).
+const MaxPublishWindow = 1024
 
 // DefaultDrainDelay is how long a drain keeps answering 503 draining at
 // least: two checks of a load balancer that looks every second. Raise it
@@ -129,6 +159,7 @@ func DefaultConfig() Config {
 		MaxRooms:          100,
 		PublishRate:       100,
 		PublishBurst:      200,
+		PublishWindow:     DefaultPublishWindow,
 		FrameRate:         500,
 		FrameBurst:        1000,
 		SendQueue:         1024,
@@ -209,6 +240,7 @@ func (c *Config) Validate() error {
 		{c.MaxRooms >= 1, fielderr.New("MaxRooms", c.MaxRooms, "must be at least", 1)},
 		{c.PublishRate > 0, fielderr.New("PublishRate", c.PublishRate, "must be above", 0)},
 		{c.PublishBurst >= 1, fielderr.New("PublishBurst", c.PublishBurst, "must be at least", 1)},
+		{c.PublishWindow >= 1 && c.PublishWindow <= MaxPublishWindow, fielderr.New("PublishWindow", c.PublishWindow, "must be in", fmt.Sprintf("1..%d", MaxPublishWindow))},
 		{c.FrameRate > 0, fielderr.New("FrameRate", c.FrameRate, "must be above", 0)},
 		{c.FrameBurst >= 1, fielderr.New("FrameBurst", c.FrameBurst, "must be at least", 1)},
 		{c.SendQueue >= 16, fielderr.New("SendQueue", c.SendQueue, "must be at least", 16)},

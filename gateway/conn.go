@@ -43,6 +43,8 @@ type conn struct {
 
 	publishLimit *rate.Limiter
 	frameLimit   *rate.Limiter
+
+	pub publishPipeline // publishes read and not yet answered (publish.go)
 }
 
 func newConn(s *Server, ws *websocket.Conn, claims *auth.Claims) *conn {
@@ -87,6 +89,7 @@ func (c *conn) run() {
 	for _, s := range subs {
 		c.leave(s)
 	}
+	c.stopPublishing()
 }
 
 func (c *conn) readLoop() {
@@ -133,6 +136,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		if mt != websocket.TextMessage {
+			c.publishesAnswered()
 			c.sendError("", protocol.CodeBadJSON, "binary frames are not part of protocol v1: send JSON text frames")
 			continue
 		}
@@ -161,6 +165,13 @@ var pongFrame, _ = json.Marshal(protocol.Pong{Type: protocol.TypePong})
 
 func (c *conn) handle(b []byte) {
 	f, err := protocol.DecodeClientFrame(b)
+	if err != nil || f.Type != protocol.TypePublish {
+		// Publishes may be in flight (publish.go): every other frame is
+		// handled once they are answered, so that its answer, and what it
+		// does, follow theirs as they did when each publish was answered
+		// before the next frame was read.
+		c.publishesAnswered()
+	}
 	if err != nil {
 		var pe *protocol.Error
 		if errors.As(err, &pe) {
@@ -307,23 +318,41 @@ func (c *conn) leave(s *subscription) {
 	c.srv.hub.release(s.room)
 }
 
+// publish handles a publish frame: answered before the next frame is read
+// with a window of 1, else handed to the connection's publish pipeline.
 func (c *conn) publish(f *protocol.ClientFrame) {
-	if !c.claims.CanPublish(f.Room) {
-		c.sendError(f.ID, protocol.CodeForbidden, "token does not allow publishing to room "+f.Room)
+	start := time.Now()
+	req, refusal := c.checkPublish(f)
+	if c.srv.cfg.PublishWindow > 1 {
+		c.enqueuePublish(&publishJob{frame: f, req: req, refusal: refusal, read: start})
 		return
+	}
+	if refusal != nil {
+		c.send(refusal)
+		return
+	}
+	c.srv.m.publishBatches.Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout+c.srv.broker.ReplicaTimeout())
+	defer cancel()
+	res, err := c.srv.broker.Publish(ctx, req)
+	c.send(c.publishAnswer(f, start, res, err))
+}
+
+// checkPublish checks a publish frame and returns what to ask the broker,
+// or the error frame that refuses it.
+func (c *conn) checkPublish(f *protocol.ClientFrame) (broker.PublishRequest, []byte) {
+	if !c.claims.CanPublish(f.Room) {
+		return broker.PublishRequest{}, c.errorFrame(f.ID, protocol.CodeForbidden, "token does not allow publishing to room "+f.Room)
 	}
 	var data bytes.Buffer
 	if err := json.Compact(&data, f.Data); err != nil {
-		c.sendError(f.ID, protocol.CodeBadJSON, "data is not valid JSON")
-		return
+		return broker.PublishRequest{}, c.errorFrame(f.ID, protocol.CodeBadJSON, "data is not valid JSON")
 	}
 	if data.Len() > c.srv.cfg.MaxDataBytes {
-		c.sendError(f.ID, protocol.CodeDataTooLarge, "data is larger than the payload limit")
-		return
+		return broker.PublishRequest{}, c.errorFrame(f.ID, protocol.CodeDataTooLarge, "data is larger than the payload limit")
 	}
 	if !c.publishLimit.Allow() {
-		c.sendError(f.ID, protocol.CodeRateLimited, "publish rate limit reached: not published, retry later")
-		return
+		return broker.PublishRequest{}, c.errorFrame(f.ID, protocol.CodeRateLimited, "publish rate limit reached: not published, retry later")
 	}
 	epoch := newEpoch()
 	if faulty.On("noepoch") {
@@ -333,30 +362,29 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 		// renumbering instead of recovered:false epoch_changed.
 		epoch = "00000000"
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout+c.srv.broker.ReplicaTimeout())
-	defer cancel()
-	res, err := c.srv.broker.Publish(ctx, broker.PublishRequest{
+	return broker.PublishRequest{
 		Room: f.Room, Sender: c.claims.Subject, ClientID: f.ID,
 		EventID: newEventID(), Epoch: epoch, TS: time.Now(), Data: data.Bytes(),
 		Federated: c.srv.cfg.federated(f.Room),
-	})
+	}, nil
+}
+
+// publishAnswer is the frame that answers publish f, read at start, given
+// what the broker did with it: its ack, or the error frame.
+func (c *conn) publishAnswer(f *protocol.ClientFrame, start time.Time, res broker.Result, err error) []byte {
 	if err != nil {
 		if broker.IsOOM(err) {
 			c.srv.redisOOM()
 			c.log.Warn("publish refused: redis is out of memory", "room", f.Room, "err", err)
-			c.sendError(f.ID, protocol.CodeRedisOOM, "redis is at its maxmemory: not published, retry later with the same id")
-			return
+			return c.errorFrame(f.ID, protocol.CodeRedisOOM, "redis is at its maxmemory: not published, retry later with the same id")
 		}
 		if errors.Is(err, broker.ErrNotReplicated) {
 			c.srv.m.notReplicated.Inc()
 			c.log.Warn("publish not acked: no replica confirmed it", "room", f.Room, "err", err)
-			c.sendError(f.ID, protocol.CodeUnavailable, "no replica confirmed the publish within --durability-timeout: not acknowledged (subscribers may have seen it), retry with the same id")
-			return
+			return c.errorFrame(f.ID, protocol.CodeUnavailable, "no replica confirmed the publish within --durability-timeout: not acknowledged (subscribers may have seen it), retry with the same id")
 		}
 		c.log.Warn("publish failed", "room", f.Room, "err", err)
-		c.sendError(f.ID, protocol.CodeUnavailable, "redis unavailable: not published, retry with the same id")
-		return
+		return c.errorFrame(f.ID, protocol.CodeUnavailable, "redis unavailable: not published, retry with the same id")
 	}
 	if res.Status == "ok" { // a dup wrote nothing: it says nothing of Redis's memory
 		c.srv.redisWrote()
@@ -364,13 +392,18 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 	c.srv.m.publishSeconds.Observe(time.Since(start).Seconds())
 	b, _ := json.Marshal(protocol.Ack{Type: protocol.TypeAck, ID: f.ID, Event: res.EventID, Oseq: res.Oseq,
 		Room: f.Room, Duplicate: res.Status == "dup", Origin: res.Origin})
-	c.send(b)
+	return b
 }
 
 func (c *conn) sendError(ref, code, msg string) {
+	c.send(c.errorFrame(ref, code, msg))
+}
+
+// errorFrame is an error frame, counted in the errors metric.
+func (c *conn) errorFrame(ref, code, msg string) []byte {
 	c.srv.m.errors.WithLabelValues(code).Inc()
 	b, _ := json.Marshal(protocol.ErrorFrame{Type: protocol.TypeError, Ref: ref, Code: code, Message: msg})
-	c.send(b)
+	return b
 }
 
 // send queues a frame without blocking; a full queue cuts the client.

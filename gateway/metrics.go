@@ -11,6 +11,7 @@ type metrics struct {
 	redisUp             prometheus.Gauge
 	framesIn            *prometheus.CounterVec
 	framesOut           prometheus.Counter
+	writes              prometheus.Counter
 	redisDeliveries     prometheus.Counter
 	deliveriesDiscarded prometheus.Counter
 	duplicatesDropped   prometheus.Counter
@@ -19,6 +20,7 @@ type metrics struct {
 	redisDataLost       prometheus.Counter
 	publishSeconds      prometheus.Histogram
 	notReplicated       prometheus.Counter
+	publishBatches      prometheus.Counter
 	slowConsumers       prometheus.Counter
 	resumes             *prometheus.CounterVec
 	errors              *prometheus.CounterVec
@@ -36,6 +38,7 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		redisUp:             prometheus.NewGauge(prometheus.GaugeOpts(f("redis_up", "1 while the Redis pub/sub link is up and every room is subscribed."))),
 		framesIn:            prometheus.NewCounterVec(prometheus.CounterOpts(f("frames_in_total", "Valid client frames received, by type.")), []string{"type"}),
 		framesOut:           prometheus.NewCounter(prometheus.CounterOpts(f("frames_out_total", "Frames written to clients."))),
+		writes:              prometheus.NewCounter(prometheus.CounterOpts(f("writes_total", "Writes of frames to clients, one writev(2) each: frames per write is frames_out_total over this."))),
 		redisDeliveries:     prometheus.NewCounter(prometheus.CounterOpts(f("redis_deliveries_total", "Pub/sub messages received from Redis (G9: per publish, the nodes hosting the room)."))),
 		deliveriesDiscarded: prometheus.NewCounter(prometheus.CounterOpts(f("redis_deliveries_discarded_total", "Pub/sub messages for rooms this node does not host (wasted work: pattern mode)."))),
 		duplicatesDropped:   prometheus.NewCounter(prometheus.CounterOpts(f("duplicates_dropped_total", "Events not sent because the room or client had them already."))),
@@ -45,13 +48,14 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "geolab", Subsystem: "gateway",
 			Name: "publish_seconds", Help: "Time from a publish frame to Redis confirming it.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		notReplicated: prometheus.NewCounter(prometheus.CounterOpts(f("publish_not_replicated_total", "Publishes refused (unavailable) under --durability replicated: no replica confirmed them in time."))),
-		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
-		resumes:       prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
-		errors:        prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
+		notReplicated:  prometheus.NewCounter(prometheus.CounterOpts(f("publish_not_replicated_total", "Publishes refused (unavailable) under --durability replicated: no replica confirmed them in time."))),
+		publishBatches: prometheus.NewCounter(prometheus.CounterOpts(f("publish_batches_total", "Batches of a connection's publishes sent to Redis together (--publish-window): publishes per batch is frames_in_total{type=\"publish\"} over this."))),
+		slowConsumers:  prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
+		resumes:        prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
+		errors:         prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
 	}
-	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut,
+	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut, m.writes,
 		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects, m.redisDataLost,
-		m.publishSeconds, m.notReplicated, m.slowConsumers, m.resumes, m.errors)
+		m.publishSeconds, m.notReplicated, m.publishBatches, m.slowConsumers, m.resumes, m.errors)
 	return m
 }

@@ -153,6 +153,7 @@ more:
 		return false
 	}
 	c.srv.m.framesOut.Add(float64(n))
+	c.srv.m.writes.Inc()
 	return true
 }
 

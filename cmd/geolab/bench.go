@@ -109,8 +109,12 @@ window is read from /proc/PID/stat at the load's window markers. Everything a
 step started is stopped by its pid before the next step, also on failure or
 Ctrl-C. Prints a Markdown table: offered and delivered rate, % of what the
 window's publishes owed that arrived (within --drain), publish→receive
-latency p50/p99/p99.9 (one clock: the load process's), CPU seconds of each
-server and per delivery, of its redis-server and of the load process, and
+latency p50/p99/p99.9 (one clock: the load process's), publish→ack latency
+p50/p99 (how long a publish waited for the server's answer; for geolab the
+step's log line adds, from the gateway's /metrics, its mean time from a
+publish frame read to Redis confirming it and the frames it wrote per
+writev), CPU seconds of each server and per
+delivery, of its redis-server and of the load process, and
 connections the server cut; then each server's saturation (the highest
 delivered rate with 100 % delivered, nobody cut and p99 < 250 ms).
 --profile-dir writes each geolab gateway's CPU profile there.`,
@@ -176,8 +180,9 @@ send time of publishes sent in the window. Prints JSON lines on stdout:
 {"event":"connected"}, {"event":"window_start"}, {"event":"window_end"} as they
 happen (bench peers reads the servers' CPU at them), and the result: what the
 window's publishes owed (less those refused) and what arrived within --drain, the
-deliveries received during the window, publish→receive latency quantiles, this
-process's CPU in the window, and the connections the server closed.`,
+deliveries received during the window, publish→receive latency quantiles,
+publish→ack latency quantiles (ack_p50_ms, ack_p99_ms), this process's CPU in
+the window, and the connections the server closed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.Secret = []byte(os.Getenv("GEOLAB_JWT_SECRET"))

@@ -218,23 +218,30 @@ type Result struct {
 // (room, sender, client id) within the dedup window returns the original
 // result with Status "dup" and stores nothing.
 func (b *Broker) Publish(ctx context.Context, p PublishRequest) (Result, error) {
+	keys, args := b.publishCall(p)
+	if b.replicaTimeout > 0 {
+		return b.runReplicated(ctx, keys, args)
+	}
+	return b.run(ctx, keys, args)
+}
+
+// publishCall is publish.lua's keys and arguments for p: the one place a
+// publish's call is built, for Publish and PublishBatch alike.
+func (b *Broker) publishCall(p PublishRequest) (keys []string, args []any) {
 	head, tail := frameParts(p.Room, p.EventID, b.region, p.Sender, p.TS, p.Data)
 	l := b.layout
 	outbox, counter, appendOutbox := b.outbox(p.Room, p.Federated)
-	keys := []string{l.SeqKey(p.Room), l.HistoryKey(p.Room), l.idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
+	keys = []string{l.SeqKey(p.Room), l.HistoryKey(p.Room), l.idemKey(p.Room, p.Sender, p.ClientID), outbox, counter}
 	if faulty.On("nopubdedup") {
 		// MUTANT nopubdedup breaks G4: the idempotency key is the fresh
 		// event id, never the client's, so a retry finds no record and
 		// becomes a second event.
 		keys[2] = l.idemKey(p.Room, p.Sender, p.EventID)
 	}
-	args := []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
+	args = []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID,
 		b.publishCommand(), appendOutbox, b.touchDup()}
-	if b.replicaTimeout > 0 {
-		return b.runReplicated(ctx, keys, args)
-	}
-	return b.run(ctx, keys, args)
+	return keys, args
 }
 
 // touchDup is publish.lua's ARGV[19]: "1" when a "dup" answer must write
@@ -306,7 +313,12 @@ func (b *Broker) run(ctx context.Context, keys []string, args []any) (Result, er
 // runOn runs publish.lua on c: the broker's client, or one connection of
 // it (runReplicated).
 func (b *Broker) runOn(ctx context.Context, c redis.Scripter, keys []string, args []any) (Result, error) {
-	v, err := publishScript.Run(ctx, c, keys, args...).Slice()
+	return scriptResult(publishScript.Run(ctx, c, keys, args...))
+}
+
+// scriptResult reads publish.lua's answer.
+func scriptResult(cmd *redis.Cmd) (Result, error) {
+	v, err := cmd.Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("broker: publish.lua: %w: %w", ErrUnavailable, err)
 	}

@@ -109,8 +109,14 @@ type LoadResult struct {
 	DrainedFully     bool    `json:"drained_fully"` // everything owed had arrived when the drain ended
 	FirstError       string  `json:"first_error"`   // the first error answer, if any
 	PublishSendLag   float64 `json:"send_lag_ms"`   // the most a publisher fell behind its schedule
-	ConnectedClients int     `json:"subscribers"`   // subscriber connections
-	Publishers       int     `json:"publishers"`    // publisher connections
+	// AckP50 and AckP99 are the quantiles of publish → answer (ack, or
+	// Centrifugo's reply) of the window's publishes, on the load's clock:
+	// how long the server took to take a publish in and confirm it, its
+	// wait in the publisher connection's socket included.
+	AckP50           float64 `json:"ack_p50_ms"`
+	AckP99           float64 `json:"ack_p99_ms"`
+	ConnectedClients int     `json:"subscribers"` // subscriber connections
+	Publishers       int     `json:"publishers"`  // publisher connections
 }
 
 // LoadMarker is a line the load process prints when the window opens and
@@ -209,7 +215,7 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 			return res, fmt.Errorf("bench load: publisher %d: %w", r, err)
 		}
 		keep(ws)
-		pubs[r] = &loadPub{ws: ws, room: roomName(r), pending: map[string]bool{}}
+		pubs[r] = &loadPub{ws: ws, room: roomName(r), pending: map[string]int64{}}
 	}
 	res.ConnectSeconds = time.Since(start).Seconds()
 	res.ConnectedClients, res.Publishers = nsubs, len(pubs)
@@ -237,9 +243,14 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 		go func() {
 			defer rwg.Done()
 			pb.readAcks(p, func(id string, errMsg string) {
+				now := time.Now().UnixNano()
 				pb.mu.Lock()
-				inWindow, ok := pb.pending[id]
+				sent, ok := pb.pending[id]
 				delete(pb.pending, id)
+				inWindow := sent != 0
+				if ok && inWindow {
+					pb.ackLat = append(pb.ackLat, now-sent)
+				}
 				pb.mu.Unlock()
 				switch {
 				case !ok:
@@ -294,7 +305,7 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 				data := `{"t":` + strconv.FormatInt(ts, 10) + `,"p":"` + pad + `"}`
 				id := pb.nextID()
 				pb.mu.Lock()
-				pb.pending[id] = inWindow
+				pb.pending[id] = ts
 				pb.mu.Unlock()
 				if inWindow {
 					owed.Add(int64(c.SubsPerRoom)) // until it is refused
@@ -333,8 +344,8 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 		n := 0
 		for _, pb := range pubs {
 			pb.mu.Lock()
-			for _, w := range pb.pending {
-				if w {
+			for _, sent := range pb.pending {
+				if sent != 0 {
 					n++
 				}
 			}
@@ -391,15 +402,25 @@ func RunLoad(ctx context.Context, c LoadConfig, out, log io.Writer) (LoadResult,
 	res.PublishSendLag = float64(maxLag.Load()) / 1e6
 	if len(lat) > 0 {
 		slices.Sort(lat)
-		q := func(f float64) float64 {
-			i := min(len(lat)-1, max(0, int(f*float64(len(lat))+0.5)-1))
-			return float64(lat[i]) / 1e6
-		}
-		res.P50, res.P99, res.P999, res.Max = q(0.50), q(0.99), q(0.999), float64(lat[len(lat)-1])/1e6
+		res.P50, res.P99, res.P999, res.Max = quantile(lat, 0.50), quantile(lat, 0.99), quantile(lat, 0.999), float64(lat[len(lat)-1])/1e6
+	}
+	var ackLat []int64
+	for _, pb := range pubs {
+		ackLat = append(ackLat, pb.ackLat...)
+	}
+	if len(ackLat) > 0 {
+		slices.Sort(ackLat)
+		res.AckP50, res.AckP99 = quantile(ackLat, 0.50), quantile(ackLat, 0.99)
 	}
 	b, _ := json.Marshal(res)
 	fmt.Fprintf(out, "%s\n", b)
 	return res, nil
+}
+
+// quantile is the f-quantile of sorted latencies (ns), in milliseconds.
+func quantile(sorted []int64, f float64) float64 {
+	i := min(len(sorted)-1, max(0, int(f*float64(len(sorted))+0.5)-1))
+	return float64(sorted[i]) / 1e6
 }
 
 // selfCPU is this process's user+system CPU time so far.
@@ -480,7 +501,8 @@ type loadPub struct {
 	wmu     sync.Mutex // the pacer and the ack reader (pongs) both write
 	n       int
 	mu      sync.Mutex
-	pending map[string]bool // id → sent in the window
+	pending map[string]int64 // id → its send time (Unix ns) if sent in the window, else 0
+	ackLat  []int64          // publish → answer (ns) of the window's publishes
 }
 
 func (pb *loadPub) nextID() string {

@@ -101,3 +101,35 @@ func TestProcCPU(t *testing.T) {
 		t.Error("pid 0 is no process")
 	}
 }
+
+// TestParseGatewayCounters: the publish, frame and write counters of a
+// gateway's /metrics, labels and all; other lines and unreadable values
+// are passed over.
+func TestParseGatewayCounters(t *testing.T) {
+	text := `# HELP geolab_gateway_writes_total Writes.
+# TYPE geolab_gateway_writes_total counter
+geolab_gateway_writes_total{node="gw-1",region="bench"} 250
+geolab_gateway_frames_out_total{node="gw-1",region="bench"} 500
+geolab_gateway_publish_seconds_bucket{node="gw-1",region="bench",le="0.1"} 3
+geolab_gateway_publish_seconds_sum{node="gw-1",region="bench"} 0.25
+geolab_gateway_publish_seconds_count{node="gw-1",region="bench"} 5
+geolab_gateway_frames_in_total{type="publish"} not-a-number
+`
+	g := parseGatewayCounters(strings.NewReader(text))
+	if g != (gatewayCounters{publishSum: 0.25, publishCount: 5, framesOut: 500, writes: 250}) {
+		t.Fatalf("got %+v", g)
+	}
+}
+
+// FuzzParseGatewayCounters: whatever a /metrics answer holds, parsing it
+// never panics, and text without the four names yields zeros.
+func FuzzParseGatewayCounters(f *testing.F) {
+	f.Add("geolab_gateway_writes_total{a=\"b\"} 3\n")
+	f.Add("geolab_gateway_publish_seconds_sum 1e9\nx y z\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		g := parseGatewayCounters(strings.NewReader(text))
+		if !strings.Contains(text, "geolab_gateway_") && g != (gatewayCounters{}) {
+			t.Fatalf("%+v from %q", g, text)
+		}
+	})
+}

@@ -91,6 +91,16 @@ type PeerRow struct {
 	ServerCPU float64    // CPU seconds of the server process during the window
 	RedisCPU  float64    // CPU seconds of its redis-server during the window (0: none)
 	LoadTotal float64    // CPU seconds of the load process over its whole run
+	// PublishRedisMean is, for geolab, the mean time from a publish frame
+	// read to Redis confirming it over the window (the gateway's
+	// geolab_gateway_publish_seconds), in milliseconds; 0 for Centrifugo.
+	// Beside the load's publish → ack time it says where a publish waits:
+	// in the gateway's hands, or before the gateway read it.
+	PublishRedisMean float64
+	// FramesPerWrite is, for geolab, the frames the gateway wrote to
+	// clients per write(2)/writev(2) over the window (its frames_out_total
+	// over writes_total); 0 for Centrifugo, or a gateway without the metric.
+	FramesPerWrite float64
 }
 
 // CPUPerDelivery is the server's CPU time per delivery received in the window.
@@ -132,8 +142,8 @@ func RunPeers(ctx context.Context, c PeersConfig, log io.Writer) ([]PeerRow, err
 
 func (r PeerRow) line() string {
 	x := r.Result
-	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, server CPU %.1fs, cut %d",
-		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, r.ServerCPU, x.Cut)
+	return fmt.Sprintf("%s r=%g: delivered %.0f/s (%.2f%% of owed), p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, publish→ack p50 %.1f ms p99 %.1f ms (gateway's publish read → Redis confirmed mean %.2f ms, frames per write %.2f), server CPU %.1fs, cut %d",
+		r.Server, x.Rate, x.DeliveredPerSec, pct(x.Delivered, x.Owed), x.P50, x.P99, x.P999, x.AckP50, x.AckP99, r.PublishRedisMean, r.FramesPerWrite, r.ServerCPU, x.Cut)
 }
 
 func pct(a, b int64) float64 {
@@ -155,17 +165,17 @@ func PeersTable(rows []PeerRow, c PeersConfig) string {
 	}
 	fmt.Fprintf(&b, "%d subscribers over %d rooms, one publisher per room, %d-byte payloads, %s window after %s warmup; geolab: one gateway on its own redis-server; Centrifugo: %s\n\n",
 		l.Rooms*l.SubsPerRoom, l.Rooms, l.Payload, l.Duration, l.Warmup, engine)
-	b.WriteString("| r/room | offered/s | server | load avg before | delivered/s | % delivered | p50 | p99 | p99.9 | server CPU s | CPU/delivery | redis CPU s | load CPU s | cut |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| r/room | offered/s | server | load avg before | delivered/s | % delivered | p50 | p99 | p99.9 | ack p50 / p99 | server CPU s | CPU/delivery | redis CPU s | load CPU s | cut |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		x := r.Result
 		cut := strconv.FormatInt(x.Cut, 10)
 		if x.CloseCodes != "" {
 			cut += " (" + x.CloseCodes + ")"
 		}
-		fmt.Fprintf(&b, "| %g | %.0f | %s | %s | %.0f | %.2f %% | %s | %s | %s | %.1f | %.1f µs | %.1f | %.1f | %s |\n",
+		fmt.Fprintf(&b, "| %g | %.0f | %s | %s | %.0f | %.2f %% | %s | %s | %s | %s / %s | %.1f | %.1f µs | %.1f | %.1f | %s |\n",
 			x.Rate, x.Offered, r.Server, r.LoadAvg, x.DeliveredPerSec, pct(x.Delivered, x.Owed),
-			ms(x.P50), ms(x.P99), ms(x.P999), r.ServerCPU, float64(r.CPUPerDelivery())/1e3, r.RedisCPU, x.LoadCPU, cut)
+			ms(x.P50), ms(x.P99), ms(x.P999), ms(x.AckP50), ms(x.AckP99), r.ServerCPU, float64(r.CPUPerDelivery())/1e3, r.RedisCPU, x.LoadCPU, cut)
 	}
 	b.WriteString("\n")
 	for _, t := range c.Targets {
@@ -279,6 +289,11 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		}
 	}()
 	var srvCPU0, redisCPU0 float64
+	var pub0, pub1 gatewayCounters
+	metricsURL := ""
+	if target == TargetGeolab {
+		metricsURL = "http://" + addr + "/metrics"
+	}
 	var got bool
 	redisPid := 0
 	if rs != nil {
@@ -292,8 +307,16 @@ func runPeerStep(ctx context.Context, c PeersConfig, target string, rate float64
 		switch m.Event {
 		case "window_start":
 			srvCPU0, redisCPU0 = procCPU(srv.cmd.Process.Pid), procCPU(redisPid)
+			pub0 = readGatewayCounters(metricsURL)
 		case "window_end":
 			row.ServerCPU, row.RedisCPU = procCPU(srv.cmd.Process.Pid)-srvCPU0, procCPU(redisPid)-redisCPU0
+			pub1 = readGatewayCounters(metricsURL)
+			if n := pub1.publishCount - pub0.publishCount; n > 0 {
+				row.PublishRedisMean = 1000 * (pub1.publishSum - pub0.publishSum) / n
+			}
+			if w := pub1.writes - pub0.writes; w > 0 {
+				row.FramesPerWrite = (pub1.framesOut - pub0.framesOut) / w
+			}
 		case "result":
 			if err := json.Unmarshal([]byte(line), &row.Result); err != nil {
 				return row, fmt.Errorf("load result %q: %w", line, err)
@@ -450,6 +473,59 @@ func procCPU(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (u + st) / 100
+}
+
+// gatewayCounters are the figures bench peers reads from a gateway's
+// /metrics at the window markers.
+type gatewayCounters struct {
+	publishSum, publishCount float64 // geolab_gateway_publish_seconds
+	framesOut, writes        float64 // geolab_gateway_frames_out_total, geolab_gateway_writes_total
+}
+
+// readGatewayCounters reads them from the /metrics at url; zeros when url
+// is empty or unreadable, or for a metric the gateway does not have.
+func readGatewayCounters(url string) gatewayCounters {
+	var g gatewayCounters
+	if url == "" {
+		return g
+	}
+	hc := http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return g
+	}
+	defer resp.Body.Close()
+	return parseGatewayCounters(resp.Body)
+}
+
+// parseGatewayCounters reads the figures from a Prometheus text exposition:
+// the value of each sample line "NAME[{labels}] VALUE"; lines it does not
+// know, or cannot read, are passed over.
+func parseGatewayCounters(r io.Reader) gatewayCounters {
+	var g gatewayCounters
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, rest, _ := strings.Cut(sc.Text(), " ")
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			name = name[:i]
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "geolab_gateway_publish_seconds_sum":
+			g.publishSum = v
+		case "geolab_gateway_publish_seconds_count":
+			g.publishCount = v
+		case "geolab_gateway_frames_out_total":
+			g.framesOut = v
+		case "geolab_gateway_writes_total":
+			g.writes = v
+		}
+	}
+	return g
 }
 
 // loadAvg is /proc/loadavg's 1-, 5- and 15-minute figures.
