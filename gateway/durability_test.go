@@ -285,6 +285,18 @@ func TestDurabilityReplicatedOnOneRedis(t *testing.T) {
 		return err == nil && strings.Contains(info, "connected_slaves:1\r\n") && strings.Contains(info, ",state=online,")
 	}
 	wait.For(t, 30*time.Second, "the replica is online", linked)
+	// Online is not yet streaming: a replica that has just synced gets the
+	// primary's writes only from its first REPLCONF ACK, up to a second
+	// later. A write WAITed for on its own connection says it does.
+	streaming := func() bool {
+		pipe := primary.Client().Pipeline()
+		pipe.Set(ctx, "durability:probe", "1", 0)
+		w := pipe.Do(ctx, "WAIT", 1, 1000)
+		_, err := pipe.Exec(ctx)
+		n, _ := w.Int()
+		return err == nil && n == 1
+	}
+	wait.For(t, 30*time.Second, "the replica acknowledges the primary's writes", streaming)
 	gw := startGateway(t, primary.Addr(), "us-east", "gw-1", func(cfg *gateway.Config) {
 		cfg.Durability, cfg.DurabilityTimeout = broker.DurabilityReplicated, durabilityTimeout
 	})
