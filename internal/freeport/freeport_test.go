@@ -46,3 +46,20 @@ func TestLoopbackIsOutsideTheEphemeralRange(t *testing.T) {
 		}
 	}
 }
+
+// Loopback never hands out a port it handed out recently: the taker of the
+// first may not have bound it yet when the second is drawn (a lab draws
+// dozens at once), and a second taker would then fail to bind.
+func TestLoopbackDoesNotRepeatARecentPort(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		addr, err := Loopback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("Loopback() handed out %s twice among %d ports, none of them bound", addr, len(seen))
+		}
+		seen[addr] = true
+	}
+}
