@@ -541,6 +541,40 @@ func (c *Cluster) ReplicasOf(t TB, key string) []*ClusterNode {
 	return out
 }
 
+// CutReplicaOf leaves the primary of key's slot writing alone while its one
+// replica still counts as its replica: the replica is frozen (Freeze, thawed
+// at the end of the test if still frozen) and the primary drops its
+// replication link (CLIENT KILL TYPE replica), so that what the primary
+// acks from now on is on no replica until Thaw. It waits until the primary
+// has no replica connected and returns the two; a slot whose primary has
+// other than one replica fails the test.
+func (c *Cluster) CutReplicaOf(t TB, key string) (primary, replica *ClusterNode) {
+	t.Helper()
+	primary = c.PrimaryOf(t, key)
+	replicas := c.ReplicasOf(t, key)
+	if len(replicas) != 1 {
+		t.Fatalf("the room's primary %s has replicas %v, want one", primary.Addr, replicas)
+	}
+	replica = replicas[0]
+	if err := replica.Freeze(); err != nil {
+		t.Fatalf("redistest: freeze %s: %v", replica.Addr, err)
+	}
+	t.Cleanup(func() {
+		if replica.Frozen() {
+			_ = replica.Thaw()
+		}
+	})
+	ctx := context.Background()
+	if err := primary.Client().Do(ctx, "CLIENT", "KILL", "TYPE", "replica").Err(); err != nil {
+		t.Fatalf("CLIENT KILL TYPE replica on %s: %v", primary.Addr, err)
+	}
+	wait.For(t, 30*time.Second, "the room's primary has no replica connected", func() bool {
+		info, err := primary.Client().Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "connected_slaves:0\r\n")
+	})
+	return primary, replica
+}
+
 // Freeze stops the node's process (SIGSTOP by pid, redisproc's Pause):
 // it reads, answers and replicates nothing until Thaw, while its sockets
 // stay open.
