@@ -19,8 +19,12 @@ func (l Layout) LifeKey(room string) string {
 	if !l.cluster {
 		return "geolab:life"
 	}
-	return "geolab:life:" + PartitionTag(PartitionOf(room))
+	return partitionLifeKey(PartitionOf(room))
 }
+
+// partitionLifeKey is the LifeKey of the rooms of outbox partition p of a
+// cluster.
+func partitionLifeKey(p int) string { return "geolab:life:" + PartitionTag(p) }
 
 // DataLife returns the token of the data life of the Redis that holds
 // room: the value of its LifeKey, which the first reader of a Redis's data
@@ -51,7 +55,7 @@ func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	cmds := make([]*redis.StringCmd, Partitions)
 	pipe := b.rdb.Pipeline()
 	for p := range cmds {
-		cmds[p] = pipe.Get(ctx, "geolab:life:"+PartitionTag(p))
+		cmds[p] = pipe.Get(ctx, partitionLifeKey(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("broker: data lives of the partitions: %w", err)
@@ -60,7 +64,7 @@ func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	for p, cmd := range cmds {
 		life, err := cmd.Result()
 		if errors.Is(err, redis.Nil) {
-			life, err = b.lifeOf(ctx, "geolab:life:"+PartitionTag(p))
+			life, err = b.lifeOf(ctx, partitionLifeKey(p))
 		}
 		if err != nil {
 			return "", err
