@@ -381,6 +381,74 @@ func TestShardKill(t *testing.T) {
 	}
 }
 
+// TestReplicaPauseThenShardKillLosesWhatOnlyThePrimaryHad: replica-pause
+// freezes shard 1's replica and cuts its replication link, so a write the
+// primary acks meanwhile reaches no replica (WAIT counts none); a shard-kill
+// of that primary, then the replica continued (the pause healed), promotes
+// a replica that has what was written before the pause and not what was
+// written during it: the acked-but-lost edge of docs/guarantees.md, made by
+// two faults. The heals bring the killed node back as a replica.
+func TestReplicaPauseThenShardKillLosesWhatOnlyThePrimaryHad(t *testing.T) {
+	l := startCluster(t)
+	ctx := context.Background()
+	before, ok := shardNow(t, l, 1)
+	if !ok || before.Primary == nil || len(before.Replicas) != 1 {
+		t.Fatalf("shard 1 before: %+v", before)
+	}
+	primary, replica := before.Primary, before.Replicas[0]
+	sys := systemClient(t, l.Region("us-east").Cluster().Seeds())
+	key := keyIn(t, sys, before)
+	writeAndReplicate(t, primary, key, "kept")
+
+	pause, err := l.Inject(ctx, fault.Spec{Kind: "replica-pause", Regions: []string{"us-east"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pause.Target != "us-east/shard-1" || !replica.Paused() || !primary.Running() || primary.Paused() {
+		t.Fatalf("after replica-pause: target %s, replica %s paused %v, primary %s running %v paused %v",
+			pause.Target, replica.ID(), replica.Paused(), primary.ID(), primary.Running(), primary.Paused())
+	}
+	rc := redis.NewClient(&redis.Options{Addr: primary.Addr(), DisableIdentity: true, MaxRetries: -1, PoolSize: 1})
+	defer rc.Close()
+	if err := rc.Set(ctx, key, "acked by the primary alone", 0).Err(); err != nil {
+		t.Fatalf("SET on %s during the pause: %v", primary.ID(), err)
+	}
+	if n, err := rc.Wait(ctx, 1, 500*time.Millisecond).Result(); err != nil || n != 0 {
+		t.Fatalf("WAIT 1 on %s during the pause: %d replicas confirmed (err %v), want 0: the replica still follows", primary.ID(), n, err)
+	}
+
+	if _, err := l.Inject(ctx, fault.Spec{Kind: "shard-kill", Regions: []string{"us-east"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Faults().Heal(ctx, pause.ID); err != nil {
+		t.Fatalf("heal replica-pause: %v", err)
+	}
+	if replica.Paused() {
+		t.Fatalf("%s still frozen after the heal", replica.ID())
+	}
+	harness.WaitFor(t, 60*time.Second, replica.ID()+" promoted", func() bool {
+		sh, ok := shardNow(t, l, 1)
+		return ok && sh.Primary != nil && sh.Primary.ID() == replica.ID()
+	})
+	harness.WaitFor(t, 30*time.Second, "GET through the new primary's proxy", func() bool {
+		_, err := sys.Get(ctx, key).Result()
+		if err != nil {
+			sys.ReloadState(ctx)
+		}
+		return err == nil
+	})
+	if v, err := sys.Get(ctx, key).Result(); err != nil || v != "kept" {
+		t.Fatalf("the promoted replica has %q (err %v), want %q: the write acked during the pause should be lost", v, err, "kept")
+	}
+
+	harness.Heal(t, l)
+	harness.WaitFor(t, 60*time.Second, primary.ID()+" back as "+replica.ID()+"'s replica", func() bool {
+		sh, ok := shardNow(t, l, 1)
+		return ok && primary.Running() && sh.Primary != nil && sh.Primary.ID() == replica.ID() &&
+			slices.Equal(nodeIDs(sh.Replicas), []string{primary.ID()}) && len(sh.Failed) == 0
+	})
+}
+
 // TestShardFailover: CLUSTER FAILOVER hands shard 2 to its replica, and the
 // heal hands it back; clients follow through the proxies both times.
 func TestShardFailover(t *testing.T) {
@@ -427,7 +495,7 @@ func TestShardFailover(t *testing.T) {
 // runs one Redis is refused before it acts, naming the region's mode.
 func TestShardFaultsRefuseAStandaloneRegion(t *testing.T) {
 	l := harness.StartLab(t, "single-region.yaml", lab.Options{RedisOnly: true})
-	for _, kind := range []string{"shard-kill", "shard-failover", "slot-migrate"} {
+	for _, kind := range []string{"shard-kill", "shard-failover", "slot-migrate", "replica-pause"} {
 		_, err := l.Inject(context.Background(), fault.Spec{Kind: kind, Regions: []string{"us-east"}})
 		if err == nil || !strings.Contains(err.Error(), "us-east runs one Redis (redis.mode standalone)") {
 			t.Errorf("%s on a standalone region: %v", kind, err)

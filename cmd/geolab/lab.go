@@ -165,6 +165,7 @@ func newFaultCmd() *cobra.Command {
   geolab fault isolate ap-southeast
   geolab fault redis-restart eu-west --lose-data
   geolab fault shard-kill us-east --shard 2
+  geolab fault replica-pause us-east --shard 2 --for 8s
   geolab fault slot-migrate us-east --room tenant:7 --shard 3
   geolab fault partition us-east eu-west --toxiproxy 127.0.0.1:8474   # the compose stack`,
 		Args: cobra.RangeArgs(1, 3),
@@ -208,7 +209,7 @@ func newFaultCmd() *cobra.Command {
 	f.IntVar(&s.RateKB, "rate-kb", 0, "bandwidth: cap in KB/s each way")
 	f.StringVar(&s.Link, "link", "", "latency/bandwidth: one link by name (see 'geolab status --json') instead of two regions")
 	f.BoolVar(&s.LoseData, "lose-data", false, "redis-kill/redis-restart/region-down: Redis comes back empty")
-	f.IntVar(&s.Shard, "shard", 0, "shard-kill/shard-failover: the cluster region's shard, numbered from 1 by its lowest slot (default 1); slot-migrate: the shard the slot moves to (default the next)")
+	f.IntVar(&s.Shard, "shard", 0, "shard-kill/shard-failover/replica-pause: the cluster region's shard, numbered from 1 by its lowest slot (default 1); slot-migrate: the shard the slot moves to (default the next)")
 	f.StringVar(&s.Room, "room", "", "slow-client: the room the slow clients subscribe to; slot-migrate: the room whose slot moves (default the busiest one a gateway subscribes)")
 	f.IntVar(&s.Clients, "clients", 0, "slow-client: how many (default 1)")
 	f.DurationVar(&s.For, "for", 0, "heal by itself after this long (default: until healed); with --toxiproxy the command waits that long")

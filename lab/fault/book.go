@@ -79,7 +79,7 @@ func (b *Book) Inject(ctx context.Context, s Spec) (Active, error) {
 	if s.Kind == "gateway-kill" || s.Kind == "gateway-pause" || s.Kind == "gateway-drain" || s.Kind == "slow-client" {
 		_ = needNode(&s, b.w.Topology()) // fills the default node for the record
 	}
-	if (s.Kind == "shard-kill" || s.Kind == "shard-failover") && s.Shard == 0 {
+	if (s.Kind == "shard-kill" || s.Kind == "shard-failover" || s.Kind == "replica-pause") && s.Shard == 0 {
 		s.Shard = 1 // the default shard, for the record
 	}
 	b.mu.Lock()

@@ -121,10 +121,13 @@ var validSpecs = []Spec{
 	{Kind: "shard-failover", Regions: []string{"a"}, Shard: 3, For: time.Minute},
 	{Kind: "slot-migrate", Regions: []string{"a"}},
 	{Kind: "slot-migrate", Regions: []string{"a"}, Room: "tenant:1", Shard: 2, For: time.Minute},
+	{Kind: "replica-pause", Regions: []string{"a"}, Shard: 2, For: time.Minute},
 }
 
 // onCluster reports whether kind acts on a cluster region.
-func onCluster(kind string) bool { return strings.HasPrefix(kind, "shard-") || kind == "slot-migrate" }
+func onCluster(kind string) bool {
+	return strings.HasPrefix(kind, "shard-") || kind == "slot-migrate" || kind == "replica-pause"
+}
 
 // clusterWorld is world with a's Redis a cluster of 3 shards × 1 replica,
 // for the shard kinds.
@@ -158,12 +161,12 @@ func TestValidateAcceptsEveryKind(t *testing.T) {
 }
 
 // TestEveryKindIsDocumented: the kinds registered are the fourteen of
-// docs/design.md and the three of a cluster region (shard-kill,
-// shard-failover, slot-migrate), each with a one-line Doc and a section in docs/faults.md.
+// docs/design.md and the four of a cluster region (shard-kill,
+// shard-failover, slot-migrate, replica-pause), each with a one-line Doc and a section in docs/faults.md.
 func TestEveryKindIsDocumented(t *testing.T) {
 	want := []string{"bandwidth", "bridge-kill", "bridge-pause", "gateway-drain", "gateway-kill", "gateway-pause",
 		"isolate", "latency", "partition", "redis-blip", "redis-kill", "redis-restart", "region-down",
-		"shard-failover", "shard-kill", "slot-migrate", "slow-client"}
+		"replica-pause", "shard-failover", "shard-kill", "slot-migrate", "slow-client"}
 	var got []string
 	for _, k := range Kinds() {
 		got = append(got, k.Name())
@@ -630,6 +633,10 @@ rtt: {a: {b: {ms: 1}, c: {ms: 1}}, b: {c: {ms: 1}}}
 		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Shard: -1}, "shard: a has shards 1..4"},
 		{Spec{Kind: "shard-kill", Regions: []string{"c"}}, "shard-kill: regions[0]: c runs one Redis (redis.mode standalone): shard-kill acts on a cluster region"},
 		{Spec{Kind: "shard-failover", Regions: []string{"b"}}, "shard-failover: regions[0]: b runs its shards without replicas (redis.replicas 0): nothing to fail over to"},
+		{Spec{Kind: "replica-pause", Regions: []string{"a"}, Shard: 3}, ""},
+		{Spec{Kind: "replica-pause", Regions: []string{"b"}}, "replica-pause: regions[0]: b runs its shards without replicas (redis.replicas 0)"},
+		{Spec{Kind: "replica-pause", Regions: []string{"c"}}, "replica-pause: regions[0]: c runs one Redis (redis.mode standalone): replica-pause acts on a cluster region"},
+		{Spec{Kind: "replica-pause", Regions: []string{"a"}, LoseData: true}, "lose_data does not apply to this kind"},
 		{Spec{Kind: "shard-kill", Regions: []string{"a"}, Node: "gw-1"}, "node does not apply to this kind (it reads: regions, shard)"},
 		{Spec{Kind: "shard-kill", Regions: []string{"a", "b"}}, "regions: want 1 region(s), got 2"},
 		{Spec{Kind: "redis-kill", Regions: []string{"a"}, Shard: 1}, "shard does not apply to this kind"},
