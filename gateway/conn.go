@@ -365,13 +365,20 @@ func (c *conn) checkPublish(f *protocol.ClientFrame) (broker.PublishRequest, []b
 	return broker.PublishRequest{
 		Room: f.Room, Sender: c.claims.Subject, ClientID: f.ID,
 		EventID: newEventID(), Epoch: epoch, TS: time.Now(), Data: data.Bytes(),
-		Federated: c.srv.cfg.federated(f.Room),
+		Federated: c.srv.cfg.federated(f.Room), Seen: c.srv.hub.own.seen(f.Room),
 	}, nil
 }
 
 // publishAnswer is the frame that answers publish f, read at start, given
 // what the broker did with it: its ack, or the error frame.
 func (c *conn) publishAnswer(f *protocol.ClientFrame, start time.Time, res broker.Result, err error) []byte {
+	if err == nil || errors.Is(err, broker.ErrNotReplicated) {
+		// Stored and delivered (a refused publish too): its oseq was
+		// handed out, whatever becomes of the ack.
+		if res.Origin == "" || res.Origin == c.srv.cfg.Region {
+			c.srv.hub.own.saw(f.Room, res.Epoch, res.Oseq)
+		}
+	}
 	if err != nil {
 		if broker.IsOOM(err) {
 			c.srv.redisOOM()

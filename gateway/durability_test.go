@@ -13,6 +13,7 @@ import (
 	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/internal/redistest"
 	"github.com/geolab/geolab/internal/wait"
+	"github.com/geolab/geolab/internal/wsprobe"
 )
 
 // durabilityTimeout is the tests' --durability-timeout: short, so that a
@@ -27,6 +28,10 @@ type lostAcks struct {
 	refused []string
 	history []storedEvent
 	gw      *gateway.Server
+	// sub is a subscriber of the room on the same gateway from the start:
+	// live through the cut, the kill and the takeover, and on until it
+	// received the last publish.
+	sub *wsprobe.Conn
 }
 
 // ackedButLost publishes into one room of a 3×1 cluster through a gateway
@@ -50,6 +55,8 @@ func ackedButLost(t *testing.T, durability string) lostAcks {
 	data := func(id string) map[string]string { return map[string]string{"id": id} }
 	var run lostAcks
 	run.gw = gw
+	run.sub = newClient(t, gw.Addr(), "s")
+	run.sub.Subscribe(room, nil, nil)
 	for i := range n {
 		run.acked = append(run.acked, pc.PublishAcked(room, msgID("a", i), data(msgID("a", i)), 30*time.Second))
 	}
@@ -84,6 +91,11 @@ func ackedButLost(t *testing.T, durability string) lostAcks {
 	for i := range n {
 		run.acked = append(run.acked, pc.PublishAcked(room, msgID("c", i), data(msgID("c", i)), 60*time.Second))
 	}
+
+	last := run.acked[len(run.acked)-1].Event
+	wait.For(t, 60*time.Second, "the subscriber received the last publish", func() bool {
+		return slices.ContainsFunc(run.sub.Messages(), func(m *protocol.ServerFrame) bool { return m.ID == last })
+	})
 
 	msgs, err := replica.Client().XRange(ctx, key, "-", "+").Result()
 	if err != nil {
@@ -121,10 +133,14 @@ func eventIDOf(t *testing.T, frame string) string {
 
 // TestDurabilityAsyncLosesAckedPublishes documents the hazard that
 // --durability replicated closes: with async durability, publishes acked
-// while the replica was cut off are gone from the promoted replica, and
-// the events published after the failover are numbered with the oseqs of
-// the lost ones under the same epoch (a client that had them would drop
-// the new events as duplicates: a silent loss).
+// while the replica was cut off are gone from the promoted replica. They
+// are not lost silently: the gateway had handed their oseqs out (its acks,
+// its subscriber's deliveries), so the first publish after the failover
+// finds the room's sequence behind them and starts a new epoch at 1
+// (publish.lua's seen check), and the live subscriber is told, with an
+// unasked recovered:false epoch_changed, before the new epoch's first event.
+// Without the check the new events took the lost ones' oseqs under the same
+// epoch, and the subscriber dropped them as duplicates.
 func TestDurabilityAsyncLosesAckedPublishes(t *testing.T) {
 	run := ackedButLost(t, broker.DurabilityAsync)
 	if len(run.refused) != 0 {
@@ -143,29 +159,64 @@ func TestDurabilityAsyncLosesAckedPublishes(t *testing.T) {
 	if len(lost) != 10 || !strings.HasPrefix(lost[0].ID, "b-") {
 		t.Fatalf("%d acked publishes gone from the new primary (%v), want the 10 acked while the replica was cut off", len(lost), ackIDs(lost))
 	}
-	reused := 0
-	for _, a := range run.acked[20:] {
-		if slices.ContainsFunc(lost, func(l *protocol.ServerFrame) bool { return l.Oseq == a.Oseq }) {
-			reused++
+	oldEpoch, newEpoch := run.history[0].epoch, run.history[len(run.history)-1].epoch
+	for i, a := range run.acked[20:] {
+		if a.Oseq != uint64(i+1) {
+			t.Fatalf("publish %s after the failover got oseq %d, want %d: the lost oseqs 11..20 must not be given again under their epoch", a.ID, a.Oseq, i+1)
 		}
 	}
-	epochs := map[string]bool{}
-	for _, e := range run.history {
-		epochs[e.epoch] = true
+	for i, e := range run.history {
+		want := oldEpoch
+		if i >= 10 {
+			want = newEpoch
+		}
+		if e.epoch != want || oldEpoch == newEpoch {
+			t.Fatalf("history entry %d (oseq %d) has epoch %s, want the first 10 under %s and the 10 after the failover under a new one (%s)", i, e.oseq, e.epoch, oldEpoch, newEpoch)
+		}
 	}
-	if reused != 10 || len(epochs) != 1 {
-		t.Fatalf("%d publishes after the failover reuse the oseq of a lost acked one, history epochs %v: want 10 under one epoch (the silent renumbering)", reused, epochs)
+	expectNewEpochAnnounced(t, run, newEpoch, run.acked[20:])
+	t.Logf("async: %d acked publishes lost (%v); the next ones under a new epoch %s from oseq 1, announced", len(lost), ackIDs(lost), newEpoch)
+}
+
+// expectNewEpochAnnounced checks that the run's subscriber received every
+// one of acks, and an unasked recovered:false epoch_changed naming us-east
+// with newEpoch before the first message of that epoch.
+func expectNewEpochAnnounced(t *testing.T, run lostAcks, newEpoch string, acks []*protocol.ServerFrame) {
+	t.Helper()
+	got := map[string]bool{}
+	for _, m := range run.sub.Messages() {
+		got[m.ID] = true
 	}
-	t.Logf("async: %d acked publishes lost (%v), their oseqs %d..%d reused under the same epoch",
-		len(lost), ackIDs(lost), lost[0].Oseq, lost[len(lost)-1].Oseq)
+	for _, a := range acks {
+		if !got[a.Event] {
+			t.Fatalf("the live subscriber never received %s (event %s, oseq %d): dropped as a duplicate of a lost event's oseq", a.ID, a.Event, a.Oseq)
+		}
+	}
+	for {
+		f, ok := run.sub.Next(time.Second, "subscribed", "message")
+		if !ok {
+			t.Fatalf("the live subscriber got no message of the new epoch %s", newEpoch)
+		}
+		if f.Type == protocol.TypeMessage && f.Epoch == newEpoch {
+			t.Fatalf("the live subscriber got %s (oseq %d) of the new epoch %s with no recovered:false before it", f.ID, f.Oseq, newEpoch)
+		}
+		if f.Type == protocol.TypeSubscribed && !f.Recovered && f.Reason == protocol.ReasonEpochChanged && f.Epochs["us-east"] == newEpoch {
+			return
+		}
+	}
 }
 
 // TestDurabilityReplicatedLosesNoAckedPublish: with --durability
 // replicated, the same run acks nothing while the replica is cut off
 // (each publish is refused with unavailable after the durability timeout),
 // and after the failover the new primary holds every acked publish, once
-// and in ack order, numbered 1, 2, 3… under one epoch; the refused ones,
-// retried with their ids, are among them.
+// and in ack order. The refused ones had been stored and delivered live
+// before the kill took them: retried with their ids, they are new events,
+// and the first of them finds the sequence behind what was handed out and
+// starts a new epoch at 1. So the history holds the 10 acked before the cut
+// as 1..10 of the first epoch and the 20 acked after the failover as 1..20
+// of a new one, and the live subscriber, told of the new epoch, receives
+// every one of them.
 func TestDurabilityReplicatedLosesNoAckedPublish(t *testing.T) {
 	run := ackedButLost(t, broker.DurabilityReplicated)
 	if len(run.refused) != 10 {
@@ -182,22 +233,32 @@ func TestDurabilityReplicatedLosesNoAckedPublish(t *testing.T) {
 		want = append(want, a.Event)
 	}
 	epochs := map[string]bool{}
+	oldEpoch, newEpoch := run.history[0].epoch, run.history[len(run.history)-1].epoch
 	for i, e := range run.history {
 		got = append(got, e.id)
 		epochs[e.epoch] = true
-		if e.oseq != uint64(i+1) {
-			t.Fatalf("history entry %d has oseq %d, want %d", i, e.oseq, i+1)
+		wantOseq, wantEpoch := uint64(i+1), oldEpoch
+		if i >= 10 {
+			wantOseq, wantEpoch = uint64(i-9), newEpoch
+		}
+		if e.oseq != wantOseq || e.epoch != wantEpoch {
+			t.Fatalf("history entry %d has oseq %d epoch %s, want oseq %d epoch %s", i, e.oseq, e.epoch, wantOseq, wantEpoch)
 		}
 	}
-	if !slices.Equal(got, want) || len(epochs) != 1 {
-		t.Fatalf("the new primary holds %d events (epochs %v), want the %d acked ones once, in ack order, under one epoch:\n got %v\nwant %v",
+	if !slices.Equal(got, want) || len(epochs) != 2 {
+		t.Fatalf("the new primary holds %d events (epochs %v), want the %d acked ones once, in ack order, under two epochs:\n got %v\nwant %v",
 			len(got), epochs, len(want), got, want)
 	}
 	for i, a := range run.acked {
-		if a.Oseq != uint64(i+1) || a.Duplicate {
-			t.Fatalf("ack %d (%s): oseq %d duplicate %v, want oseq %d and a new event", i, a.ID, a.Oseq, a.Duplicate, i+1)
+		wantOseq := uint64(i + 1)
+		if i >= 10 {
+			wantOseq = uint64(i - 9)
+		}
+		if a.Oseq != wantOseq || a.Duplicate {
+			t.Fatalf("ack %d (%s): oseq %d duplicate %v, want oseq %d and a new event", i, a.ID, a.Oseq, a.Duplicate, wantOseq)
 		}
 	}
+	expectNewEpochAnnounced(t, run, newEpoch, run.acked)
 }
 
 func ackIDs(acks []*protocol.ServerFrame) []string {

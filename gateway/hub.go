@@ -27,6 +27,11 @@ type hub struct {
 	mu    sync.RWMutex
 	rooms map[string]*room
 
+	// own is what this node knows was handed out of this region's own
+	// sequences, room by room (publish.lua's check of a sequence that
+	// went back).
+	own *ownSeqs
+
 	// onSessionTaken is called when another region took a session over.
 	onSessionTaken func(session, region string)
 	// onResubscribed is called (in its own goroutine) when the pub/sub
@@ -60,7 +65,7 @@ type room struct {
 const maxBacklog = 100000
 
 func newHub(cfg *Config, b *broker.Broker, sub roomFeed, log *slog.Logger, m *metrics) *hub {
-	h := &hub{cfg: cfg, broker: b, sub: sub, log: log, m: m, rooms: map[string]*room{}}
+	h := &hub{cfg: cfg, broker: b, sub: sub, log: log, m: m, rooms: map[string]*room{}, own: newOwnSeqs()}
 	sub.bind(h)
 	return h
 }
@@ -171,6 +176,9 @@ func (h *hub) dispatchLocked(r *room, d broker.Delivery) {
 		return
 	}
 	r.lastID = d.ID
+	if d.Origin == h.cfg.Region {
+		h.own.saw(r.name, d.Epoch, d.Oseq)
+	}
 	for s := range r.subs {
 		s.offer(d)
 	}

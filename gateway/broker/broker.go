@@ -199,6 +199,20 @@ type PublishRequest struct {
 	TS        time.Time
 	Data      []byte // compact JSON
 	Federated bool   // also append to this region's outbox
+	// Seen is the highest (epoch, oseq) of the room's sequence of this
+	// region that the caller knows was handed out (zero: none). When the
+	// room's sequence is below it under that epoch, Redis lost events that
+	// were seen (a replica promoted before it had them), and the script
+	// starts a new epoch at oseq 1 instead of giving new events the lost
+	// ones' numbers (docs/guarantees.md, G12's edge).
+	Seen SeqSeen
+}
+
+// SeqSeen is a position of a (room, origin) sequence: an epoch and an oseq
+// in it.
+type SeqSeen struct {
+	Epoch string
+	Oseq  uint64
 }
 
 // Result is what the script did.
@@ -240,7 +254,7 @@ func (b *Broker) publishCall(p PublishRequest) (keys []string, args []any) {
 	}
 	args = []any{"publish", l.Channel(p.Room), b.region, p.Epoch, 0, head, tail, p.EventID,
 		b.cfg.MaxLen, b.minID(), b.cfg.DedupWindow.Milliseconds(), b.cfg.OutboxMaxLen, "", p.Room, "", p.ClientID,
-		b.publishCommand(), appendOutbox, b.touchDup()}
+		b.publishCommand(), appendOutbox, b.touchDup(), p.Seen.Epoch, p.Seen.Oseq}
 	return keys, args
 }
 

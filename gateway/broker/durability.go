@@ -127,7 +127,9 @@ func (b *Broker) runAndWait(ctx context.Context, node *redis.Client, keys []stri
 		return Result{}, fmt.Errorf("broker: WAIT after publish.lua: %w: %w", ErrUnavailable, err)
 	}
 	if n < 1 {
-		return Result{}, fmt.Errorf("broker: publish of %s on %s: %w within %s", r.EventID, node.Options().Addr, ErrNotReplicated, b.replicaTimeout)
+		// r goes with the error: the event was stored and delivered live,
+		// and the caller records its oseq as seen (PublishRequest.Seen).
+		return r, fmt.Errorf("broker: publish of %s on %s: %w within %s", r.EventID, node.Options().Addr, ErrNotReplicated, b.replicaTimeout)
 	}
 	return r, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,7 +27,14 @@ const endScanCount = 512
 // announce recovered:false (epoch_changed) to the subscribers that had
 // some. It returns how many rooms it ended; running it again ends none, so
 // a caller may retry it after an error.
-func (b *Broker) EndOrigin(ctx context.Context, origin string) (int, error) {
+//
+// With held not nil it ends only the rooms whose life of origin the origin
+// no longer holds whole: held returns the origin's own epoch and last oseq
+// of a room's sequence now ("" and 0 when it holds none), and a room whose
+// applied position is at or below that, under the same epoch, is left as
+// it is (an origin on a Redis Cluster whose outbox partition lost entries,
+// a replica promoted before it had them, lost them in some rooms only).
+func (b *Broker) EndOrigin(ctx context.Context, origin string, held OriginHeld) (int, error) {
 	var mu sync.Mutex
 	ended := 0
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
@@ -36,8 +44,15 @@ func (b *Broker) EndOrigin(ctx context.Context, origin string) (int, error) {
 			if room == "" {
 				continue
 			}
-			n, err := originEndScript.Run(ctx, b.rdb, []string{b.layout.SeqKey(room)},
-				origin, b.layout.Channel(room), b.publishCommand()).Int()
+			args := []any{origin, b.layout.Channel(room), b.publishCommand()}
+			if held != nil {
+				epoch, oseq, err := held(ctx, room)
+				if err != nil {
+					return fmt.Errorf("broker: what %s holds of %s: %w: %w", origin, room, ErrUnavailable, err)
+				}
+				args = append(args, "1", epoch, oseq)
+			}
+			n, err := originEndScript.Run(ctx, b.rdb, []string{b.layout.SeqKey(room)}, args...).Int()
 			if err != nil {
 				return fmt.Errorf("broker: end %s's sequence in %s: %w: %w", origin, room, ErrUnavailable, err)
 			}
@@ -57,6 +72,26 @@ func (b *Broker) EndOrigin(ctx context.Context, origin string) (int, error) {
 		err = scan(ctx, b.rdb)
 	}
 	return ended, err
+}
+
+// OriginHeld says what an origin region holds now of a room's sequence of
+// its own: the epoch ("" for none) and its last oseq (EndOrigin).
+type OriginHeld func(ctx context.Context, room string) (epoch string, oseq uint64, err error)
+
+// HeldBy is the OriginHeld of origin read from its own Redis, remote (one
+// Redis or a cluster client): the room's sequence hash in its layout.
+func HeldBy(remote redis.UniversalClient, origin string) OriginHeld {
+	l := LayoutOf(remote)
+	return func(ctx context.Context, room string) (string, uint64, error) {
+		v, err := remote.HMGet(ctx, l.SeqKey(room), "e:"+origin, "q:"+origin).Result()
+		if err != nil {
+			return "", 0, err
+		}
+		epoch, _ := v[0].(string)
+		q, _ := v[1].(string)
+		oseq, _ := strconv.ParseUint(q, 10, 64)
+		return epoch, oseq, nil
+	}
 }
 
 // roomOfKey returns the room of a key prefix+"ROOM}" or prefix+"TAG}{ROOM}"

@@ -16,13 +16,23 @@
 --   1 origin
 --   2 channel   the room's channel
 --   3 publish   "PUBLISH" or "SPUBLISH" (a cluster)
+--   4 compare   "1": end the life only if the origin no longer holds all of
+--               it, as 5 and 6 say; absent or anything else: end it
+--   5 epoch     with 4: the epoch of the room's sequence the origin holds
+--               now ("" when it holds none)
+--   6 oseq      with 4: the origin's last oseq of it
 -- Returns 1 when the room held a life of the origin and it was ended, 0
--- when there was nothing to end (never had one, or ended already).
+-- when there was nothing to end (never had one, ended already, or, with
+-- compare, the origin still holds everything of it applied here: its
+-- outbox lost entries of other rooms only).
 
 local origin = ARGV[1]
 local q = redis.call('HGET', KEYS[1], 'q:' .. origin)
 local e = redis.call('HGET', KEYS[1], 'e:' .. origin)
 if not q or not e or e == '' then
+  return 0
+end
+if ARGV[4] == '1' and ARGV[5] == e and tonumber(q) <= (tonumber(ARGV[6]) or 0) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'e:' .. origin, '', 'q:' .. origin, 0)

@@ -68,6 +68,13 @@
 --                  and WAIT only counts the writes of its own connection, so
 --                  without a write the WAIT would not cover the first attempt's
 --                  event, which may not have reached a replica yet
+--  20 seen epoch   publish only: with 21, the highest position of this
+--  21 seen oseq    region's sequence of the room that the caller knows was
+--                  handed out ("" and 0: none). When the room holds that
+--                  epoch with a last oseq below it, the events above were
+--                  stored, seen, and lost since (a replica promoted before it
+--                  had them): the sequence starts a new epoch (ARGV[4]) at 1
+--                  instead of giving new events the lost ones' numbers
 --
 -- The idempotency value is "<event id> <oseq> <epoch> <stream id> <origin>"
 -- (a record of an older gateway has no origin: it is this region's).
@@ -99,6 +106,11 @@ if mode == 'publish' then
     return {'dup', eid, tonumber(q), e, sid, o}
   end
   epoch = redis.call('HGET', KEYS[1], ef)
+  if epoch and ARGV[20] == epoch and tonumber(redis.call('HGET', KEYS[1], qf) or '0') < (tonumber(ARGV[21]) or 0) then
+    -- Behind what was seen: a new life of the sequence.
+    redis.call('HSET', KEYS[1], qf, 0)
+    epoch = nil
+  end
   if not epoch then
     epoch = ARGV[4]
     redis.call('HSET', KEYS[1], ef, epoch)
