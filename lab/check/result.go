@@ -115,6 +115,12 @@ type Counts struct {
 	// SlowConsumersCut: 1 when the slow probe's connection was closed with
 	// 4001 (G10 exercised and held), else 0.
 	SlowConsumersCut int `json:"slow_consumers_cut"`
+	// ReplicatedAcksLost: events acked by a region whose gateways run
+	// --durability replicated (topology redis.durability) that the
+	// region's own history no longer holds once the run quiesced: an ack
+	// given before a replica had the event, which a failover then took
+	// (G12's edge, which replicated durability closes). Announced or not.
+	ReplicatedAcksLost int `json:"replicated_acks_lost"`
 }
 
 // Violation is a count that breaks a guarantee when above zero.
@@ -131,7 +137,7 @@ var violationCounts = []struct{ name, guarantee string }{
 	{"silent_epoch_changes", "G6"}, {"region_order", "G1"}, {"unwarranted_recovered_false", "G6"},
 	{"not_resumed", "G6"}, {"ended_disconnected", "G8"}, {"failover_unfinished", "G8"},
 	{"history_duplicates", "G3"}, {"extra_events", "G4"}, {"outbox_echoes", "G7"}, {"pattern_subscriptions", "G9"},
-	{"sessions_not_fenced", "G11"}, {"slow_consumers_not_cut", "G10"},
+	{"sessions_not_fenced", "G11"}, {"slow_consumers_not_cut", "G10"}, {"replicated_acks_lost", "G12"},
 }
 
 // ViolationNames lists the counts Violations looks at.
@@ -255,7 +261,7 @@ var Metrics = []string{
 	"announced_gaps", "silent_epoch_changes", "announced_epoch_changes", "region_order", "disconnects",
 	"failovers", "failover_unfinished", "leaked", "unwarranted_recovered_false", "ended_disconnected", "not_resumed",
 	"history_duplicates", "extra_events", "retries_overtaken", "outbox_echoes", "pattern_subscriptions",
-	"sessions_not_fenced", "sessions_fenced", "slow_consumers_not_cut", "slow_consumers_cut", "duration",
+	"sessions_not_fenced", "sessions_fenced", "slow_consumers_not_cut", "slow_consumers_cut", "replicated_acks_lost", "duration",
 	"recovered_false", "recovered_false{reason}",
 	"latency_{p50,p90,p99,max}", "latency_{p50,p90,p99,max}{origin,receiver}",
 	"intra_region_{p50,p90,p99,max}", "intra_region_{p50,p90,p99,max}{region}",
@@ -366,6 +372,8 @@ func (r *Result) count(name string) (float64, bool) {
 		return float64(c.SlowConsumersNotCut), true
 	case "slow_consumers_cut":
 		return float64(c.SlowConsumersCut), true
+	case "replicated_acks_lost":
+		return float64(c.ReplicatedAcksLost), true
 	case "duration":
 		return r.Duration, true
 	}

@@ -202,8 +202,11 @@ type world struct {
 	single  []string // regions that run one Redis
 	cluster []string // regions that run a Redis Cluster
 	replica []string // cluster regions whose shards have replicas
-	links   []string // every link the lab makes, by name
-	w       workload.Spec
+	// replicated are the cluster regions with replicas whose gateways ack
+	// a publish only once a replica has it (redis.durability: replicated).
+	replicated []string
+	links      []string // every link the lab makes, by name
+	w          workload.Spec
 }
 
 func newWorld(topo *topology.Topology, w workload.Spec) world {
@@ -216,6 +219,9 @@ func newWorld(topo *topology.Topology, w workload.Spec) world {
 			x.cluster = append(x.cluster, r.Name)
 			if r.Redis.Replicas > 0 {
 				x.replica = append(x.replica, r.Name)
+				if r.Redis.Durability == topology.DurabilityReplicated {
+					x.replicated = append(x.replicated, r.Name)
+				}
 			}
 			for k := 1; k <= r.Redis.Nodes(); k++ { // a cluster's nodes have the LAN links
 				x.links = append(x.links, link.Name(link.LAN, r.Name, r.Name, fmt.Sprintf("redis-%d", k)))
@@ -273,8 +279,13 @@ func always(world) bool       { return true }
 func hasSingle(x world) bool  { return len(x.single) > 0 }
 func hasCluster(x world) bool { return len(x.cluster) > 0 }
 func hasReplica(x world) bool { return len(x.replica) > 0 }
-func twoRegions(x world) bool { return len(x.regions) >= 2 }
-func hasBridge(x world) bool  { return len(x.bridged) > 0 }
+
+// hasReplicated: a cluster region whose durability is replicated, the only
+// kind of region where a replica held behind is a promise to test (on
+// async, a primary killed meanwhile loses acked publishes by design).
+func hasReplicated(x world) bool { return len(x.replicated) > 0 }
+func twoRegions(x world) bool    { return len(x.regions) >= 2 }
+func hasBridge(x world) bool     { return len(x.bridged) > 0 }
 
 // regionWithMode is a fault on one region, by reset or blackhole.
 func regionWithMode(rng *rand.Rand, x world) fault.Spec {
@@ -342,6 +353,7 @@ var drawers = map[string]drawer{
 	"region-down":    {hasSingle, regionMaybeLosingData},
 	"shard-kill":     {hasCluster, shardOf(func(x world) []string { return x.cluster })},
 	"shard-failover": {hasReplica, shardOf(func(x world) []string { return x.replica })},
+	"replica-pause":  {hasReplicated, shardOf(func(x world) []string { return x.replicated })},
 	// Federated room 1, to the next shard: a room of the workload however
 	// far the shrinker cuts the rooms, and never the shard it is on.
 	"slot-migrate": {hasCluster, func(rng *rand.Rand, x world) fault.Spec {
@@ -406,7 +418,10 @@ func KindsFor(topo *topology.Topology, b Bounds) []string {
 // drawTimeline draws 1..MaxFaults faults, each at a random offset for a
 // random duration inside the workload's duration, with at most MaxOverlap
 // active at once (a fault that would break the bound is drawn again, a few
-// times, then left out): quiet gaps are what no fault happens to cover.
+// times, then left out): quiet gaps are what no fault happens to cover. A
+// replica-pause is followed, when the count allows, by a shard-kill of its
+// shard during it (killDuringPause), which may outlast MaxFaultFor and is
+// drawn even when Kinds does not name shard-kill.
 func drawTimeline(rng *rand.Rand, topo *topology.Topology, w workload.Spec, b Bounds) []scenario.Step {
 	x := newWorld(topo, w)
 	kinds := b.kinds(x)
@@ -415,24 +430,80 @@ func drawTimeline(rng *rand.Rand, topo *topology.Topology, w workload.Spec, b Bo
 	}
 	n := 1 + rng.IntN(b.MaxFaults)
 	var steps []scenario.Step
-	for range n {
+	for drawn := 0; drawn < n; drawn++ {
 		kind := pick(rng, kinds)
 		spec := drawers[kind].draw(rng, x)
 		spec.Kind = kind
 		for range 20 {
 			forDur := between(rng, b.MinFaultFor, min(b.MaxFaultFor, w.Duration-500*time.Millisecond), 500*time.Millisecond)
 			at := between(rng, 0, w.Duration-forDur, 500*time.Millisecond)
-			if at+forDur > w.Duration || overlap(steps, at, at+forDur) >= b.MaxOverlap {
-				continue
-			}
 			st := scenario.Step{At: at, Fault: spec}
 			st.Fault.For = forDur
+			if at+forDur > w.Duration || overlap(steps, at, at+forDur) >= b.MaxOverlap || holdsAReplica(x, steps, st) {
+				continue
+			}
 			steps = append(steps, st)
+			if kind == "replica-pause" && drawn+1 < n {
+				if kill, ok := killDuringPause(rng, st, w.Duration); ok && overlap(steps, kill.At, kill.At+kill.Fault.For) < b.MaxOverlap {
+					steps = append(steps, kill)
+					drawn++ // the kill is one of the n faults
+				}
+			}
 			break
 		}
 	}
 	slices.SortStableFunc(steps, func(a, b scenario.Step) int { return int(a.At - b.At) })
 	return steps
+}
+
+// killAfterPause is how much longer than a replica-pause the shard-kill
+// drawn with it lasts at least: the replica, running again, must see its
+// primary failed and win the election (cluster-node-timeout, 3 s, and an
+// election) before the killed node comes back.
+const killAfterPause = 5 * time.Second
+
+// killDuringPause draws, for a replica-pause step, a shard-kill of the same
+// shard that starts inside the pause and outlasts it by killAfterPause to
+// twice that: the cluster then promotes a replica that missed every write
+// of the pause (docs/faults.md#replica-pause). ok is false when the
+// workload ends too soon for it.
+func killDuringPause(rng *rand.Rand, pause scenario.Step, end time.Duration) (scenario.Step, bool) {
+	at := pause.At + between(rng, 500*time.Millisecond, max(pause.Fault.For-500*time.Millisecond, 500*time.Millisecond), 500*time.Millisecond)
+	until := pause.At + pause.Fault.For + between(rng, killAfterPause, 2*killAfterPause, 500*time.Millisecond)
+	if at >= pause.At+pause.Fault.For || until > end {
+		return scenario.Step{}, false
+	}
+	kill := scenario.Step{At: at, Fault: fault.Spec{Kind: "shard-kill", Regions: pause.Fault.Regions, Shard: pause.Fault.Shard, For: until - at}}
+	return kill, true
+}
+
+// holdsAReplica reports whether st and a step of steps would act on one
+// shard at once in a way the draw keeps apart: a shard-kill or
+// shard-failover drawn on its own must not meet a replica-pause (a manual
+// failover needs the replica's link; a kill is drawn with the pause on
+// purpose, killDuringPause, not by chance), nor a pause a shard whose
+// primary is already down; and on a region whose durability is replicated,
+// two shard-kills of one shard must not overlap (both nodes of a
+// one-replica shard down is two failures, more than a replica covers).
+func holdsAReplica(x world, steps []scenario.Step, st scenario.Step) bool {
+	shardKind := func(k string) bool { return k == "replica-pause" || k == "shard-kill" || k == "shard-failover" }
+	if !shardKind(st.Fault.Kind) {
+		return false
+	}
+	for _, o := range steps {
+		if !shardKind(o.Fault.Kind) || o.Fault.Regions[0] != st.Fault.Regions[0] || max(o.Fault.Shard, 1) != max(st.Fault.Shard, 1) {
+			continue
+		}
+		if o.At >= st.At+st.Fault.For || st.At >= o.At+o.Fault.For {
+			continue
+		}
+		pauses := (o.Fault.Kind == "replica-pause") != (st.Fault.Kind == "replica-pause")
+		kills := o.Fault.Kind == "shard-kill" && st.Fault.Kind == "shard-kill" && slices.Contains(x.replicated, st.Fault.Regions[0])
+		if pauses || kills {
+			return true
+		}
+	}
+	return false
 }
 
 // overlap is the most steps active at once within [from, to): a step is

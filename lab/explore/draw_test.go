@@ -57,7 +57,7 @@ func withoutLines(s *scenario.Scenario) *scenario.Scenario {
 // book is drawn, and churn too.
 func TestDrawIsDeterministicValidAndWithinBounds(t *testing.T) {
 	b := DefaultBounds()
-	for _, name := range []string{"single-region", "two-region", "three-region", "three-region-cluster"} {
+	for _, name := range []string{"single-region", "two-region", "three-region", "three-region-cluster", "three-region-cluster-replicated"} {
 		topo, path := loadTopo(t, name)
 		kinds := KindsFor(topo, b)
 		seen := map[string]bool{}
@@ -97,7 +97,8 @@ func TestDrawIsDeterministicValidAndWithinBounds(t *testing.T) {
 					if !slices.Contains(kinds, st.Fault.Kind) {
 						t.Fatalf("%s: drew %s, which the topology cannot take (kinds %v)", name, st.Fault.Kind, kinds)
 					}
-					if st.At < 0 || st.Fault.For < b.MinFaultFor || st.Fault.For > b.MaxFaultFor || st.At+st.Fault.For > w.Duration {
+					paired := pausedDuring(sc.Timeline, st) // a shard-kill drawn with a replica-pause may last longer
+					if st.At < 0 || st.Fault.For < b.MinFaultFor || st.Fault.For > b.MaxFaultFor && !paired || st.At+st.Fault.For > w.Duration {
 						t.Fatalf("%s seed %d run %d: %s is not inside the workload's %s", name, seed, run, FaultWords(st), w.Duration)
 					}
 					if n := overlap(slices.Delete(slices.Clone(sc.Timeline), i, i+1), st.At, st.At+st.Fault.For); n+1 > b.MaxOverlap {
@@ -120,6 +121,64 @@ func TestDrawIsDeterministicValidAndWithinBounds(t *testing.T) {
 			t.Errorf("%s: %d runs with churn, %d overlapping faults: want some of each", name, churned, overlapped)
 		}
 	}
+}
+
+// pausedDuring reports whether st is a shard-kill that starts during a
+// replica-pause of its shard in tl.
+func pausedDuring(tl []scenario.Step, st scenario.Step) bool {
+	if st.Fault.Kind != "shard-kill" {
+		return false
+	}
+	for _, p := range tl {
+		if p.Fault.Kind == "replica-pause" && p.Fault.Regions[0] == st.Fault.Regions[0] && max(p.Fault.Shard, 1) == max(st.Fault.Shard, 1) &&
+			p.At < st.At && st.At < p.At+p.Fault.For {
+			return true
+		}
+	}
+	return false
+}
+
+// On a region with replicated durability a replica-pause comes, often, with
+// a shard-kill of its shard that starts inside it and outlasts it by
+// killAfterPause or more (the acked-but-lost edge, on purpose, in us-east:
+// the region whose durability is replicated); a shard-kill or
+// shard-failover is otherwise never drawn over a replica-pause of its shard,
+// nor two shard-kills of one us-east shard at once.
+func TestReplicaPauseIsDrawnWithAKillOfItsShard(t *testing.T) {
+	topo, path := loadTopo(t, "three-region-cluster-replicated")
+	b := DefaultBounds()
+	pairs := 0
+	for run := 1; run <= 400; run++ {
+		tl := Draw(topo, path, 1, run, b).Timeline
+		for si, st := range tl {
+			if st.Fault.Kind == "replica-pause" && st.Fault.Regions[0] != "us-east" {
+				t.Fatalf("run %d: replica-pause of %s, whose durability is async", run, st.Fault.Regions[0])
+			}
+			if st.Fault.Kind != "shard-kill" && st.Fault.Kind != "shard-failover" {
+				continue
+			}
+			for oi, o := range tl {
+				if oi != si && o.Fault.Kind == "shard-kill" && st.Fault.Kind == "shard-kill" && o.Fault.Regions[0] == "us-east" && st.Fault.Regions[0] == "us-east" &&
+					max(o.Fault.Shard, 1) == max(st.Fault.Shard, 1) && o.At < st.At+st.Fault.For && st.At < o.At+o.Fault.For {
+					t.Fatalf("run %d: %s and %s kill both nodes of one shard of us-east (replicated) at once", run, FaultWords(st), FaultWords(o))
+				}
+			}
+			for _, p := range tl {
+				if p.Fault.Kind != "replica-pause" || p.Fault.Regions[0] != st.Fault.Regions[0] || max(p.Fault.Shard, 1) != max(st.Fault.Shard, 1) ||
+					p.At >= st.At+st.Fault.For || st.At >= p.At+p.Fault.For {
+					continue
+				}
+				if !pausedDuring(tl, st) || st.At+st.Fault.For < p.At+p.Fault.For+killAfterPause {
+					t.Fatalf("run %d: %s meets %s by chance, not as its drawn kill", run, FaultWords(st), FaultWords(p))
+				}
+				pairs++
+			}
+		}
+	}
+	if pairs < 10 {
+		t.Fatalf("%d replica-pause + shard-kill pairs in 400 runs, want some", pairs)
+	}
+	t.Logf("%d pairs in 400 runs", pairs)
 }
 
 // Turning one kind of churn off leaves the rest of every run as it was.
@@ -148,7 +207,7 @@ func TestKindsTheTopologyCanTake(t *testing.T) {
 			t.Errorf("single-region (one region, no bridge) takes %s", k)
 		}
 	}
-	shardKinds := []string{"shard-failover", "shard-kill", "slot-migrate"}
+	shardKinds := []string{"replica-pause", "shard-failover", "shard-kill", "slot-migrate"}
 	var standalone []string // every kind but a cluster's
 	for _, k := range KindNames() {
 		if !slices.Contains(shardKinds, k) {
@@ -158,10 +217,19 @@ func TestKindsTheTopologyCanTake(t *testing.T) {
 	if !slices.Equal(k3, standalone) {
 		t.Errorf("three-region takes %v, want every kind but a cluster's %v", k3, standalone)
 	}
-	// On clusters: the shard kinds and slot-migrate, and not the kinds that kill one Redis.
+	// On clusters: the shard kinds and slot-migrate, and not the kinds that
+	// kill one Redis; replica-pause only where a region's durability is
+	// replicated.
 	clusters, _ := loadTopo(t, "three-region-cluster")
 	kc := KindsFor(clusters, DefaultBounds())
-	for _, k := range shardKinds {
+	if slices.Contains(kc, "replica-pause") {
+		t.Errorf("three-region-cluster (every region async) takes replica-pause: %v", kc)
+	}
+	replicated, _ := loadTopo(t, "three-region-cluster-replicated")
+	if kr := KindsFor(replicated, DefaultBounds()); !slices.Contains(kr, "replica-pause") {
+		t.Errorf("three-region-cluster-replicated does not take replica-pause: %v", kr)
+	}
+	for _, k := range shardKinds[1:] {
 		if !slices.Contains(kc, k) {
 			t.Errorf("three-region-cluster does not take %s: %v", k, kc)
 		}

@@ -60,7 +60,14 @@ type Counts struct {
 	// stored: per (region, room), the events of the history in stream
 	// order, for publishes.
 	stored []storedEvent
+	// own: per region, the ids of the events its histories hold of its
+	// own origin (HoldsOwn).
+	own map[string]map[string]bool
 }
+
+// HoldsOwn reports whether region's histories hold event (its id) as an
+// event of region's own origin, as Check read them.
+func (c *Counts) HoldsOwn(region, event string) bool { return c.own[region][event] }
 
 // storedEvent is one entry of a region's room history, as publishes reads it.
 type storedEvent struct {
@@ -201,12 +208,19 @@ func (c *Counts) history(ctx context.Context, rdb redis.UniversalClient, region,
 		if lab {
 			return
 		}
-		if fmt.Sprint(e.Values["o"]) == region {
-			c.OwnEvents++
-		}
 		f, _ := e.Values["f"].(string)
 		var m struct{ ID, Sender string }
 		_ = json.Unmarshal([]byte(f), &m) // a frame that does not parse has no publish to match
+		if fmt.Sprint(e.Values["o"]) == region {
+			c.OwnEvents++
+			if c.own == nil {
+				c.own = map[string]map[string]bool{}
+			}
+			if c.own[region] == nil {
+				c.own[region] = map[string]bool{}
+			}
+			c.own[region][m.ID] = true
+		}
 		cid, _ := e.Values["c"].(string)
 		c.stored = append(c.stored, storedEvent{Region: region, Room: room, Origin: fmt.Sprint(e.Values["o"]),
 			Event: m.ID, Sender: m.Sender, ClientID: cid})

@@ -50,7 +50,7 @@ func guarantees(r *check.Result) []guarantee {
 			Counts: []count{{"published", c.Published, false}, {"delivered", c.Delivered, false},
 				{"lost", c.Lost, true}, {"unrecoverable_announced", c.UnrecoverableAnnounced, false},
 				{"unwarranted_recovered_false", c.UnwarrantedRecoveredFalse, true}, {"not_resumed", c.NotResumed, true},
-				{"unacked", c.Unacked, false}},
+				{"unacked", c.Unacked, false}, {"replicated_acks_lost", c.ReplicatedAcksLost, true}},
 			Exercised: c.Published > 0},
 		{ID: "G7", Title: "Region scoping",
 			Says:      "A region-local room's events never leave their region; a federated room's reach only regions that federate it.",

@@ -26,6 +26,8 @@ import (
 
 	"github.com/geolab/geolab/gateway"
 	"github.com/geolab/geolab/gateway/broker"
+	"github.com/geolab/geolab/gateway/client"
+	"github.com/geolab/geolab/gateway/protocol"
 	"github.com/geolab/geolab/lab"
 	"github.com/geolab/geolab/lab/check"
 	"github.com/geolab/geolab/lab/expect"
@@ -34,6 +36,7 @@ import (
 	"github.com/geolab/geolab/lab/invariant"
 	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/scenario"
+	"github.com/geolab/geolab/lab/topology"
 	"github.com/geolab/geolab/lab/workload"
 )
 
@@ -330,6 +333,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	}
 	out.Result = check.Check(h, check.Options{})
 	addLabCounts(out.Result, inv)
+	if invErr == nil {
+		addReplicatedAcks(out.Result, h, inv, sc.Topology, iopts.LabRooms)
+	}
 	addFence(out.Result, fence)
 	addSlow(out.Result, slow)
 	in := report.Input{Scenario: sc.Name, Description: sc.Description, Topology: sc.Topology.Name, Seed: seed,
@@ -391,6 +397,52 @@ func patternMode(args []string) bool {
 		}
 	}
 	return false
+}
+
+// addReplicatedAcks counts, for every region of topo whose gateways run
+// --durability replicated, the events its clients were acked there (the
+// ack's origin, else the connection's region: the welcome's) that its own
+// histories no longer hold (inv.HoldsOwn): replicated_acks_lost. Rooms of
+// labRooms (the lab's own probes) are left out.
+func addReplicatedAcks(r *check.Result, h *history.History, inv invariant.Counts, topo *topology.Topology, labRooms []string) {
+	replicated := map[string]bool{}
+	for _, reg := range topo.Regions {
+		replicated[reg.Name] = reg.Redis.Durability == topology.DurabilityReplicated
+	}
+	type conn struct {
+		client string
+		n      int64
+	}
+	regionOf := map[conn]string{}
+	judged := map[string]bool{}
+	for i := range h.Events {
+		e := &h.Events[i]
+		if e.Kind != history.KindFrame || e.Dir != client.In {
+			continue
+		}
+		switch e.Type {
+		case protocol.TypeWelcome:
+			regionOf[conn{e.Client, e.Conn}] = e.Region
+		case protocol.TypeAck:
+			origin := e.Origin
+			if origin == "" {
+				origin = regionOf[conn{e.Client, e.Conn}]
+			}
+			if e.EventID == "" || judged[e.EventID] || !replicated[origin] || slices.Contains(labRooms, e.Room) {
+				continue
+			}
+			judged[e.EventID] = true
+			if inv.HoldsOwn(origin, e.EventID) {
+				continue
+			}
+			r.Counts.ReplicatedAcksLost++
+			if len(r.Examples["replicated_acks_lost"]) < 5 {
+				r.Examples["replicated_acks_lost"] = append(r.Examples["replicated_acks_lost"], check.Example{Client: e.Client, Room: e.Room, Event: e.EventID,
+					T: history.Seconds(e.T), Text: fmt.Sprintf("%s was acked %s's publish %s in %s as event %s (oseq %d) by %s, whose gateways run --durability replicated, and %s's history no longer holds it: acked before a replica had it",
+						e.Client, e.Client, e.ID, e.Room, e.EventID, e.Oseq, origin, origin)})
+			}
+		}
+	}
 }
 
 // addLabCounts puts what the lab itself showed into r: its counts, and

@@ -141,6 +141,7 @@ func ExpectNothingSilent(c check.Counts, minDelivered int) {
 	gomega.Expect(c.FailoverUnfinished).To(gomega.BeZero(), "failovers not finished by the end (G8)")
 	gomega.Expect(c.SessionsNotFenced).To(gomega.BeZero(), "the fence probe's session still served where it was taken from (G11)")
 	gomega.Expect(c.SlowConsumersNotCut).To(gomega.BeZero(), "the slow probe's connection was not cut with 4001 (G10)")
+	gomega.Expect(c.ReplicatedAcksLost).To(gomega.BeZero(), "publishes acked under --durability replicated gone from their region's history (G12's edge)")
 }
 
 // StartLab brings topo up for a spec that drives the lab itself instead of
