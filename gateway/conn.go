@@ -335,7 +335,7 @@ func (c *conn) publish(f *protocol.ClientFrame) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*c.srv.cfg.RedisLink.ReadTimeout+c.srv.broker.ReplicaTimeout())
 	defer cancel()
 	res, err := c.srv.broker.Publish(ctx, req)
-	c.send(c.publishAnswer(f, start, res, err))
+	c.send(c.publishAnswer(f, start, req.Seen, res, err))
 }
 
 // checkPublish checks a publish frame and returns what to ask the broker,
@@ -369,14 +369,18 @@ func (c *conn) checkPublish(f *protocol.ClientFrame) (broker.PublishRequest, []b
 	}, nil
 }
 
-// publishAnswer is the frame that answers publish f, read at start, given
-// what the broker did with it: its ack, or the error frame.
-func (c *conn) publishAnswer(f *protocol.ClientFrame, start time.Time, res broker.Result, err error) []byte {
-	if err == nil || errors.Is(err, broker.ErrNotReplicated) {
+// publishAnswer is the frame that answers publish f, read at start and
+// sent with seen (its PublishRequest.Seen), given what the broker did with
+// it: its ack, or the error frame.
+func (c *conn) publishAnswer(f *protocol.ClientFrame, start time.Time, seen broker.SeqSeen, res broker.Result, err error) []byte {
+	if (err == nil || errors.Is(err, broker.ErrNotReplicated)) && (res.Origin == "" || res.Origin == c.srv.cfg.Region) {
 		// Stored and delivered (a refused publish too): its oseq was
 		// handed out, whatever becomes of the ack.
-		if res.Origin == "" || res.Origin == c.srv.cfg.Region {
-			c.srv.hub.own.saw(f.Room, res.Epoch, res.Oseq)
+		c.srv.hub.own.saw(f.Room, res.Epoch, res.Oseq)
+		if res.Status == "ok" && seen.Epoch != "" && res.Epoch != seen.Epoch && res.Oseq == 1 {
+			c.srv.m.sequenceRestarts.Inc()
+			c.log.Warn("the room's sequence was behind what this node knew was handed out, or gone: events that were seen are lost; it starts again under a new epoch, and subscribers are told",
+				"room", f.Room, "seen_epoch", seen.Epoch, "seen_oseq", seen.Oseq, "epoch", res.Epoch)
 		}
 	}
 	if err != nil {

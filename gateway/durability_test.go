@@ -175,6 +175,9 @@ func TestDurabilityAsyncLosesAckedPublishes(t *testing.T) {
 		}
 	}
 	expectNewEpochAnnounced(t, run, newEpoch, run.acked[20:])
+	if got := counter(t, run.gw, "geolab_gateway_sequence_restarts_total"); got != 1 {
+		t.Fatalf("geolab_gateway_sequence_restarts_total = %v, want 1", got)
+	}
 	t.Logf("async: %d acked publishes lost (%v); the next ones under a new epoch %s from oseq 1, announced", len(lost), ackIDs(lost), newEpoch)
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	redisDataLost       prometheus.Counter
 	publishSeconds      prometheus.Histogram
 	notReplicated       prometheus.Counter
+	sequenceRestarts    prometheus.Counter
 	publishBatches      prometheus.Counter
 	slowConsumers       prometheus.Counter
 	resumes             *prometheus.CounterVec
@@ -48,14 +49,15 @@ func newMetrics(reg prometheus.Registerer, region, node string) *metrics {
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "geolab", Subsystem: "gateway",
 			Name: "publish_seconds", Help: "Time from a publish frame to Redis confirming it.", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		notReplicated:  prometheus.NewCounter(prometheus.CounterOpts(f("publish_not_replicated_total", "Publishes refused (unavailable) under --durability replicated: no replica confirmed them in time."))),
-		publishBatches: prometheus.NewCounter(prometheus.CounterOpts(f("publish_batches_total", "Batches of a connection's publishes sent to Redis together (--publish-window): publishes per batch is frames_in_total{type=\"publish\"} over this."))),
-		slowConsumers:  prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
-		resumes:        prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
-		errors:         prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
+		notReplicated:    prometheus.NewCounter(prometheus.CounterOpts(f("publish_not_replicated_total", "Publishes refused (unavailable) under --durability replicated: no replica confirmed them in time."))),
+		sequenceRestarts: prometheus.NewCounter(prometheus.CounterOpts(f("sequence_restarts_total", "Publishes that found their room's sequence behind what this node knew was handed out, or gone, and started it again under a new epoch: a failover or a Redis lost events that were seen."))),
+		publishBatches:   prometheus.NewCounter(prometheus.CounterOpts(f("publish_batches_total", "Batches of a connection's publishes sent to Redis together (--publish-window): publishes per batch is frames_in_total{type=\"publish\"} over this."))),
+		slowConsumers:    prometheus.NewCounter(prometheus.CounterOpts(f("slow_consumer_disconnects_total", "Clients cut because their send queue filled (close 4001)."))),
+		resumes:          prometheus.NewCounterVec(prometheus.CounterOpts(f("resumes_total", "Subscribes with since, by recovered.")), []string{"recovered"}),
+		errors:           prometheus.NewCounterVec(prometheus.CounterOpts(f("errors_total", "Error frames and refused connections, by code.")), []string{"code"}),
 	}
 	reg.MustRegister(m.connections, m.rooms, m.redisSubscriptions, m.redisUp, m.framesIn, m.framesOut, m.writes,
 		m.redisDeliveries, m.deliveriesDiscarded, m.duplicatesDropped, m.gapFilled, m.redisReconnects, m.redisDataLost,
-		m.publishSeconds, m.notReplicated, m.publishBatches, m.slowConsumers, m.resumes, m.errors)
+		m.publishSeconds, m.notReplicated, m.sequenceRestarts, m.publishBatches, m.slowConsumers, m.resumes, m.errors)
 	return m
 }

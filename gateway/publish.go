@@ -137,7 +137,7 @@ func (c *conn) publishLoop() {
 				c.send(j.refusal)
 				continue
 			}
-			c.send(c.publishAnswer(j.frame, j.read, results[k], errs[k]))
+			c.send(c.publishAnswer(j.frame, j.read, j.req.Seen, results[k], errs[k]))
 			k++
 		}
 		for i := range batch {
