@@ -66,6 +66,7 @@ type Resolver struct {
 	mu     sync.Mutex
 	health map[string]*gwHealth // region/node
 	srv    *http.Server
+	views  []*http.Server // ServeView's
 	addr   string
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -106,6 +107,29 @@ func (r *Resolver) Start(addr string) error {
 	return nil
 }
 
+// ServeView serves /resolve and /health on addr as well, answering every
+// endpoint as endpoint maps it, and returns the view's base URL: one
+// resolver, one health, for clients that reach the gateways' links at other
+// addresses than the lab does (workload agents in swarm tasks dial them on
+// an overlay network, docs/swarm.md). Close stops it with the resolver.
+func (r *Resolver) ServeView(addr string, endpoint func(string) string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("resolver: listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/resolve", func(w http.ResponseWriter, req *http.Request) {
+		r.serveResolveAs(w, req, endpoint)
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Health()) })
+	srv := httpserve.New(mux)
+	r.mu.Lock()
+	r.views = append(r.views, srv)
+	r.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
 // URL is the resolver's base URL.
 func (r *Resolver) URL() string { return "http://" + r.addr }
 
@@ -116,6 +140,13 @@ func (r *Resolver) Close() error {
 	}
 	r.cancel()
 	<-r.done
+	r.mu.Lock()
+	views := r.views
+	r.views = nil
+	r.mu.Unlock()
+	for _, v := range views {
+		_ = v.Close()
+	}
 	return r.srv.Close()
 }
 
@@ -212,6 +243,12 @@ func (r *Resolver) Resolve(home string) (Answer, error) {
 }
 
 func (r *Resolver) serveResolve(w http.ResponseWriter, req *http.Request) {
+	r.serveResolveAs(w, req, nil)
+}
+
+// serveResolveAs answers /resolve with every endpoint mapped by endpoint
+// (nil: as they are).
+func (r *Resolver) serveResolveAs(w http.ResponseWriter, req *http.Request, endpoint func(string) string) {
 	home := req.URL.Query().Get("home")
 	if home == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "missing ?home=REGION"})
@@ -221,6 +258,11 @@ func (r *Resolver) serveResolve(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
+	}
+	if endpoint != nil {
+		for i, e := range a.Endpoints {
+			a.Endpoints[i] = endpoint(e)
+		}
 	}
 	writeJSON(w, http.StatusOK, a)
 }
