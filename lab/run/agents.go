@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/geolab/geolab/lab/agent"
 	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/history"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/workload"
 )
@@ -30,7 +33,9 @@ const agentStartLead = 500 * time.Millisecond
 type agents struct {
 	ctrl  *agent.Controller
 	procs []*agentProc
+	svc   provider.AgentService // the agents as the provider's tasks (--agents-on swarm)
 	dir   string
+	log   *slog.Logger
 }
 
 // agentProc is one local agent process, stopped by its pid.
@@ -43,11 +48,36 @@ type agentProc struct {
 }
 
 // startAgents serves the run's agents and, unless they run elsewhere,
-// starts opts.Agents local agent processes of the geolab binary.
-func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *lab.Lab, meta history.Meta, seed int64, digest string) (*agents, error) {
-	a := &agents{dir: filepath.Join(opts.OutDir, "agents")}
+// starts opts.Agents local agent processes of the geolab binary, or with
+// --agents-on swarm the provider's agents' service.
+func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan *workload.Plan, l *lab.Lab, meta history.Meta, seed int64, digest string) (*agents, error) {
+	a := &agents{dir: filepath.Join(opts.OutDir, "agents"), log: opts.Logger}
+	listen, resolverURL := opts.AgentListen, l.ResolverURL()
+	at, tasks := l.AgentTasks()
+	if tasks {
+		// The controller and the agents' view of the resolver listen on an
+		// address of this host the tasks reach (docker_gwbridge's), never
+		// on every interface.
+		if listen == "" {
+			h, err := at.AgentHost(ctx)
+			if err != nil {
+				return nil, err
+			}
+			listen = net.JoinHostPort(h, "0")
+		}
+		host, _, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("agents: listen %q: %w", listen, err)
+		}
+		if resolverURL, err = l.ServeAgentsResolver(net.JoinHostPort(host, "0")); err != nil {
+			return nil, err
+		}
+	}
+	if listen == "" {
+		listen = DefaultAgentListen
+	}
 	as := agent.Assignment{Run: meta.Run, Seed: seed, Digest: digest, Spec: sc.Workload, Plan: plan,
-		Tokens: map[string]string{}, Resolver: l.ResolverURL(), Meta: meta}
+		Tokens: map[string]string{}, Resolver: resolverURL, Meta: meta}
 	for _, c := range plan.Clients {
 		tok, err := l.Token(c.Name, []string{"*"}, []string{"*"}, 24*time.Hour)
 		if err != nil {
@@ -55,7 +85,7 @@ func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *la
 		}
 		as.Tokens[c.Name] = tok
 	}
-	ctrl, err := agent.Listen(agent.Config{Listen: opts.AgentListen, Agents: opts.Agents, Version: opts.Version,
+	ctrl, err := agent.Listen(agent.Config{Listen: listen, Agents: opts.Agents, Version: opts.Version,
 		Assign: as, Dir: a.dir, Logger: opts.Logger})
 	if err != nil {
 		return nil, err
@@ -65,6 +95,20 @@ func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *la
 		fmt.Fprintf(opts.Progress, "agent controller on %s (agent protocol v%d), waiting for %d agents\n", ctrl.Addr(), agent.Protocol, opts.Agents)
 	}
 	if opts.AgentsElsewhere {
+		return a, nil
+	}
+	if tasks {
+		svc, err := at.StartAgents(ctx, provider.AgentsSpec{Agents: opts.Agents, Controller: ctrl.Addr(), Lost: func(err error) {
+			ctrl.Fail(fmt.Errorf("%w: the history of its clients is lost, so the run is not judged", err))
+		}})
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.svc = svc
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "agents: swarm service %s, %d tasks (resolver for them %s; logs %s/swarm-N.log at the end)\n", svc.Name(), opts.Agents, resolverURL, a.dir)
+		}
 		return a, nil
 	}
 	bin := opts.Lab.Bin
@@ -121,6 +165,7 @@ func (a *agents) close() {
 	if a.ctrl != nil {
 		a.ctrl.Close()
 	}
+	a.removeService(5 * time.Second) // its bye came: let each task exit on its own first
 	var wg sync.WaitGroup
 	for _, p := range a.procs {
 		wg.Add(1)
@@ -149,6 +194,7 @@ func (a *agents) kill() {
 	if a.ctrl != nil {
 		a.ctrl.Close()
 	}
+	a.removeService(0)
 	for _, p := range a.procs {
 		select {
 		case <-p.done:
@@ -159,14 +205,34 @@ func (a *agents) kill() {
 	}
 }
 
+// removeService removes the agents' service, once, keeping each task's log
+// in the run's agents directory; a failure to is logged (the lab's Close
+// removes it again).
+func (a *agents) removeService(grace time.Duration) {
+	if a.svc == nil {
+		return
+	}
+	svc := a.svc
+	a.svc = nil
+	if err := svc.Close(a.dir, grace); err != nil {
+		a.log.Warn("remove the agents' service", "service", svc.Name(), "err", err)
+	}
+}
+
 // join waits until every agent is ready, printing each.
 func (a *agents) join(ctx context.Context, opts Options) error {
-	return a.ctrl.Join(ctx, 2*time.Minute, func(name, who string, clients int, c history.AgentClock) {
+	err := a.ctrl.Join(ctx, 2*time.Minute, func(name, who string, clients int, c history.AgentClock) {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "agent %s ready: %d clients, clock offset %s ± %s (rtt %s)\n",
 				who, clients, time.Duration(c.Offset), time.Duration(c.Bound), time.Duration(c.RTT))
 		}
 	})
+	if a.svc != nil && opts.Progress != nil {
+		for _, line := range a.svc.Describe(ctx) {
+			fmt.Fprintf(opts.Progress, "agents: %s\n", line)
+		}
+	}
+	return err
 }
 
 // merge writes the run's one history into path from the controller's own
