@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -486,27 +487,26 @@ func (l *Lab) AgentTasks() (provider.AgentTasks, bool) {
 	return at, ok && l.opts.AgentTasks
 }
 
-// ServeAgentsResolver serves the resolver on addr as well for workload
-// agents run as the provider's tasks: the same health and answers, every
-// endpoint the client link's address on the agents' network
-// (provider.AgentTasks.AgentDial). It returns the URL the agents ask;
-// Close stops it.
-func (l *Lab) ServeAgentsResolver(addr string) (string, error) {
+// AgentsResolver is the resolver as workload agents run as the provider's
+// tasks ask it: the same health and answers, every endpoint the client
+// link's address on the agents' network (provider.AgentTasks.AgentDial).
+// The run's agent controller serves it (agent.Config.Resolver).
+func (l *Lab) AgentsResolver() (http.Handler, error) {
 	at, ok := l.AgentTasks()
 	if !ok {
-		return "", errors.New("lab: started without Options.AgentTasks: no agents' network to serve")
+		return nil, errors.New("lab: started without Options.AgentTasks: no agents' network to serve")
 	}
 	if l.res == nil {
-		return "", errors.New("lab: no resolver (RedisOnly)")
+		return nil, errors.New("lab: no resolver (RedisOnly)")
 	}
-	return l.res.ServeView(addr, func(ep string) string {
+	return l.res.View(func(ep string) string {
 		u, err := url.Parse(ep)
 		if err != nil {
 			return ep
 		}
 		u.Host = at.AgentDial(u.Host)
 		return u.String()
-	})
+	}), nil
 }
 
 func providerOrDefault(name string) string {

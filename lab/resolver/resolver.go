@@ -66,7 +66,6 @@ type Resolver struct {
 	mu     sync.Mutex
 	health map[string]*gwHealth // region/node
 	srv    *http.Server
-	views  []*http.Server // ServeView's
 	addr   string
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -107,27 +106,18 @@ func (r *Resolver) Start(addr string) error {
 	return nil
 }
 
-// ServeView serves /resolve and /health on addr as well, answering every
-// endpoint as endpoint maps it, and returns the view's base URL: one
-// resolver, one health, for clients that reach the gateways' links at other
-// addresses than the lab does (workload agents in swarm tasks dial them on
-// an overlay network, docs/swarm.md). Close stops it with the resolver.
-func (r *Resolver) ServeView(addr string, endpoint func(string) string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("resolver: listen %s: %w", addr, err)
-	}
+// View is a handler of /resolve and /health that answers as the resolver
+// does, with every endpoint mapped by endpoint: one resolver, one health,
+// for clients that reach the gateways' links at other addresses than the
+// lab does (workload agents in swarm tasks dial them on an overlay network,
+// docs/swarm.md). Whoever serves it stops it.
+func (r *Resolver) View(endpoint func(string) string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/resolve", func(w http.ResponseWriter, req *http.Request) {
 		r.serveResolveAs(w, req, endpoint)
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Health()) })
-	srv := httpserve.New(mux)
-	r.mu.Lock()
-	r.views = append(r.views, srv)
-	r.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), nil
+	return mux
 }
 
 // URL is the resolver's base URL.
@@ -140,13 +130,6 @@ func (r *Resolver) Close() error {
 	}
 	r.cancel()
 	<-r.done
-	r.mu.Lock()
-	views := r.views
-	r.views = nil
-	r.mu.Unlock()
-	for _, v := range views {
-		_ = v.Close()
-	}
 	return r.srv.Close()
 }
 

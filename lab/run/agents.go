@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,12 +53,13 @@ type agentProc struct {
 // --agents-on swarm the provider's agents' service.
 func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan *workload.Plan, l *lab.Lab, meta history.Meta, seed int64, digest string) (*agents, error) {
 	a := &agents{dir: filepath.Join(opts.OutDir, "agents"), log: opts.Logger}
-	listen, resolverURL := opts.AgentListen, l.ResolverURL()
+	listen := opts.AgentListen
+	var agentsResolver http.Handler
 	at, tasks := l.AgentTasks()
 	if tasks {
-		// The controller and the agents' view of the resolver listen on an
-		// address of this host the tasks reach (docker_gwbridge's), never
-		// on every interface.
+		// The controller, which serves the agents' view of the resolver
+		// too, listens on an address of this host the tasks reach
+		// (docker_gwbridge's), never on every interface.
 		if listen == "" {
 			h, err := at.AgentHost(ctx)
 			if err != nil {
@@ -65,11 +67,8 @@ func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan 
 			}
 			listen = net.JoinHostPort(h, "0")
 		}
-		host, _, err := net.SplitHostPort(listen)
-		if err != nil {
-			return nil, fmt.Errorf("agents: listen %q: %w", listen, err)
-		}
-		if resolverURL, err = l.ServeAgentsResolver(net.JoinHostPort(host, "0")); err != nil {
+		var err error
+		if agentsResolver, err = l.AgentsResolver(); err != nil {
 			return nil, err
 		}
 	}
@@ -77,7 +76,7 @@ func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan 
 		listen = DefaultAgentListen
 	}
 	as := agent.Assignment{Run: meta.Run, Seed: seed, Digest: digest, Spec: sc.Workload, Plan: plan,
-		Tokens: map[string]string{}, Resolver: resolverURL, Meta: meta}
+		Tokens: map[string]string{}, Resolver: l.ResolverURL(), Meta: meta}
 	for _, c := range plan.Clients {
 		tok, err := l.Token(c.Name, []string{"*"}, []string{"*"}, 24*time.Hour)
 		if err != nil {
@@ -86,7 +85,7 @@ func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan 
 		as.Tokens[c.Name] = tok
 	}
 	ctrl, err := agent.Listen(agent.Config{Listen: listen, Agents: opts.Agents, Version: opts.Version,
-		Assign: as, Dir: a.dir, Logger: opts.Logger})
+		Assign: as, Dir: a.dir, Logger: opts.Logger, Resolver: agentsResolver})
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +106,7 @@ func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan 
 		}
 		a.svc = svc
 		if opts.Progress != nil {
-			fmt.Fprintf(opts.Progress, "agents: swarm service %s, %d tasks (resolver for them %s; logs %s/swarm-N.log at the end)\n", svc.Name(), opts.Agents, resolverURL, a.dir)
+			fmt.Fprintf(opts.Progress, "agents: swarm service %s, %d tasks, which ask the resolver at http://%s too (logs %s/swarm-K.log at the end)\n", svc.Name(), opts.Agents, ctrl.Addr(), a.dir)
 		}
 		return a, nil
 	}
