@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,6 +120,20 @@ func (opts *Options) agentsOn() error {
 			p = provider.ProcessName
 		}
 		return fmt.Errorf("--agents-on swarm needs a swarm lab (--provider swarm), not --provider %s", p)
+	}
+	if opts.AgentListen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(opts.AgentListen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want HOST:PORT: %v", opts.AgentListen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err == nil && ip.IsLoopback():
+		return fmt.Errorf("--listen %s: the agents' tasks cannot reach this machine's loopback: leave --listen out (this node's docker_gwbridge address) or give an address of this machine they reach (docs/swarm.md)", opts.AgentListen)
+	case err == nil && ip.IsUnspecified():
+		return fmt.Errorf("--listen %s: not every interface: give the one address of this machine the agents' tasks reach, or leave --listen out (this node's docker_gwbridge address; docs/swarm.md)", opts.AgentListen)
 	}
 	return nil
 }
