@@ -77,8 +77,8 @@ type Options struct {
 	Logger *slog.Logger
 	// AgentTasks readies the lab for workload agents run as tasks of its
 	// provider (swarm only: an agents' network on which they reach the
-	// client links, docs/swarm.md "Workload agents"); AgentTasks and
-	// ServeAgentsResolver then serve them.
+	// client links, docs/swarm.md "Workload agents"); Lab.AgentTasks and
+	// Lab.AgentsResolver then serve them.
 	AgentTasks bool
 }
 
