@@ -1,8 +1,10 @@
 package provider_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -51,8 +53,10 @@ func swarmAgentsScenario(t *testing.T) *scenario.Scenario {
 // same; the merged history and the report hold the three agents' clock
 // offsets and bounds; every agent client dialled a client link at
 // Toxiproxy's address on the agents' network (never the lab's own address
-// of the link, which a task cannot reach, nor a gateway); each task's log
-// is kept; and the service and its network are gone afterwards.
+// of the link, which a task cannot reach, nor a gateway), and from inside an
+// agent's task a gateway and a Redis answer only through a client link;
+// each task's log is kept; and the service and its network are gone
+// afterwards.
 func TestSwarmAgentsGiveTheSameDigestAndVerdict(t *testing.T) {
 	harness.RequireProvider(t, provider.SwarmName)
 	sc := swarmAgentsScenario(t)
@@ -68,13 +72,16 @@ func TestSwarmAgentsGiveTheSameDigestAndVerdict(t *testing.T) {
 		r := &result{dir: filepath.Join(t.TempDir(), "out"), dialFrom: map[string]bool{}, hostSide: map[string]bool{}}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		out, err := run.Scenario(ctx, sc, run.Options{OutDir: r.dir, Lab: lab.Options{Provider: provider.SwarmName}, Agents: n, Version: "dev",
-			Inspect: func(_ context.Context, l *lab.Lab) error {
+			Inspect: func(ctx context.Context, l *lab.Lab) error {
 				at, ok := l.AgentTasks()
 				for _, ln := range l.Net().Select(func(ln link.Link) bool { return ln.Kind == link.Client }) {
 					r.hostSide[ln.Listen] = true
 					if ok {
 						r.dialFrom[at.AgentDial(ln.Listen)] = true
 					}
+				}
+				if ok {
+					requireAgentsOnlyThroughToxiproxy(t, ctx, l)
 				}
 				return nil
 			}})
@@ -172,6 +179,79 @@ func TestSwarmAgentsGiveTheSameDigestAndVerdict(t *testing.T) {
 		}
 	}
 	requireNoAgentsLeft(t)
+}
+
+// requireAgentsOnlyThroughToxiproxy checks from inside the network
+// namespace of a running agent task (as root) that us-east's gw-1 answers
+// /readyz through its client link at the agents' address, and that neither
+// it nor us-east's Redis answers by any other way a task could try: the
+// part's address on its region network, its task's address on
+// docker_gwbridge, its published port through the node's address on
+// docker_gwbridge.
+func requireAgentsOnlyThroughToxiproxy(t *testing.T, ctx context.Context, l *lab.Lab) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("not root: the ways out of an agent's task are not tried (entering its network namespace needs root)")
+		return
+	}
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", "io.geolab.part=agents")})
+	if err != nil || len(cs.Items) == 0 {
+		t.Fatalf("no running agent task's container: %v", err)
+	}
+	in, err := cli.ContainerInspect(ctx, cs.Items[0].ID, client.ContainerInspectOptions{})
+	if err != nil || in.Container.State == nil || in.Container.State.Pid == 0 {
+		t.Fatalf("agent container %.12s: %v", cs.Items[0].ID, err)
+	}
+	pid := in.Container.State.Pid
+	at, _ := l.AgentTasks()
+	viaLink := at.AgentDial(harness.Link(t, l, link.Client, "us-east", "us-east", "gw-1").Listen)
+	if err := readyzFrom(pid, viaLink); err != nil {
+		t.Fatalf("an agent's task cannot reach us-east/gw-1 through its client link at %s: %v", viaLink, err)
+	}
+	gw := serviceOf(t, ctx, cli, "gateway us-east/gw-1", l.Region("us-east").Gateway(1).Listen)
+	red := serviceOf(t, ctx, cli, "redis us-east", l.Region("us-east").Redis().Addr())
+	node := gwbridgeGateway(t, ctx, cli)
+	for _, w := range []struct {
+		way, addr string
+		try       func(int, string) error
+	}{
+		{"the gateway's address on us-east's network", gw.overlay, readyzFrom},
+		{"the gateway task's address on docker_gwbridge", net.JoinHostPort(gw.gwbridge, gw.port), readyzFrom},
+		{"the gateway's published port through the node's address on docker_gwbridge", net.JoinHostPort(node, gw.port), readyzFrom},
+		{"Redis's address on us-east's network", red.overlay, pingFrom},
+		{"Redis's task's address on docker_gwbridge", net.JoinHostPort(red.gwbridge, red.port), pingFrom},
+		{"Redis's published port through the node's address on docker_gwbridge", net.JoinHostPort(node, red.port), pingFrom},
+	} {
+		if w.addr == "" || strings.HasPrefix(w.addr, ":") {
+			t.Errorf("%s: no address to try", w.way)
+			continue
+		}
+		err := w.try(pid, w.addr)
+		t.Logf("agent task → %s (%s): %v", w.way, w.addr, err)
+		if err == nil {
+			t.Errorf("an agent's task reached %s (%s): around Toxiproxy", w.way, w.addr)
+		}
+	}
+}
+
+// readyzFrom asks the gateway at addr for /readyz from inside the network
+// namespace of process pid: nil only when it answers 200.
+func readyzFrom(pid int, addr string) error {
+	return fromNetns(pid, addr, func(c net.Conn) error {
+		if _, err := c.Write([]byte("GET /readyz HTTP/1.0\r\nHost: gw\r\n\r\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && !strings.HasPrefix(line, "HTTP/1.0 200") && !strings.HasPrefix(line, "HTTP/1.1 200") {
+			err = fmt.Errorf("/readyz: %q", strings.TrimSpace(line))
+		}
+		return err
+	})
 }
 
 // requireNoAgentsLeft fails t when an agents' service, its containers or
