@@ -205,7 +205,9 @@ func (a *swarmAgents) tasks(ctx context.Context) ([]swarm.Task, error) {
 	return res.Items, nil
 }
 
-// Describe lists each task: its name, node, state and container.
+// Describe lists each task: its name, node, state and container, and for
+// a task that does not run the engine's word on why (a pending task's
+// "no suitable node").
 func (a *swarmAgents) Describe(ctx context.Context) []string {
 	ts, err := a.tasks(ctx)
 	if err != nil {
@@ -217,7 +219,13 @@ func (a *swarmAgents) Describe(ctx context.Context) []string {
 		if t.Status.ContainerStatus != nil {
 			cid = t.Status.ContainerStatus.ContainerID
 		}
-		out = append(out, fmt.Sprintf("task swarm-%d (%s.%d) on node %s: %s, container %.12s", t.Slot, a.name, t.Slot, a.host(t.NodeID), t.Status.State, cid))
+		line := fmt.Sprintf("task swarm-%d (%s.%d) on node %s: %s, container %.12s", t.Slot, a.name, t.Slot, a.host(t.NodeID), t.Status.State, cid)
+		if t.Status.State != swarm.TaskStateRunning {
+			if why := strings.TrimSpace(t.Status.Message + " " + t.Status.Err); why != "" {
+				line += " (" + why + ")"
+			}
+		}
+		out = append(out, line)
 	}
 	return out
 }

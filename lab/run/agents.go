@@ -226,12 +226,19 @@ func (a *agents) join(ctx context.Context, opts Options) error {
 				who, clients, time.Duration(c.Offset), time.Duration(c.Bound), time.Duration(c.RTT))
 		}
 	})
-	if a.svc != nil && opts.Progress != nil {
-		for _, line := range a.svc.Describe(ctx) {
+	if a.svc == nil {
+		return err
+	}
+	tasks := a.svc.Describe(ctx)
+	if opts.Progress != nil {
+		for _, line := range tasks {
 			fmt.Fprintf(opts.Progress, "agents: %s\n", line)
 		}
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("%w; the agents' service %s: %s", err, a.svc.Name(), strings.Join(tasks, "; "))
+	}
+	return nil
 }
 
 // merge writes the run's one history into path from the controller's own
