@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -73,6 +75,11 @@ type Options struct {
 	RedisOnly bool
 	// Logger receives the lab's own logs (default: discarded).
 	Logger *slog.Logger
+	// AgentTasks readies the lab for workload agents run as tasks of its
+	// provider (swarm only: an agents' network on which they reach the
+	// client links, docs/swarm.md "Workload agents"); Lab.AgentTasks and
+	// Lab.AgentsResolver then serve them.
+	AgentTasks bool
 }
 
 // Lab is one running topology.
@@ -130,6 +137,9 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 			}
 		}
 	}
+	if opts.AgentTasks && opts.Provider != provider.SwarmName {
+		return nil, fmt.Errorf("lab: workload agents as tasks need the swarm provider, not %q (run them as local processes)", providerOrDefault(opts.Provider))
+	}
 	if err := opts.defaults(topo); err != nil {
 		return nil, err
 	}
@@ -145,7 +155,7 @@ func Start(ctx context.Context, topo *topology.Topology, opts Options) (l *Lab, 
 		l.prov, err = provider.NewDocker(ctx, provider.DockerOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger})
 	case provider.SwarmName:
 		l.prov, err = provider.NewSwarm(ctx, provider.SwarmOptions{Dir: opts.WorkDir, Env: env, Logger: opts.Logger,
-			Regions: topo.RegionNames()})
+			Regions: topo.RegionNames(), Agents: opts.AgentTasks})
 	default:
 		err = fmt.Errorf("lab: unknown provider %q (want process, docker or swarm)", opts.Provider)
 	}
@@ -308,7 +318,7 @@ func (l *Lab) startGateways(ctx context.Context, r topology.Region) error {
 		}
 		for _, home := range l.topo.RegionNames() {
 			if _, err := l.net.Create(link.Link{Name: link.Name(link.Client, home, r.Name, node), Kind: link.Client,
-				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Upstream: l.inside(listen), Base: l.topo.Link(home, r.Name)}); err != nil {
+				From: home, To: r.Name, Node: node, Listen: l.prov.ProxyListen(""), Bind: l.clientBind(), Upstream: l.inside(listen), Base: l.topo.Link(home, r.Name)}); err != nil {
 				return err
 			}
 		}
@@ -459,6 +469,51 @@ func (l *Lab) inside(addr string) string {
 		return hr.Inside(addr)
 	}
 	return addr
+}
+
+// clientBind is where client links bind when agents in the provider's
+// tasks dial them too (provider.AgentTasks), else "".
+func (l *Lab) clientBind() string {
+	if at, ok := l.AgentTasks(); ok {
+		return at.ClientBind()
+	}
+	return ""
+}
+
+// AgentTasks is the provider's way to run workload agents as its tasks,
+// when the lab was started with Options.AgentTasks.
+func (l *Lab) AgentTasks() (provider.AgentTasks, bool) {
+	at, ok := l.prov.(provider.AgentTasks)
+	return at, ok && l.opts.AgentTasks
+}
+
+// AgentsResolver is the resolver as workload agents run as the provider's
+// tasks ask it: the same health and answers, every endpoint the client
+// link's address on the agents' network (provider.AgentTasks.AgentDial).
+// The run's agent controller serves it (agent.Config.Resolver).
+func (l *Lab) AgentsResolver() (http.Handler, error) {
+	at, ok := l.AgentTasks()
+	if !ok {
+		return nil, errors.New("lab: started without Options.AgentTasks: no agents' network to serve")
+	}
+	if l.res == nil {
+		return nil, errors.New("lab: no resolver (RedisOnly)")
+	}
+	return l.res.View(func(ep string) string {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return ep
+		}
+		u.Host = at.AgentDial(u.Host)
+		return u.String()
+	}), nil
+}
+
+func providerOrDefault(name string) string {
+	if name == "" {
+		return provider.ProcessName
+	}
+	return name
 }
 
 // retryPortRace runs start up to three times while it fails because the

@@ -109,9 +109,14 @@ func TestRunRefusesBadAgentFlags(t *testing.T) {
 	}
 	for want, args := range map[string][]string{
 		"--agents -1: want 0": {"--agents", "-1"},
-		"--agents 5: more agents than the scenario's 4 clients": {"--agents", "5"},
-		`--listen "nope": want HOST:PORT`:                       {"--agents", "2", "--listen", "nope"},
-		"--listen and --agents-elsewhere need --agents N":       {"--agents-elsewhere"},
+		"--agents 5: more agents than the scenario's 4 clients":                              {"--agents", "5"},
+		`--listen "nope": want HOST:PORT`:                                                    {"--agents", "2", "--listen", "nope"},
+		"--listen and --agents-elsewhere need --agents N":                                    {"--agents-elsewhere"},
+		`--agents-on "elsewhere": want local or swarm`:                                       {"--agents", "2", "--agents-on", "elsewhere"},
+		"--agents-on needs --agents N":                                                       {"--agents-on", "swarm"},
+		"--agents-on swarm needs a swarm lab (--provider swarm), not --provider process":     {"--agents", "2", "--agents-on", "swarm"},
+		"--agents-on swarm starts the agents itself: it does not go with --agents-elsewhere": {"--agents", "2", "--provider", "swarm", "--agents-on", "swarm", "--agents-elsewhere"},
+		`--provider "k8s": want process, docker or swarm`:                                    {"--provider", "k8s"},
 	} {
 		root := newRoot()
 		root.SetArgs(append([]string{"run", sc, "--quiet", "--out", filepath.Join(dir, "out")}, args...))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/run"
 	"github.com/geolab/geolab/lab/scenario"
@@ -32,13 +34,18 @@ is named), 2 when the run could not be carried out. The same --seed gives the
 same clients, rooms, publish schedule and fault timeline (the plan digest shows
 it).
 
+--provider says where the lab's parts run, as for 'geolab up': process (the
+default), docker or swarm (docs/docker.md, docs/swarm.md).
+
 With --agents N the clients run in N workload agents (docs/agents.md):
 geolab run starts N local 'geolab agent' processes (stopped by pid at the
-end), or with --agents-elsewhere waits for N agents started by hand with
-'geolab agent --controller ADDR'. It serves them on --listen, hands each its
-share of the one seeded plan (the digest does not change with N), merges
-their histories onto its clock and reports each agent's clock offset and
-bound. An agent lost before its history is in fails the run (exit 2).`,
+end), or on a swarm lab a swarm service of N tasks (--agents-on swarm, the
+default with --provider swarm; removed at the end), or with
+--agents-elsewhere waits for N agents started by hand with 'geolab agent
+--controller ADDR'. It serves them on --listen, hands each its share of the
+one seeded plan (the digest does not change with N), merges their histories
+onto its clock and reports each agent's clock offset and bound. An agent
+lost before its history is in fails the run (exit 2).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger()
@@ -59,8 +66,21 @@ bound. An agent lost before its history is in fails the run (exit 2).`,
 			if opts.Agents == 0 && (cmd.Flags().Changed("listen") || opts.AgentsElsewhere) {
 				return fmt.Errorf("--listen and --agents-elsewhere need --agents N (N > 0)")
 			}
-			if _, _, err := net.SplitHostPort(opts.AgentListen); err != nil {
-				return fmt.Errorf("--listen %q: want HOST:PORT (port 0: any free one): %v", opts.AgentListen, err)
+			if opts.AgentListen != "" {
+				if _, _, err := net.SplitHostPort(opts.AgentListen); err != nil {
+					return fmt.Errorf("--listen %q: want HOST:PORT (port 0: any free one): %v", opts.AgentListen, err)
+				}
+			}
+			switch opts.Lab.Provider {
+			case provider.ProcessName, provider.DockerName, provider.SwarmName:
+			default:
+				return fmt.Errorf("--provider %q: want process, docker or swarm", opts.Lab.Provider)
+			}
+			if cmd.Flags().Changed("agents-on") && opts.AgentsOn != run.AgentsLocal && opts.AgentsOn != run.AgentsSwarm {
+				return fmt.Errorf("--agents-on %q: want local or swarm", opts.AgentsOn)
+			}
+			if opts.AgentsOn != "" && opts.Agents == 0 {
+				return fmt.Errorf("--agents-on needs --agents N (N > 0)")
 			}
 			if opts.Agents > sc.Workload.Clients {
 				return fmt.Errorf("--agents %d: more agents than the scenario's %d clients", opts.Agents, sc.Workload.Clients)
@@ -71,6 +91,9 @@ bound. An agent lost before its history is in fails the run (exit 2).`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out, err := run.Scenario(ctx, sc, opts)
+			if errors.Is(err, provider.ErrNoEngine) {
+				return &exitError{code: 2, err: fmt.Errorf("%w (--provider %s)", err, provider.ProcessName)}
+			}
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -105,8 +128,10 @@ bound. An agent lost before its history is in fails the run (exit 2).`,
 	f.StringVar(&opts.Lab.WorkDir, "workdir", "", "directory for the lab's logs and Redis data (default: temporary, removed)")
 	f.StringArrayVar(&opts.Lab.GatewayArgs, "gateway-arg", nil, "extra flag for every gateway, added to the scenario's (repeatable)")
 	f.BoolVar(&quiet, "quiet", false, "no live progress lines")
+	f.StringVar(&opts.Lab.Provider, "provider", provider.ProcessName, "where the lab's parts run: process, docker or swarm (as geolab up --provider)")
 	f.IntVar(&opts.Agents, "agents", 0, "run the clients in N workload agents (0: in this process)")
-	f.StringVar(&opts.AgentListen, "listen", "127.0.0.1:0", "address the agents' controller listens on (with --agents; another machine's agents need one they can reach)")
+	f.StringVar(&opts.AgentsOn, "agents-on", "", "where the run starts its agents: local (processes of this machine) or swarm (a service of the swarm lab, one task an agent; needs --provider swarm) (default: swarm with --provider swarm, else local)")
+	f.StringVar(&opts.AgentListen, "listen", "", "address the agents' controller listens on, with --agents (default 127.0.0.1:0; with --agents-on swarm the address of this node's docker_gwbridge, port 0); another machine's agents need one they can reach")
 	f.BoolVar(&opts.AgentsElsewhere, "agents-elsewhere", false, "wait for --agents agents started by hand (geolab agent --controller) instead of starting them here")
 	return cmd
 }

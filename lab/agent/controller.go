@@ -42,6 +42,12 @@ type Config struct {
 	Assign Assignment
 	// Dir receives each agent's shipped history (agent-K.history.jsonl).
 	Dir string
+	// Resolver, when set, is served at /resolve and /health beside the
+	// agents' protocol, and the assignment's Resolver is this controller's
+	// URL: the agents ask the lab's resolver where they reach the
+	// controller (swarm agents: lab.Lab.AgentsResolver), one address and
+	// port for both.
+	Resolver http.Handler
 	// Logger receives the controller's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -101,6 +107,11 @@ func Listen(cfg Config) (*Controller, error) {
 	c := &Controller{cfg: cfg, ln: ln, log: cfg.Logger, fail: make(chan struct{}), joined: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, c.serve)
+	if cfg.Resolver != nil {
+		mux.Handle("/resolve", cfg.Resolver)
+		mux.Handle("/health", cfg.Resolver)
+		c.cfg.Assign.Resolver = "http://" + ln.Addr().String()
+	}
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = c.srv.Serve(ln) }()
 	return c, nil

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -50,6 +51,11 @@ type Link struct {
 	Upstream string        `json:"upstream"`
 	Base     topology.Link `json:"-"`
 	Enabled  bool          `json:"enabled"`
+	// Bind, when set, is where Toxiproxy binds the proxy instead of Listen:
+	// every interface of its container ("0.0.0.0:0"), so that workload
+	// agents in swarm tasks reach it on a network the lab is not on. Listen
+	// keeps its host and takes the port Toxiproxy bound.
+	Bind string `json:"bind,omitempty"`
 }
 
 // Name builds a link's proxy name: client.H.R.gw-N, lan.R.gw-N, wan.X.Y.
@@ -120,10 +126,10 @@ func New(url string, bound time.Duration) (*Net, error) {
 func (n *Net) URL() string { return n.url }
 
 // Create makes the proxy for l (listening on l.Listen, or when empty on a
-// free loopback port outside the ephemeral range, FreeListen) with its base
-// latency, and returns l with Listen set.
+// free loopback port outside the ephemeral range, FreeListen; bound at
+// l.Bind when set) with its base latency, and returns l with Listen set.
 func (n *Net) Create(l Link) (Link, error) {
-	pick := l.Listen == ""
+	pick := l.Listen == "" && l.Bind == ""
 	var p *toxiproxy.Proxy
 	for try := 1; ; try++ {
 		if pick {
@@ -133,8 +139,12 @@ func (n *Net) Create(l Link) (Link, error) {
 			}
 			l.Listen = addr
 		}
+		bind := l.Listen
+		if l.Bind != "" {
+			bind = l.Bind
+		}
 		var err error
-		p, err = n.api.CreateProxy(l.Name, l.Listen, l.Upstream)
+		p, err = n.api.CreateProxy(l.Name, bind, l.Upstream)
 		if err == nil {
 			break
 		}
@@ -144,7 +154,14 @@ func (n *Net) Create(l Link) (Link, error) {
 			return l, fmt.Errorf("link: create %s → %s: %w", l.Name, l.Upstream, err)
 		}
 	}
-	l.Listen, l.Enabled = p.Listen, true
+	listen := p.Listen
+	if l.Bind != "" {
+		var err error
+		if listen, err = boundAt(l.Listen, p.Listen); err != nil {
+			return l, fmt.Errorf("link: create %s: %w", l.Name, err)
+		}
+	}
+	l.Listen, l.Enabled = listen, true
 	lat, jit := split(l.Base.RTT), split(l.Base.Jitter)
 	for _, t := range []struct {
 		name, stream string
@@ -161,6 +178,20 @@ func (n *Net) Create(l Link) (Link, error) {
 	n.links[l.Name] = &entry{link: l, proxy: p}
 	n.mu.Unlock()
 	return l, nil
+}
+
+// boundAt is the host of listen with the port of bound, the address
+// Toxiproxy reports a proxy bound at ("[::]:40123").
+func boundAt(listen, bound string) (string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("listen %q: %w", listen, err)
+	}
+	_, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", fmt.Errorf("toxiproxy reports the proxy bound at %q: %w", bound, err)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // again runs one Toxiproxy API call, and once more when the first attempt

@@ -78,6 +78,48 @@ type HostRouted interface {
 	Direct(addr string) string
 }
 
+// AgentTasks is implemented by a provider that runs a run's workload agents
+// as tasks of its own (swarm, when SwarmOptions.Agents made its agents
+// network: docs/swarm.md, "Workload agents"). The agents' clients reach the
+// gateways through the same client links as the lab's, at another address.
+type AgentTasks interface {
+	// ClientBind is where a client link's proxy binds, so that the lab and
+	// the agents' tasks both reach it ("" : at ProxyListen("")).
+	ClientBind() string
+	// AgentDial is where an agent's task dials the client link the lab
+	// dials at addr.
+	AgentDial(addr string) string
+	// AgentHost is an address of this host that the agents' tasks reach,
+	// on a network the lab's engine set up: where the controller and the
+	// agents' resolver listen unless told otherwise.
+	AgentHost(ctx context.Context) (string, error)
+	// StartAgents starts the agents' tasks, which join the controller.
+	StartAgents(ctx context.Context, spec AgentsSpec) (AgentService, error)
+}
+
+// AgentsSpec says how to run a run's workload agents as tasks.
+type AgentsSpec struct {
+	// Agents is how many tasks: one agent each.
+	Agents int
+	// Controller is the controller's HOST:PORT as the tasks dial it.
+	Controller string
+	// Lost is called once for each task that ends before Close, with why
+	// (its state, the engine's message and its log's last line).
+	Lost func(error)
+}
+
+// AgentService is a run's agents as tasks.
+type AgentService interface {
+	// Name is the service's name.
+	Name() string
+	// Describe says where each task runs, one line each.
+	Describe(ctx context.Context) []string
+	// Close waits up to grace for the tasks to end by themselves, writes
+	// each task's log into dir (NAME.log; "": none), removes the service
+	// and waits until its tasks' containers are gone.
+	Close(dir string, grace time.Duration) error
+}
+
 // Node is one running part. Lifecycle calls act on the real process.
 type Node interface {
 	Name() string

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -80,6 +81,10 @@ type Swarm struct {
 	hostOf  map[string]string // a region's host for the lab, when not 127.0.0.1
 	self    string            // the id of the node geolab runs on
 	multi   bool              // the swarm has more than one node
+
+	agentsNet *swarmNet  // the workload agents' network (SwarmOptions.Agents), nil without
+	tpAgents  netip.Addr // Toxiproxy's address on it
+	agentSvcs []string   // the agents' services (StartAgents) not yet removed
 }
 
 // SwarmOptions configure NewSwarm. Images default as DockerOptions' do.
@@ -93,6 +98,10 @@ type SwarmOptions struct {
 	Regions                                 []string
 	GeolabImage, ToxiproxyImage, RedisImage string
 	Logger                                  *slog.Logger
+	// Agents makes an overlay network for workload agents run as a
+	// service (StartAgents), attached to Toxiproxy, on which the agents'
+	// clients reach the client links (docs/swarm.md, "Workload agents").
+	Agents bool
 }
 
 type swarmNet struct {
@@ -315,6 +324,13 @@ func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 		}
 		nets = append(nets, n)
 	}
+	if s.opts.Agents {
+		n, err := s.createAgentsNet(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		nets = append(nets, n)
+	}
 	api, err := hostPort()
 	if err != nil {
 		return nil, "", err
@@ -357,6 +373,12 @@ func (s *Swarm) StartToxiproxy(ctx context.Context) (Node, string, error) {
 				s.tpAddr[r] = a.Addresses[0].Addr()
 			}
 		}
+		if s.agentsNet != nil && a.Network.ID == s.agentsNet.id && len(a.Addresses) > 0 {
+			s.tpAgents = a.Addresses[0].Addr()
+		}
+	}
+	if s.agentsNet != nil && !s.tpAgents.IsValid() {
+		return nil, "", fmt.Errorf("provider swarm: Toxiproxy has no address on the agents' network %s", s.agentsNet.name)
 	}
 	for _, r := range s.opts.Regions {
 		if _, ok := s.tpAddr[r]; !ok {
@@ -635,8 +657,19 @@ func (s *Swarm) Close() error {
 	s.mu.Lock()
 	nodes, nets, volumes, configs := s.nodes, s.nets, s.volumes, s.configs
 	s.nodes, s.nets, s.volumes, s.configs = nil, map[string]*swarmNet{}, nil, nil
+	agentSvcs, agentsNet := s.agentSvcs, s.agentsNet
+	s.agentSvcs, s.agentsNet = nil, nil
 	s.mu.Unlock()
+	if agentsNet != nil {
+		nets = maps.Clone(nets)
+		nets["\x00agents"] = agentsNet // no region's name
+	}
 	var errs []error
+	for _, id := range agentSvcs {
+		if _, err := s.cli.ServiceRemove(ctx, id, client.ServiceRemoveOptions{}); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("provider swarm: remove the agents' service %s: %w", id, err))
+		}
+	}
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		n.saveLog(ctx)

@@ -149,6 +149,21 @@ func gwbridgeGateway(t *testing.T, ctx context.Context, cli *client.Client) stri
 // pingFrom sends PING to the Redis at addr from inside the network
 // namespace of process pid: nil only when it answers PONG.
 func pingFrom(pid int, addr string) error {
+	return fromNetns(pid, addr, func(c net.Conn) error {
+		if _, err := c.Write([]byte("PING\r\n")); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && !strings.HasPrefix(line, "+PONG") {
+			err = fmt.Errorf("PING: %q", strings.TrimSpace(line))
+		}
+		return err
+	})
+}
+
+// fromNetns dials addr from inside the network namespace of process pid
+// (within 3 s) and runs talk on the connection (3 s deadline).
+func fromNetns(pid int, addr string, talk func(net.Conn) error) error {
 	done := make(chan error, 1)
 	go func() {
 		// The thread enters the namespace and is never unlocked: it ends
@@ -171,15 +186,7 @@ func pingFrom(pid int, addr string) error {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("PING\r\n")); err != nil {
-			done <- err
-			return
-		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err == nil && !strings.HasPrefix(line, "+PONG") {
-			err = fmt.Errorf("PING: %q", strings.TrimSpace(line))
-		}
-		done <- err
+		done <- talk(c)
 	}()
 	return <-done
 }

@@ -106,6 +106,20 @@ func (r *Resolver) Start(addr string) error {
 	return nil
 }
 
+// View is a handler of /resolve and /health that answers as the resolver
+// does, with every endpoint mapped by endpoint: one resolver, one health,
+// for clients that reach the gateways' links at other addresses than the
+// lab does (workload agents in swarm tasks dial them on an overlay network,
+// docs/swarm.md). Whoever serves it stops it.
+func (r *Resolver) View(endpoint func(string) string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/resolve", func(w http.ResponseWriter, req *http.Request) {
+		r.serveResolveAs(w, req, endpoint)
+	})
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Health()) })
+	return mux
+}
+
 // URL is the resolver's base URL.
 func (r *Resolver) URL() string { return "http://" + r.addr }
 
@@ -212,6 +226,12 @@ func (r *Resolver) Resolve(home string) (Answer, error) {
 }
 
 func (r *Resolver) serveResolve(w http.ResponseWriter, req *http.Request) {
+	r.serveResolveAs(w, req, nil)
+}
+
+// serveResolveAs answers /resolve with every endpoint mapped by endpoint
+// (nil: as they are).
+func (r *Resolver) serveResolveAs(w http.ResponseWriter, req *http.Request, endpoint func(string) string) {
 	home := req.URL.Query().Get("home")
 	if home == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "missing ?home=REGION"})
@@ -221,6 +241,11 @@ func (r *Resolver) serveResolve(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
+	}
+	if endpoint != nil {
+		for i, e := range a.Endpoints {
+			a.Endpoints[i] = endpoint(e)
+		}
 	}
 	writeJSON(w, http.StatusOK, a)
 }

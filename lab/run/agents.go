@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"github.com/geolab/geolab/lab/agent"
 	"github.com/geolab/geolab/lab/geolabbin"
 	"github.com/geolab/geolab/lab/history"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/workload"
 )
@@ -30,7 +34,9 @@ const agentStartLead = 500 * time.Millisecond
 type agents struct {
 	ctrl  *agent.Controller
 	procs []*agentProc
+	svc   provider.AgentService // the agents as the provider's tasks (--agents-on swarm)
 	dir   string
+	log   *slog.Logger
 }
 
 // agentProc is one local agent process, stopped by its pid.
@@ -43,9 +49,32 @@ type agentProc struct {
 }
 
 // startAgents serves the run's agents and, unless they run elsewhere,
-// starts opts.Agents local agent processes of the geolab binary.
-func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *lab.Lab, meta history.Meta, seed int64, digest string) (*agents, error) {
-	a := &agents{dir: filepath.Join(opts.OutDir, "agents")}
+// starts opts.Agents local agent processes of the geolab binary, or with
+// --agents-on swarm the provider's agents' service.
+func startAgents(ctx context.Context, sc *scenario.Scenario, opts Options, plan *workload.Plan, l *lab.Lab, meta history.Meta, seed int64, digest string) (*agents, error) {
+	a := &agents{dir: filepath.Join(opts.OutDir, "agents"), log: opts.Logger}
+	listen := opts.AgentListen
+	var agentsResolver http.Handler
+	at, tasks := l.AgentTasks()
+	if tasks {
+		// The controller, which serves the agents' view of the resolver
+		// too, listens on an address of this host the tasks reach
+		// (docker_gwbridge's), never on every interface.
+		if listen == "" {
+			h, err := at.AgentHost(ctx)
+			if err != nil {
+				return nil, err
+			}
+			listen = net.JoinHostPort(h, "0")
+		}
+		var err error
+		if agentsResolver, err = l.AgentsResolver(); err != nil {
+			return nil, err
+		}
+	}
+	if listen == "" {
+		listen = DefaultAgentListen
+	}
 	as := agent.Assignment{Run: meta.Run, Seed: seed, Digest: digest, Spec: sc.Workload, Plan: plan,
 		Tokens: map[string]string{}, Resolver: l.ResolverURL(), Meta: meta}
 	for _, c := range plan.Clients {
@@ -55,8 +84,8 @@ func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *la
 		}
 		as.Tokens[c.Name] = tok
 	}
-	ctrl, err := agent.Listen(agent.Config{Listen: opts.AgentListen, Agents: opts.Agents, Version: opts.Version,
-		Assign: as, Dir: a.dir, Logger: opts.Logger})
+	ctrl, err := agent.Listen(agent.Config{Listen: listen, Agents: opts.Agents, Version: opts.Version,
+		Assign: as, Dir: a.dir, Logger: opts.Logger, Resolver: agentsResolver})
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +94,20 @@ func startAgents(sc *scenario.Scenario, opts Options, plan *workload.Plan, l *la
 		fmt.Fprintf(opts.Progress, "agent controller on %s (agent protocol v%d), waiting for %d agents\n", ctrl.Addr(), agent.Protocol, opts.Agents)
 	}
 	if opts.AgentsElsewhere {
+		return a, nil
+	}
+	if tasks {
+		svc, err := at.StartAgents(ctx, provider.AgentsSpec{Agents: opts.Agents, Controller: ctrl.Addr(), Lost: func(err error) {
+			ctrl.Fail(fmt.Errorf("%w: the history of its clients is lost, so the run is not judged", err))
+		}})
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.svc = svc
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "agents: swarm service %s, %d tasks, which ask the resolver at http://%s too (logs %s/swarm-K.log at the end)\n", svc.Name(), opts.Agents, ctrl.Addr(), a.dir)
+		}
 		return a, nil
 	}
 	bin := opts.Lab.Bin
@@ -121,6 +164,7 @@ func (a *agents) close() {
 	if a.ctrl != nil {
 		a.ctrl.Close()
 	}
+	a.removeService(5 * time.Second) // its bye came: let each task exit on its own first
 	var wg sync.WaitGroup
 	for _, p := range a.procs {
 		wg.Add(1)
@@ -149,6 +193,7 @@ func (a *agents) kill() {
 	if a.ctrl != nil {
 		a.ctrl.Close()
 	}
+	a.removeService(0)
 	for _, p := range a.procs {
 		select {
 		case <-p.done:
@@ -159,14 +204,41 @@ func (a *agents) kill() {
 	}
 }
 
+// removeService removes the agents' service, once, keeping each task's log
+// in the run's agents directory; a failure to is logged (the lab's Close
+// removes it again).
+func (a *agents) removeService(grace time.Duration) {
+	if a.svc == nil {
+		return
+	}
+	svc := a.svc
+	a.svc = nil
+	if err := svc.Close(a.dir, grace); err != nil {
+		a.log.Warn("remove the agents' service", "service", svc.Name(), "err", err)
+	}
+}
+
 // join waits until every agent is ready, printing each.
 func (a *agents) join(ctx context.Context, opts Options) error {
-	return a.ctrl.Join(ctx, 2*time.Minute, func(name, who string, clients int, c history.AgentClock) {
+	err := a.ctrl.Join(ctx, 2*time.Minute, func(name, who string, clients int, c history.AgentClock) {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "agent %s ready: %d clients, clock offset %s ± %s (rtt %s)\n",
 				who, clients, time.Duration(c.Offset), time.Duration(c.Bound), time.Duration(c.RTT))
 		}
 	})
+	if a.svc == nil {
+		return err
+	}
+	tasks := a.svc.Describe(ctx)
+	if opts.Progress != nil {
+		for _, line := range tasks {
+			fmt.Fprintf(opts.Progress, "agents: %s\n", line)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the agents' service %s: %s", err, a.svc.Name(), strings.Join(tasks, "; "))
+	}
+	return nil
 }
 
 // merge writes the run's one history into path from the controller's own

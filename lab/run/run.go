@@ -12,10 +12,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,6 +37,7 @@ import (
 	"github.com/geolab/geolab/lab/fault"
 	"github.com/geolab/geolab/lab/history"
 	"github.com/geolab/geolab/lab/invariant"
+	"github.com/geolab/geolab/lab/provider"
 	"github.com/geolab/geolab/lab/report"
 	"github.com/geolab/geolab/lab/scenario"
 	"github.com/geolab/geolab/lab/topology"
@@ -66,14 +70,75 @@ type Options struct {
 	// The leak and fence probes stay in this process. 0: every client runs
 	// here.
 	Agents int
-	// AgentListen is the address agents dial (default 127.0.0.1:0).
+	// AgentListen is the address agents dial (default DefaultAgentListen;
+	// with AgentsOn swarm, the address of this node's docker_gwbridge, port
+	// 0: provider.AgentTasks.AgentHost).
 	AgentListen string
 	// AgentsElsewhere waits for Agents agents started by hand (geolab
 	// agent --controller) instead of starting them as local processes.
 	AgentsElsewhere bool
+	// AgentsOn says where the run starts its agents: AgentsLocal
+	// (processes of this machine) or AgentsSwarm (a swarm service of the
+	// lab's swarm, docs/swarm.md "Workload agents"). Default: AgentsSwarm
+	// when the lab is a swarm lab (Lab.Provider swarm), else AgentsLocal.
+	AgentsOn string
 	// Version is this geolab build: agents of another build are refused
 	// (default "dev", the version of a geolab built without -ldflags).
 	Version string
+}
+
+// Where a run starts its agents (Options.AgentsOn).
+const (
+	AgentsLocal = "local" // geolab agent processes of this machine
+	AgentsSwarm = "swarm" // a service of the lab's swarm, one task an agent
+)
+
+// DefaultAgentListen is where the agents' controller listens by default:
+// this machine only.
+const DefaultAgentListen = "127.0.0.1:0"
+
+// agentsOn fills in and checks opts.AgentsOn.
+func (opts *Options) agentsOn() error {
+	if opts.AgentsOn == "" {
+		opts.AgentsOn = AgentsLocal
+		if opts.Lab.Provider == provider.SwarmName && opts.Agents > 0 && !opts.AgentsElsewhere {
+			opts.AgentsOn = AgentsSwarm
+		}
+	}
+	switch opts.AgentsOn {
+	case AgentsLocal:
+		return nil
+	case AgentsSwarm:
+	default:
+		return fmt.Errorf("--agents-on %q: want local or swarm", opts.AgentsOn)
+	}
+	switch {
+	case opts.Agents < 1:
+		return errors.New("--agents-on swarm needs --agents N (N > 0)")
+	case opts.AgentsElsewhere:
+		return errors.New("--agents-on swarm starts the agents itself: it does not go with --agents-elsewhere")
+	case opts.Lab.Provider != provider.SwarmName:
+		p := opts.Lab.Provider
+		if p == "" {
+			p = provider.ProcessName
+		}
+		return fmt.Errorf("--agents-on swarm needs a swarm lab (--provider swarm), not --provider %s", p)
+	}
+	if opts.AgentListen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(opts.AgentListen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want HOST:PORT: %v", opts.AgentListen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	switch {
+	case err == nil && ip.IsLoopback():
+		return fmt.Errorf("--listen %s: the agents' tasks cannot reach this machine's loopback: leave --listen out (this node's docker_gwbridge address) or give an address of this machine they reach (docs/swarm.md)", opts.AgentListen)
+	case err == nil && ip.IsUnspecified():
+		return fmt.Errorf("--listen %s: not every interface: give the one address of this machine the agents' tasks reach, or leave --listen out (this node's docker_gwbridge address; docs/swarm.md)", opts.AgentListen)
+	}
+	return nil
 }
 
 // Outcome is what a run produced.
@@ -130,6 +195,9 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
+	if err := opts.agentsOn(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", sc.Name, err)
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -143,6 +211,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 
 	lopts := opts.Lab
 	lopts.GatewayArgs = append(append([]string{}, sc.GatewayArgs...), lopts.GatewayArgs...)
+	lopts.AgentTasks = opts.AgentsOn == AgentsSwarm
 	l, err := lab.Start(ctx, sc.Topology, lopts)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", sc.Name, err)
@@ -191,7 +260,7 @@ func Scenario(ctx context.Context, sc *scenario.Scenario, opts Options) (*Outcom
 	share := workload.Whole(plan)
 	var ag *agents
 	if opts.Agents > 0 {
-		if ag, err = startAgents(sc, opts, plan, l, meta, seed, out.Digest); err != nil {
+		if ag, err = startAgents(ctx, sc, opts, plan, l, meta, seed, out.Digest); err != nil {
 			return nil, fmt.Errorf("run %s: %w", sc.Name, err)
 		}
 		defer ag.kill()

@@ -10,14 +10,17 @@ import (
 	"github.com/geolab/geolab/specs/speclab"
 )
 
-// The clients in three workload agent processes (docs/agents.md): a
-// partition with the clients split over agents must come out as clean as
-// in one process, judged on the merged history, with every agent's clock
-// offset estimated within a bound that holds on one machine.
+// The clients in three workload agents (docs/agents.md): processes, or on
+// the swarm provider a swarm service of three tasks whose clients reach the
+// gateways through Toxiproxy's client links on the agents' network
+// (docs/swarm.md). A partition with the clients split over agents must
+// come out as clean as in one process, judged on the merged history, with
+// every agent's clock offset estimated within a bound that holds on one
+// machine.
 var _ = Describe("Workload agents", Label("agents"), func() {
 	BeforeEach(func() {
-		if p := speclab.Provider(); p != provider.ProcessName {
-			Skip("the agents' clients reach the " + p + " provider's endpoints untested: the process provider only")
+		if p := speclab.Provider(); p == provider.DockerName {
+			Skip("the agents' clients reach the docker provider's endpoints untested: the process and swarm providers only")
 		}
 	})
 
