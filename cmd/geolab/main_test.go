@@ -76,6 +76,13 @@ func TestBadFlagsNameWhatIsWrong(t *testing.T) {
 		{[]string{"federation", "--region", "us-east", "--config", "/nonexistent.yaml"}, "", "--config"},
 		{[]string{"bench", "fanout", "--clients", "0"}, "", "--clients"},
 		{[]string{"bench", "fanout", "--payload", "10"}, "", "--payload"},
+		{[]string{"bench", "fanout", "--redis-shards", "-1"}, "", "--redis-shards -1 must be 0 (one redis-server) or 3..8"},
+		{[]string{"bench", "fanout", "--redis-shards", "2"}, "", "--redis-shards 2 must be 0 (one redis-server) or 3..8"},
+		{[]string{"bench", "fanout", "--redis-replicas", "1"}, "", "--redis-replicas 1 needs a cluster: give --redis-shards 3..8"},
+		{[]string{"bench", "fanout", "--redis-shards", "3", "--redis-replicas", "-1"}, "", "--redis-replicas -1 must be in 0..2"},
+		{[]string{"bench", "fanout", "--compare-single"}, "", "--compare-single needs --redis-shards"},
+		{[]string{"bench", "fanout", "--rate", "2000,0"}, "", "--rate 0 must be in"},
+		{[]string{"bench", "fanout", "--rate", "fast"}, "", `invalid argument "fast" for "--rate"`},
 		{[]string{"--log-level", "loud", "gateway", "--region", "us-east"}, "", "--log-level"},
 		{[]string{"no-such-command"}, "", "unknown command"},
 	}
