@@ -193,6 +193,9 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil && len(strings.Fields(string(la))) >= 3 {
+		fmt.Fprintf(log, "bench: %s at %.0f/s: load average %s before the run\n", c.RedisName(), c.Rate, strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 	rd, err := startFanoutRedis(ctx, c, dir)
 	if err != nil {
 		return FanoutResult{Config: c}, err
