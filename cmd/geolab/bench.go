@@ -19,7 +19,7 @@ import (
 // fanoutFlags names each bench.FanoutConfig field as the flag that sets it.
 var fanoutFlags = map[string]string{
 	"Clients": "--clients", "Rooms": "--rooms", "Nodes": "--nodes", "Publishers": "--publishers",
-	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup",
+	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup", "Drain": "--drain",
 	"RedisShards": "--redis-shards", "RedisReplicas": "--redis-replicas",
 }
 
@@ -44,7 +44,8 @@ redis-server processes, and K gateway nodes in this process on loopback,
 connect N WebSocket clients (client i in room i mod R, on node i mod K), publish
 at a fixed total rate from --publishers connections with --payload-byte data, and
 print delivered messages per second and publish→receive latency percentiles over
-the measured window. Everything stops by itself after warmup + duration.
+the measured window. Everything stops by itself after warmup + duration (+ at
+most --drain).
 
 Each rate of --rate is one run with a fresh Redis and fresh nodes, one after
 the other; with --compare-single each rate runs on one redis-server first and
@@ -97,6 +98,7 @@ Ctrl-C. Exits non-zero when a delivery is missing.`,
 	f.IntVar(&c.Payload, "payload", c.Payload, "bytes of each publish's data")
 	f.DurationVar(&c.Duration, "duration", c.Duration, "measured window")
 	f.DurationVar(&c.Warmup, "warmup", c.Warmup, "publishing before the window opens")
+	f.DurationVar(&c.Drain, "drain", c.Drain, "the most time waited after the window for the acks and deliveries it owes: lost is what had not arrived by then")
 	f.IntVar(&c.RedisShards, "redis-shards", c.RedisShards, "0: one redis-server; 3..8: a Redis Cluster of that many primaries instead")
 	f.IntVar(&c.RedisReplicas, "redis-replicas", c.RedisReplicas, "replicas of each cluster primary, 0..2 (only with --redis-shards)")
 	f.BoolVar(&compareSingle, "compare-single", false, "run each rate on one redis-server first, then on the --redis-shards cluster: one table, same run")

@@ -83,6 +83,7 @@ func TestBadFlagsNameWhatIsWrong(t *testing.T) {
 		{[]string{"bench", "fanout", "--compare-single"}, "", "--compare-single needs --redis-shards"},
 		{[]string{"bench", "fanout", "--rate", "2000,0"}, "", "--rate 0 must be in"},
 		{[]string{"bench", "fanout", "--rate", "fast"}, "", `invalid argument "fast" for "--rate"`},
+		{[]string{"bench", "fanout", "--drain", "-1s"}, "", "--drain -1s must be in 0..2m"},
 		{[]string{"--log-level", "loud", "gateway", "--region", "us-east"}, "", "--log-level"},
 		{[]string{"no-such-command"}, "", "unknown command"},
 	}

@@ -51,6 +51,7 @@ type FanoutConfig struct {
 	Payload    int           // bytes of each publish's data
 	Duration   time.Duration // measured time
 	Warmup     time.Duration // publishing before measuring
+	Drain      time.Duration // the most time waited after the window for the acks and deliveries it owes
 	RedisDir   string        // where redis-server keeps its files (a temp dir if empty)
 	// RedisShards is 0 for one plain redis-server, or the primaries (3..8)
 	// of a Redis Cluster the run starts instead: the gateways are then its
@@ -74,7 +75,7 @@ func (c FanoutConfig) RedisName() string {
 // 100 rooms, 240-byte payloads.
 func DefaultFanout() FanoutConfig {
 	return FanoutConfig{Clients: 2000, Rooms: 100, Nodes: 2, Publishers: 20, Rate: 2000, Payload: 240,
-		Duration: 10 * time.Second, Warmup: 2 * time.Second}
+		Duration: 10 * time.Second, Warmup: 2 * time.Second, Drain: 10 * time.Second}
 }
 
 // Validate names the first bad field: a *fielderr.Error with the field,
@@ -97,6 +98,8 @@ func (c FanoutConfig) Validate() error {
 		return fielderr.New("Duration", c.Duration, "must be in", "1s..10m")
 	case c.Warmup < 0 || c.Warmup > time.Minute:
 		return fielderr.New("Warmup", c.Warmup, "must be in", "0..1m")
+	case c.Drain < 0 || c.Drain > 2*time.Minute:
+		return fielderr.New("Drain", c.Drain, "must be in", "0..2m")
 	case c.RedisShards != 0 && (c.RedisShards < 3 || c.RedisShards > 8):
 		return fielderr.New("RedisShards", c.RedisShards, "must be", "0 (one redis-server) or 3..8 (a cluster's primaries: redis-cli --cluster create needs at least 3)")
 	case c.RedisReplicas < 0 || c.RedisReplicas > 2:
@@ -413,7 +416,7 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 		return res, ctx.Err()
 	}
 	// Let the last acks and deliveries arrive (bounded).
-	drainEnd := time.Now().Add(10 * time.Second)
+	drainEnd := time.Now().Add(c.Drain)
 	for time.Now().Before(drainEnd) && (inFlight.Load() > 0 || delivered.Load() < expected.Load()) {
 		time.Sleep(20 * time.Millisecond)
 	}
