@@ -118,6 +118,10 @@ type FanoutResult struct {
 	DeliveredPerSec     float64 // deliveries per second in the window
 	P50, P99, P999, Max time.Duration
 	Errors              int64 // error frames to publishers
+	// RedisCPU is the CPU time (user+system) every redis-server of the run
+	// used in the window, and SelfCPU what this process (the gateway nodes,
+	// the clients and the publishers) used (from /proc; 0 elsewhere).
+	RedisCPU, SelfCPU time.Duration
 	// Shards are, on a cluster, what each primary serving slots did,
 	// read from the primaries themselves at the end of the window; nil on
 	// one redis-server.
@@ -151,12 +155,13 @@ func FanoutTable(rs []FanoutResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "clients=%d rooms=%d nodes=%d payload=%dB duration=%s\n",
 		c.Clients, c.Rooms, c.Nodes, c.Payload, c.Duration)
-	fmt.Fprintf(&b, "%-13s %-8s %-12s %-12s %-14s %-10s %-10s %-10s %-10s %s\n",
-		"redis", "rate", "published", "delivered", "delivered/s", "p50", "p99", "p99.9", "max", "lost")
+	fmt.Fprintf(&b, "%-13s %-8s %-12s %-12s %-14s %-10s %-10s %-10s %-10s %-8s %-10s %s\n",
+		"redis", "rate", "published", "delivered", "delivered/s", "p50", "p99", "p99.9", "max", "lost", "redis-cpu", "self-cpu")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%-13s %-8.0f %-12d %-12d %-14.0f %-10s %-10s %-10s %-10s %d\n",
+		fmt.Fprintf(&b, "%-13s %-8.0f %-12d %-12d %-14.0f %-10s %-10s %-10s %-10s %-8d %-10s %s\n",
 			r.Config.RedisName(), r.Config.Rate, r.Published, r.Delivered, r.DeliveredPerSec,
-			round(r.P50), round(r.P99), round(r.P999), round(r.Max), r.Expected-r.Delivered)
+			round(r.P50), round(r.P99), round(r.P999), round(r.Max), r.Expected-r.Delivered,
+			r.RedisCPU.Round(10*time.Millisecond), r.SelfCPU.Round(10*time.Millisecond))
 	}
 	for _, r := range rs {
 		for _, sh := range r.Shards {
@@ -196,9 +201,7 @@ func RunFanout(ctx context.Context, c FanoutConfig, log io.Writer) (FanoutResult
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil && len(strings.Fields(string(la))) >= 3 {
-		fmt.Fprintf(log, "bench: %s at %.0f/s: load average %s before the run\n", c.RedisName(), c.Rate, strings.Join(strings.Fields(string(la))[:3], " "))
-	}
+	fmt.Fprintf(log, "bench: %s at %.0f/s: load average %s before the run\n", c.RedisName(), c.Rate, loadAvg())
 	rd, err := startFanoutRedis(ctx, c, dir)
 	if err != nil {
 		return FanoutResult{Config: c}, err
@@ -219,6 +222,17 @@ type fanoutRedis struct {
 	pids    []int
 	stop    func() error // kills every process by pid and waits for it to exit
 }
+
+// cpu is the CPU seconds every redis-server of rd used so far.
+func (rd *fanoutRedis) cpu() float64 {
+	var sum float64
+	for _, pid := range rd.pids {
+		sum += procCPU(pid)
+	}
+	return sum
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 // startFanoutRedis starts one redis-server in dir, or, with c.RedisShards,
 // a Redis Cluster of real redis-server processes the way the lab starts a
@@ -412,9 +426,12 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 		return res, ctx.Err()
 	}
 	measuring.Store(true)
+	redisCPU0, selfCPU0 := rd.cpu(), procCPU(os.Getpid())
 	if !sleepUntil(ctx, measureEnd) {
 		return res, ctx.Err()
 	}
+	res.RedisCPU = seconds(rd.cpu() - redisCPU0)
+	res.SelfCPU = seconds(procCPU(os.Getpid()) - selfCPU0)
 	// Let the last acks and deliveries arrive (bounded).
 	drainEnd := time.Now().Add(c.Drain)
 	for time.Now().Before(drainEnd) && (inFlight.Load() > 0 || delivered.Load() < expected.Load()) {
