@@ -145,8 +145,8 @@ func (r FanoutResult) String() string { return FanoutTable([]FanoutResult{r}) }
 
 // FanoutTable prints results as one table: a line of what the runs share
 // (the first result's config), then a header and one row per run, with the
-// Redis it had and its rate; then, for a run on a cluster, what each
-// primary did.
+// Redis it had and its rate; then, for a run with error frames, how many,
+// and for a run on a cluster, what each primary did.
 func FanoutTable(rs []FanoutResult) string {
 	if len(rs) == 0 {
 		return ""
@@ -164,6 +164,9 @@ func FanoutTable(rs []FanoutResult) string {
 			r.RedisCPU.Round(10*time.Millisecond), r.SelfCPU.Round(10*time.Millisecond))
 	}
 	for _, r := range rs {
+		if r.Errors > 0 {
+			fmt.Fprintf(&b, "%s at %.0f/s: %d publishes answered with an error frame\n", r.Config.RedisName(), r.Config.Rate, r.Errors)
+		}
 		for _, sh := range r.Shards {
 			fmt.Fprintf(&b, "%s at %.0f/s: primary %s: %d rooms subscribed, %d SPUBLISH\n",
 				r.Config.RedisName(), r.Config.Rate, sh.Addr, sh.RoomsSubbed, sh.SPublishCalls)

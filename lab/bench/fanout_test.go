@@ -183,3 +183,28 @@ func (h *lineHook) String() string {
 	defer h.mu.Unlock()
 	return h.b.String()
 }
+
+// The table says which Redis each row ran on, and what the test of a run
+// cannot see in the rows: error frames and each primary's share.
+func TestFanoutTableNamesTheRedisOfEachRow(t *testing.T) {
+	single, cluster := tinyFanout(0), tinyFanout(3)
+	cluster.RedisReplicas = 1
+	table := FanoutTable([]FanoutResult{
+		{Config: single, Published: 10, Expected: 100, Delivered: 100},
+		{Config: cluster, Published: 10, Expected: 100, Delivered: 98, Errors: 7,
+			Shards: []ShardUse{{Addr: "127.0.0.1:7001", RoomsSubbed: 3, SPublishCalls: 42}}},
+	})
+	lines := strings.Split(table, "\n")
+	if len(lines) != 6 {
+		t.Fatalf("want a config line, a header, 2 rows, an error line and a shard line:\n%s", table)
+	}
+	for i, want := range []string{"clients=40 rooms=4", "redis", "single", "cluster 3x1", "cluster 3x1 at 200/s: 7 publishes answered with an error frame",
+		"cluster 3x1 at 200/s: primary 127.0.0.1:7001: 3 rooms subscribed, 42 SPUBLISH"} {
+		if !strings.HasPrefix(lines[i], want) {
+			t.Errorf("line %d: %q, want it to start with %q", i, lines[i], want)
+		}
+	}
+	if f := strings.Fields(lines[3]); len(f) < 11 || f[10] != "2" {
+		t.Errorf("the cluster row's lost column: %q, want 2", lines[3])
+	}
+}
