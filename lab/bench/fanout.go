@@ -118,6 +118,7 @@ type FanoutResult struct {
 	DeliveredPerSec     float64 // deliveries per second in the window
 	P50, P99, P999, Max time.Duration
 	Errors              int64 // error frames to publishers
+	Cut                 int64 // subscribers whose connection ended before the bench closed it
 	// RedisCPU is the CPU time (user+system) every redis-server of the run
 	// used in the window, and SelfCPU what this process (the gateway nodes,
 	// the clients and the publishers) used (from /proc; 0 elsewhere).
@@ -145,8 +146,9 @@ func (r FanoutResult) String() string { return FanoutTable([]FanoutResult{r}) }
 
 // FanoutTable prints results as one table: a line of what the runs share
 // (the first result's config), then a header and one row per run, with the
-// Redis it had and its rate; then, for a run with error frames, how many,
-// and for a run on a cluster, what each primary did.
+// Redis it had and its rate; then, for a run with error frames or
+// subscribers cut, how many, and for a run on a cluster, what each primary
+// did.
 func FanoutTable(rs []FanoutResult) string {
 	if len(rs) == 0 {
 		return ""
@@ -166,6 +168,9 @@ func FanoutTable(rs []FanoutResult) string {
 	for _, r := range rs {
 		if r.Errors > 0 {
 			fmt.Fprintf(&b, "%s at %.0f/s: %d publishes answered with an error frame\n", r.Config.RedisName(), r.Config.Rate, r.Errors)
+		}
+		if r.Cut > 0 {
+			fmt.Fprintf(&b, "%s at %.0f/s: %d subscribers disconnected before the end (what they missed counts as lost)\n", r.Config.RedisName(), r.Config.Rate, r.Cut)
 		}
 		for _, sh := range r.Shards {
 			fmt.Fprintf(&b, "%s at %.0f/s: primary %s: %d rooms subscribed, %d SPUBLISH\n",
@@ -304,12 +309,17 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	fmt.Fprintf(log, "bench: %d nodes up on redis %s; connecting %d clients\n", c.Nodes, c.RedisName(), c.Clients)
 
 	// Subscribers.
-	var measuring atomic.Bool
-	var delivered atomic.Int64
+	// A delivery counts when its payload carries a send time: only the
+	// window's publishes do. (A flag set by this goroutine when the window
+	// opens would miss the first deliveries whenever it woke later than the
+	// publishers on a loaded machine.)
+	var delivered, cut atomic.Int64
+	var closing atomic.Bool // set before the bench closes the clients: a read error after it is no cut
 	lat := newLatencies(int(c.Rate * float64(c.Clients) / float64(c.Rooms) * c.Duration.Seconds() * 1.2))
 	subsPerRoom := make([]int64, c.Rooms)
 	var conns []*websocket.Conn
 	defer func() {
+		closing.Store(true)
 		for _, ws := range conns {
 			ws.Close()
 		}
@@ -336,11 +346,14 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 			for {
 				_, b, err := ws.ReadMessage()
 				if err != nil {
+					if !closing.Load() {
+						cut.Add(1)
+					}
 					return
 				}
 				now := time.Now().UnixNano()
 				sent, ok := sentAt(b)
-				if !ok || !measuring.Load() || sent == 0 {
+				if !ok || sent == 0 {
 					continue
 				}
 				delivered.Add(1)
@@ -428,7 +441,6 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	if !sleepUntil(ctx, measureStart) {
 		return res, ctx.Err()
 	}
-	measuring.Store(true)
 	redisCPU0, selfCPU0 := rd.cpu(), procCPU(os.Getpid())
 	if !sleepUntil(ctx, measureEnd) {
 		return res, ctx.Err()
@@ -440,7 +452,6 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	for time.Now().Before(drainEnd) && (inFlight.Load() > 0 || delivered.Load() < expected.Load()) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	measuring.Store(false)
 	stop()
 	if rd.cluster != nil {
 		// Read while every client is still subscribed.
@@ -450,8 +461,10 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 		}
 	}
 	res.Published, res.Expected, res.Delivered, res.Errors = published.Load(), expected.Load(), delivered.Load(), errorsN.Load()
+	res.Cut = cut.Load()
 	res.DeliveredPerSec = float64(res.Delivered) / c.Duration.Seconds()
 	res.P50, res.P99, res.P999, res.Max = lat.quantiles()
+	closing.Store(true)
 	for _, ws := range conns {
 		ws.Close()
 	}
