@@ -120,8 +120,11 @@ type FanoutResult struct {
 	Errors              int64 // error frames to publishers
 	Cut                 int64 // subscribers whose connection ended before the bench closed it
 	// RedisCPU is the CPU time (user+system) every redis-server of the run
-	// used in the window, and SelfCPU what this process (the gateway nodes,
-	// the clients and the publishers) used (from /proc; 0 elsewhere).
+	// used from the window's start until everything it owes arrived (or
+	// Drain ran out), and SelfCPU what this process (the gateway nodes, the
+	// clients and the publishers) used then (from /proc; 0 elsewhere). A
+	// run that fell behind in the warmup does some of the warmup's work in
+	// it too.
 	RedisCPU, SelfCPU time.Duration
 	// Shards are, on a cluster, what each primary serving slots did,
 	// read from the primaries themselves at the end of the window; nil on
@@ -445,13 +448,13 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	if !sleepUntil(ctx, measureEnd) {
 		return res, ctx.Err()
 	}
-	res.RedisCPU = seconds(rd.cpu() - redisCPU0)
-	res.SelfCPU = seconds(procCPU(os.Getpid()) - selfCPU0)
 	// Let the last acks and deliveries arrive (bounded).
 	drainEnd := time.Now().Add(c.Drain)
 	for time.Now().Before(drainEnd) && (inFlight.Load() > 0 || delivered.Load() < expected.Load()) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	res.RedisCPU = seconds(rd.cpu() - redisCPU0)
+	res.SelfCPU = seconds(procCPU(os.Getpid()) - selfCPU0)
 	stop()
 	if rd.cluster != nil {
 		// Read while every client is still subscribed.
