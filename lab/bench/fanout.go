@@ -119,6 +119,10 @@ type FanoutResult struct {
 	P50, P99, P999, Max time.Duration
 	Errors              int64 // error frames to publishers
 	Cut                 int64 // subscribers whose connection ended before the bench closed it
+	// Unacked are the window's publishes still unanswered when Drain ran
+	// out: what they owe is not in Expected, but whatever of it arrived is
+	// in Delivered, so Expected-Delivered is not the loss then.
+	Unacked int64
 	// RedisCPU is the CPU time (user+system) every redis-server of the run
 	// used from the window's start until everything it owes arrived (or
 	// Drain ran out), and SelfCPU what this process (the gateway nodes, the
@@ -149,9 +153,9 @@ func (r FanoutResult) String() string { return FanoutTable([]FanoutResult{r}) }
 
 // FanoutTable prints results as one table: a line of what the runs share
 // (the first result's config), then a header and one row per run, with the
-// Redis it had and its rate; then, for a run with error frames or
-// subscribers cut, how many, and for a run on a cluster, what each primary
-// did.
+// Redis it had and its rate; then, for a run with error frames,
+// publishes unanswered or subscribers cut, how many, and for a run on a
+// cluster, what each primary did.
 func FanoutTable(rs []FanoutResult) string {
 	if len(rs) == 0 {
 		return ""
@@ -171,6 +175,9 @@ func FanoutTable(rs []FanoutResult) string {
 	for _, r := range rs {
 		if r.Errors > 0 {
 			fmt.Fprintf(&b, "%s at %.0f/s: %d publishes answered with an error frame\n", r.Config.RedisName(), r.Config.Rate, r.Errors)
+		}
+		if r.Unacked > 0 {
+			fmt.Fprintf(&b, "%s at %.0f/s: %d publishes unanswered when the drain ran out: lost is not exact (give --drain more)\n", r.Config.RedisName(), r.Config.Rate, r.Unacked)
 		}
 		if r.Cut > 0 {
 			fmt.Fprintf(&b, "%s at %.0f/s: %d subscribers disconnected before the end (what they missed counts as lost)\n", r.Config.RedisName(), r.Config.Rate, r.Cut)
@@ -464,7 +471,7 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 		}
 	}
 	res.Published, res.Expected, res.Delivered, res.Errors = published.Load(), expected.Load(), delivered.Load(), errorsN.Load()
-	res.Cut = cut.Load()
+	res.Cut, res.Unacked = cut.Load(), inFlight.Load()
 	res.DeliveredPerSec = float64(res.Delivered) / c.Duration.Seconds()
 	res.P50, res.P99, res.P999, res.Max = lat.quantiles()
 	closing.Store(true)

@@ -37,7 +37,7 @@ func TestFanoutOnAThreeShardClusterDeliversEverythingOverSeveralPrimaries(t *tes
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	if res.Published < 100 || res.Errors != 0 || res.Cut != 0 || res.Expected != res.Published*10 || res.Delivered != res.Expected {
+	if res.Published < 100 || res.Errors != 0 || res.Cut != 0 || res.Unacked != 0 || res.Expected != res.Published*10 || res.Delivered != res.Expected {
 		t.Fatalf("want ≥100 acked publishes, each delivered to its room's 10 subscribers, 0 lost, no error, nobody cut: %+v", res)
 	}
 	if len(res.Shards) != 3 {
@@ -191,14 +191,15 @@ func TestFanoutTableNamesTheRedisOfEachRow(t *testing.T) {
 	cluster.RedisReplicas = 1
 	table := FanoutTable([]FanoutResult{
 		{Config: single, Published: 10, Expected: 100, Delivered: 100},
-		{Config: cluster, Published: 10, Expected: 100, Delivered: 98, Errors: 7, Cut: 1,
+		{Config: cluster, Published: 10, Expected: 100, Delivered: 98, Errors: 7, Cut: 1, Unacked: 4,
 			Shards: []ShardUse{{Addr: "127.0.0.1:7001", RoomsSubbed: 3, SPublishCalls: 42}}},
 	})
 	lines := strings.Split(table, "\n")
-	if len(lines) != 7 {
-		t.Fatalf("want a config line, a header, 2 rows, an error line, a cut line and a shard line:\n%s", table)
+	if len(lines) != 8 {
+		t.Fatalf("want a config line, a header, 2 rows, an error line, an unanswered line, a cut line and a shard line:\n%s", table)
 	}
 	for i, want := range []string{"clients=40 rooms=4", "redis", "single", "cluster 3x1", "cluster 3x1 at 200/s: 7 publishes answered with an error frame",
+		"cluster 3x1 at 200/s: 4 publishes unanswered when the drain ran out",
 		"cluster 3x1 at 200/s: 1 subscribers disconnected before the end",
 		"cluster 3x1 at 200/s: primary 127.0.0.1:7001: 3 rooms subscribed, 42 SPUBLISH"} {
 		if !strings.HasPrefix(lines[i], want) {
