@@ -44,10 +44,11 @@ redis-server processes, and K gateway nodes in this process on loopback,
 connect N WebSocket clients (client i in room i mod R, on node i mod K), publish
 at a fixed total rate from --publishers connections with --payload-byte data, and
 print delivered messages per second and publish→receive latency percentiles
-over the measured window, and the CPU time every redis-server and this process
-(nodes, clients, publishers) used from the window's start until its last
-delivery arrived (from /proc). Everything stops by itself after warmup +
-duration (+ at most --drain).
+over the measured window, and, from the window's start until its last delivery
+arrived, the CPU time every redis-server and this process (nodes, clients,
+publishers) used (from /proc) and the nodes' mean time from a publish frame
+read to Redis confirming it (publish). Everything stops by itself after
+warmup + duration (+ at most --drain).
 
 Each rate of --rate is one run with a fresh Redis and fresh nodes, one after
 the other; with --compare-single each rate runs on one redis-server first and

@@ -130,6 +130,10 @@ type FanoutResult struct {
 	// run that fell behind in the warmup does some of the warmup's work in
 	// it too.
 	RedisCPU, SelfCPU time.Duration
+	// PublishRedisMean is the gateways' mean time from a publish frame
+	// read to Redis confirming it (geolab_gateway_publish_seconds) over
+	// the same span: how long each publish held its connection.
+	PublishRedisMean time.Duration
 	// Shards are, on a cluster, what each primary serving slots did,
 	// read from the primaries themselves at the end of the window; nil on
 	// one redis-server.
@@ -164,13 +168,13 @@ func FanoutTable(rs []FanoutResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "clients=%d rooms=%d nodes=%d payload=%dB duration=%s\n",
 		c.Clients, c.Rooms, c.Nodes, c.Payload, c.Duration)
-	fmt.Fprintf(&b, "%-13s %-8s %-12s %-12s %-14s %-10s %-10s %-10s %-10s %-8s %-10s %s\n",
-		"redis", "rate", "published", "delivered", "delivered/s", "p50", "p99", "p99.9", "max", "lost", "redis-cpu", "self-cpu")
+	fmt.Fprintf(&b, "%-13s %-8s %-12s %-12s %-14s %-10s %-10s %-10s %-10s %-8s %-10s %-10s %s\n",
+		"redis", "rate", "published", "delivered", "delivered/s", "p50", "p99", "p99.9", "max", "lost", "redis-cpu", "self-cpu", "publish")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "%-13s %-8.0f %-12d %-12d %-14.0f %-10s %-10s %-10s %-10s %-8d %-10s %s\n",
+		fmt.Fprintf(&b, "%-13s %-8.0f %-12d %-12d %-14.0f %-10s %-10s %-10s %-10s %-8d %-10s %-10s %s\n",
 			r.Config.RedisName(), r.Config.Rate, r.Published, r.Delivered, r.DeliveredPerSec,
 			round(r.P50), round(r.P99), round(r.P999), round(r.Max), r.Expected-r.Delivered,
-			r.RedisCPU.Round(10*time.Millisecond), r.SelfCPU.Round(10*time.Millisecond))
+			r.RedisCPU.Round(10*time.Millisecond), r.SelfCPU.Round(10*time.Millisecond), round(r.PublishRedisMean))
 	}
 	for _, r := range rs {
 		if r.Errors > 0 {
@@ -239,6 +243,19 @@ type fanoutRedis struct {
 	cluster provider.RedisCluster // nil for one redis-server
 	pids    []int
 	stop    func() error // kills every process by pid and waits for it to exit
+}
+
+// nodesCounters sums the gateway counters of every node's /metrics.
+func nodesCounters(nodes []*gateway.Server) gatewayCounters {
+	var sum gatewayCounters
+	for _, n := range nodes {
+		g := readGatewayCounters("http://" + n.Addr() + "/metrics")
+		sum.publishSum += g.publishSum
+		sum.publishCount += g.publishCount
+		sum.framesOut += g.framesOut
+		sum.writes += g.writes
+	}
+	return sum
 }
 
 // cpu is the CPU seconds every redis-server of rd used so far.
@@ -451,7 +468,7 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	if !sleepUntil(ctx, measureStart) {
 		return res, ctx.Err()
 	}
-	redisCPU0, selfCPU0 := rd.cpu(), procCPU(os.Getpid())
+	redisCPU0, selfCPU0, pub0 := rd.cpu(), procCPU(os.Getpid()), nodesCounters(nodes)
 	if !sleepUntil(ctx, measureEnd) {
 		return res, ctx.Err()
 	}
@@ -462,6 +479,9 @@ func fanout(ctx context.Context, c FanoutConfig, rd *fanoutRedis, log io.Writer)
 	}
 	res.RedisCPU = seconds(rd.cpu() - redisCPU0)
 	res.SelfCPU = seconds(procCPU(os.Getpid()) - selfCPU0)
+	if pub1 := nodesCounters(nodes); pub1.publishCount > pub0.publishCount {
+		res.PublishRedisMean = seconds((pub1.publishSum - pub0.publishSum) / (pub1.publishCount - pub0.publishCount))
+	}
 	stop()
 	if rd.cluster != nil {
 		// Read while every client is still subscribed.

@@ -40,6 +40,9 @@ func TestFanoutOnAThreeShardClusterDeliversEverythingOverSeveralPrimaries(t *tes
 	if res.Published < 100 || res.Errors != 0 || res.Cut != 0 || res.Unacked != 0 || res.Expected != res.Published*10 || res.Delivered != res.Expected {
 		t.Fatalf("want ≥100 acked publishes, each delivered to its room's 10 subscribers, 0 lost, no error, nobody cut: %+v", res)
 	}
+	if res.PublishRedisMean <= 0 || res.RedisCPU < 0 || res.SelfCPU <= 0 {
+		t.Errorf("want the nodes' mean publish time and the CPU figures read: %+v", res)
+	}
 	if len(res.Shards) != 3 {
 		t.Fatalf("want what 3 primaries did, got %+v", res.Shards)
 	}
@@ -206,7 +209,7 @@ func TestFanoutTableNamesTheRedisOfEachRow(t *testing.T) {
 			t.Errorf("line %d: %q, want it to start with %q", i, lines[i], want)
 		}
 	}
-	if f := strings.Fields(lines[3]); len(f) < 11 || f[10] != "2" {
+	if f := strings.Fields(lines[3]); len(f) != 14 || f[10] != "2" {
 		t.Errorf("the cluster row's lost column: %q, want 2", lines[3])
 	}
 }
