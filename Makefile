@@ -31,7 +31,7 @@ MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:f
 	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
 	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster nowait:cluster
 
-# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
+# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500' or '--redis-shards 3 --compare-single'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
 BENCH_ARGS   ?=
 EXPLORE_ARGS ?= topologies/two-region.yaml --seed 1 --budget 10m
 # report-png: REPORT is a report.html `geolab run` wrote; REPORT_WINDOW chromium's window.
