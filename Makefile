@@ -23,7 +23,7 @@ DOCKER_SMOKE ?= 1
 # Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
 FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/broker:FuzzParseDelivery ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
 	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./federation:FuzzValidateEntry ./lab/topology:FuzzParse ./lab/history:FuzzRead \
-	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode ./gateway/broker:FuzzPrimariesWithoutReplica ./lab/bench:FuzzParseGatewayCounters
+	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode ./gateway/broker:FuzzPrimariesWithoutReplica ./lab/bench:FuzzParseGatewayCounters ./lab/bench:FuzzCommandCalls
 FUZZTIME ?= 5s
 
 # Each deliberate breakage (docs/mutants.md) and the chaos group that must catch it.

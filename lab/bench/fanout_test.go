@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,4 +213,22 @@ func TestFanoutTableNamesTheRedisOfEachRow(t *testing.T) {
 	if f := strings.Fields(lines[3]); len(f) != 14 || f[10] != "2" {
 		t.Errorf("the cluster row's lost column: %q, want 2", lines[3])
 	}
+}
+
+// commandCalls reads any INFO reply without panicking, and finds a
+// command's calls wherever its line is.
+func FuzzCommandCalls(f *testing.F) {
+	f.Add("# Commandstats\r\ncmdstat_spublish:calls=12,usec=40,usec_per_call=3.33\r\n", uint32(7))
+	f.Add("cmdstat_zzfuzz:calls=", uint32(0))
+	f.Add("", uint32(1<<31))
+	f.Fuzz(func(t *testing.T, info string, n uint32) {
+		_ = commandCalls(info, "spublish")
+		if strings.Contains(info, "cmdstat_zzfuzz") {
+			return
+		}
+		got := commandCalls(info+"\r\ncmdstat_zzfuzz:calls="+strconv.FormatUint(uint64(n), 10)+",usec=1\r\n", "zzfuzz")
+		if got != int64(n) {
+			t.Fatalf("calls=%d after %q: got %d", n, info, got)
+		}
+	})
 }
