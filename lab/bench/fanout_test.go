@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,4 +234,37 @@ func FuzzCommandCalls(f *testing.F) {
 			t.Fatalf("calls=%d after %q: got %d", n, info, got)
 		}
 	})
+}
+
+// A cluster that cannot be made (redis-cli missing from PATH) fails the
+// run with redis-cli named, after its nodes had started: every one of them
+// is stopped, none is left running in the run's Redis directory.
+func TestFanoutStopsTheNodesOfAClusterItCouldNotMake(t *testing.T) {
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(server, filepath.Join(bin, "redis-server")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	c := tinyFanout(3)
+	c.RedisDir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err = RunFanout(ctx, c, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "redis-cli not found") {
+		t.Fatalf("want an error naming the missing redis-cli, got %v", err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(c.RedisDir, "redis-bench", "redis-*", "redis.log"))
+	if len(logs) != 3 {
+		t.Fatalf("want the 3 nodes started before the create failed, found logs %v", logs)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
+	for _, cwd := range procs {
+		if dir, err := os.Readlink(cwd); err == nil && strings.HasPrefix(dir, c.RedisDir+"/") {
+			t.Errorf("%s is still running in %s", filepath.Dir(cwd), dir)
+		}
+	}
 }
