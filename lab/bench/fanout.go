@@ -135,8 +135,8 @@ type FanoutResult struct {
 	// the same span: how long each publish held its connection.
 	PublishRedisMean time.Duration
 	// Shards are, on a cluster, what each primary serving slots did,
-	// read from the primaries themselves at the end of the window; nil on
-	// one redis-server.
+	// read from the primaries themselves once the drain ended, every client
+	// still subscribed; nil on one redis-server.
 	Shards []ShardUse
 	// RedisPids are the redis-server processes of the run, stopped by the
 	// time RunFanout returns.
