@@ -23,7 +23,7 @@ DOCKER_SMOKE ?= 1
 # Fuzz targets run by `make fuzz` (and `make test`), as package:FuzzName.
 FUZZ_TARGETS := ./gateway/protocol:FuzzDecodeClientFrame ./gateway/broker:FuzzParseDelivery ./gateway/auth:FuzzVerify ./gateway/auth:FuzzBearerToken \
 	./gateway/auth:FuzzMatchPattern ./federation:FuzzParseConfig ./federation:FuzzValidateEntry ./lab/topology:FuzzParse ./lab/history:FuzzRead \
-	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode ./gateway/broker:FuzzPrimariesWithoutReplica ./lab/bench:FuzzParseGatewayCounters
+	./lab/history:FuzzMerge ./lab/expect:FuzzParse ./lab/check:FuzzCheck ./lab/link:FuzzParseName ./internal/redisaddr:FuzzParse ./lab/agent:FuzzDecode ./gateway/broker:FuzzPrimariesWithoutReplica ./lab/bench:FuzzParseGatewayCounters ./lab/bench:FuzzCommandCalls
 FUZZTIME ?= 5s
 
 # Each deliberate breakage (docs/mutants.md) and the chaos group that must catch it.
@@ -31,7 +31,7 @@ MUTANTS ?= nogapfill:resubscribe noepoch:resubscribe noresume:failover nofence:f
 	goroutinepermsg:ordering dupwire:ordering psubscribe:amplification \
 	noapplydedup:dedup echo:dedup nopubdedup:dedup noslowcut:slow-consumer noshardresubscribe:cluster nowait:cluster
 
-# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
+# Arguments of `geolab bench fanout`, e.g. BENCH_ARGS='--clients 500' or '--redis-shards 3 --compare-single'; of `geolab explore` (docs/explore.md), e.g. a week: EXPLORE_ARGS='topologies/three-region.yaml --seed 7 --budget 168h'.
 BENCH_ARGS   ?=
 EXPLORE_ARGS ?= topologies/two-region.yaml --seed 1 --budget 10m
 # report-png: REPORT is a report.html `geolab run` wrote; REPORT_WINDOW chromium's window.

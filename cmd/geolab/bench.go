@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -17,7 +19,8 @@ import (
 // fanoutFlags names each bench.FanoutConfig field as the flag that sets it.
 var fanoutFlags = map[string]string{
 	"Clients": "--clients", "Rooms": "--rooms", "Nodes": "--nodes", "Publishers": "--publishers",
-	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup",
+	"Rate": "--rate", "Payload": "--payload", "Duration": "--duration", "Warmup": "--warmup", "Drain": "--drain",
+	"RedisShards": "--redis-shards", "RedisReplicas": "--redis-replicas",
 }
 
 func newBenchCmd() *cobra.Command {
@@ -31,25 +34,59 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchFanoutCmd() *cobra.Command {
 	c := bench.DefaultFanout()
+	rates := []float64{c.Rate}
+	var compareSingle bool
 	cmd := &cobra.Command{
 		Use:   "fanout",
 		Short: "Gateway fan-out: N clients over R rooms on K nodes, fixed publish rate; prints deliveries/s and latency",
-		Long: `Start one redis-server (from PATH) and K gateway nodes in this process on loopback,
+		Long: `Start one redis-server (from PATH), or with --redis-shards a Redis Cluster of
+redis-server processes, and K gateway nodes in this process on loopback,
 connect N WebSocket clients (client i in room i mod R, on node i mod K), publish
 at a fixed total rate from --publishers connections with --payload-byte data, and
-print delivered messages per second and publish→receive latency percentiles over
-the measured window. Everything stops by itself after warmup + duration.`,
+print delivered messages per second and publish→receive latency percentiles
+over the measured window, and, from the window's start until its last delivery
+arrived, the CPU time every redis-server and this process (nodes, clients,
+publishers) used (from /proc) and the nodes' mean time from a publish frame
+read to Redis confirming it (publish). Everything stops by itself after
+warmup + duration (+ at most --drain).
+
+Each rate of --rate is one run with a fresh Redis and fresh nodes, one after
+the other; with --compare-single each rate runs on one redis-server first and
+then on the cluster. All runs print as one table whose first column says which
+Redis: single, or cluster SxR (S primaries, R replicas each). A cluster is made
+with redis-cli --cluster create (on PATH) and is ready when every node serves
+all 16384 slots; the gateways are its cluster clients (sharded pub/sub, one
+subscriber per primary), and after each cluster run the table lists what each
+primary reported: rooms subscribed on it and its SPUBLISH calls. Every
+redis-server is stopped by its pid when its run ends, also on an error or
+Ctrl-C. Exits non-zero when a delivery is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-			defer stop()
-			res, err := bench.RunFanout(ctx, c, cmd.ErrOrStderr())
+			if compareSingle && c.RedisShards == 0 {
+				return &exitError{code: 2, err: errors.New("--compare-single needs --redis-shards 3..8: it compares one redis-server with that cluster")}
+			}
+			runs, err := fanoutRuns(c, rates, compareSingle)
 			if err != nil {
 				return fielderr.Rename(err, fanoutFlags)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.String())
-			if res.Delivered < res.Expected {
-				return fmt.Errorf("bench: %d deliveries missing", res.Expected-res.Delivered)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			var results []bench.FanoutResult
+			var missing int64
+			for _, rc := range runs {
+				res, err := bench.RunFanout(ctx, rc, cmd.ErrOrStderr())
+				if err != nil {
+					if len(results) > 0 {
+						fmt.Fprintln(cmd.OutOrStdout(), bench.FanoutTable(results))
+					}
+					return fielderr.Rename(err, fanoutFlags)
+				}
+				results = append(results, res)
+				missing += res.Expected - res.Delivered
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), bench.FanoutTable(results))
+			if missing > 0 {
+				return fmt.Errorf("bench: %d deliveries missing", missing)
 			}
 			return nil
 		},
@@ -59,11 +96,42 @@ the measured window. Everything stops by itself after warmup + duration.`,
 	f.IntVar(&c.Rooms, "rooms", c.Rooms, "rooms (client i joins room i mod rooms)")
 	f.IntVar(&c.Nodes, "nodes", c.Nodes, "gateway nodes sharing one Redis")
 	f.IntVar(&c.Publishers, "publishers", c.Publishers, "publishing connections")
-	f.Float64Var(&c.Rate, "rate", c.Rate, "publishes per second, all publishers together")
+	f.Float64SliceVar(&rates, "rate", rates, "publishes per second, all publishers together; a comma list of `rates` (2000,3000) runs each in turn into one table")
+	f.Lookup("rate").DefValue = strconv.FormatFloat(c.Rate, 'f', -1, 64) // not [2000.000000]
 	f.IntVar(&c.Payload, "payload", c.Payload, "bytes of each publish's data")
 	f.DurationVar(&c.Duration, "duration", c.Duration, "measured window")
 	f.DurationVar(&c.Warmup, "warmup", c.Warmup, "publishing before the window opens")
+	f.DurationVar(&c.Drain, "drain", c.Drain, "the most time waited after the window for the acks and deliveries it owes: lost is what had not arrived by then")
+	f.IntVar(&c.RedisShards, "redis-shards", c.RedisShards, "0: one redis-server; 3..8: a Redis Cluster of that many primaries instead")
+	f.IntVar(&c.RedisReplicas, "redis-replicas", c.RedisReplicas, "replicas of each cluster primary, 0..2 (only with --redis-shards)")
+	f.BoolVar(&compareSingle, "compare-single", false, "run each rate on one redis-server first, then on the --redis-shards cluster: one table, same run")
 	return cmd
+}
+
+// fanoutRuns are the runs of bench fanout, in order: each rate, on one
+// redis-server first when compareSingle, then on c's Redis. Every run's
+// config is checked before any starts.
+func fanoutRuns(c bench.FanoutConfig, rates []float64, compareSingle bool) ([]bench.FanoutConfig, error) {
+	if len(rates) == 0 || len(rates) > 16 {
+		return nil, fmt.Errorf("--rate: give 1 to 16 rates, got %d", len(rates))
+	}
+	var runs []bench.FanoutConfig
+	for _, r := range rates {
+		rc := c
+		rc.Rate = r
+		if compareSingle {
+			single := rc
+			single.RedisShards, single.RedisReplicas = 0, 0
+			runs = append(runs, single)
+		}
+		runs = append(runs, rc)
+	}
+	for _, rc := range runs {
+		if err := rc.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return runs, nil
 }
 
 // loadFlags names each bench.LoadConfig field as the flag that sets it.
