@@ -131,3 +131,73 @@ func TestBridgeBetweenAClusterAndOneRedis(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeFollowsAnOriginShardThatFailedOver: us-east runs a 3×1 Redis
+// Cluster, and eu-west's bridge reads its outbox partitions from every
+// shard in one read. The primary of a shard that holds none of the room's
+// keys is killed -9 and its replica takes over: a dead primary answers
+// errors, never MOVED, so the bridge must read the slot map again by itself
+// (go-redis otherwise keeps the old one for a minute) before its reads of
+// every partition, the room's too, go through. Events published after the
+// takeover reach eu-west's subscriber well within that minute.
+func TestBridgeFollowsAnOriginShardThatFailedOver(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 1)
+	eu := redistest.Start(t)
+	seeds := strings.Join(cl.Seeds(), ",")
+	fed := func(c *gateway.Config) { c.Federate = federate }
+	us := gatewaytest.Start(t, authority, seeds, "us-east", "gw-1", fed)
+	euGW := gatewaytest.Start(t, authority, eu.Addr(), "eu-west", "gw-1", fed)
+	c := &federation.Config{Region: "eu-west", Federate: federate, Block: 200 * time.Millisecond, Listen: "127.0.0.1:0",
+		Regions: map[string]federation.RegionConfig{"us-east": {Redis: seeds}, "eu-west": {Redis: eu.Addr()}}}
+	c.Defaults()
+	b, err := federation.New(c, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	const room = "tenant:failover"
+	roomKey := broker.Clustered.HistoryKey(room)
+	roomPrimary := cl.PrimaryOf(t, roomKey)
+	var other string // a key of an outbox partition on another shard
+	for _, p := range broker.Clustered.Outboxes("us-east") {
+		if cl.PrimaryOf(t, p.Stream) != roomPrimary {
+			other = p.Stream
+			break
+		}
+	}
+	if other == "" {
+		t.Fatal("every outbox partition is on the room's shard")
+	}
+	sub := dial(t, euGW.Addr(), "sub")
+	sub.Subscribe(room, nil, nil)
+	pub := dial(t, us.Addr(), "pub")
+	publish(pub, room, "before", 0)
+	if got := sub.Collect(1, 30*time.Second); len(got) != 1 {
+		t.Fatalf("eu-west got %d events before the failover, want 1", len(got))
+	}
+
+	victim := cl.PrimaryOf(t, other)
+	replicas := cl.ReplicasOf(t, other)
+	if len(replicas) != 1 {
+		t.Fatalf("the shard of %s has replicas %v, want one", other, replicas)
+	}
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cl.TakeOver(t, other, victim, replicas[0])
+	taken := time.Now()
+	const n = 5
+	for i := range n {
+		publish(pub, room, fmt.Sprintf("after-%d", i), i)
+	}
+	// The bound is well under go-redis's minute: the bridge's reads of
+	// the dead primary's partitions fail until it reads the map again.
+	if got := sub.Collect(n, 20*time.Second); len(got) != n {
+		t.Fatalf("eu-west got %d of the %d events published after the takeover within 20 s: the bridge still reads from the dead primary", len(got), n)
+	}
+	t.Logf("eu-west had the %d events %s after the takeover", n, time.Since(taken).Round(100*time.Millisecond))
+}

@@ -96,6 +96,11 @@ func (f *feed) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if c, ok := f.remote.(*redis.ClusterClient); ok {
+				// A primary that died answers errors, never MOVED: read
+				// the slot map again, in case a replica took over.
+				c.ReloadState(ctx)
+			}
 			f.setDown(err)
 			attempt++
 			if !retryPause(ctx, attempt) {
