@@ -147,17 +147,8 @@ func TestBridgeFollowsAnOriginShardThatFailedOver(t *testing.T) {
 	fed := func(c *gateway.Config) { c.Federate = federate }
 	us := gatewaytest.Start(t, authority, seeds, "us-east", "gw-1", fed)
 	euGW := gatewaytest.Start(t, authority, eu.Addr(), "eu-west", "gw-1", fed)
-	c := &federation.Config{Region: "eu-west", Federate: federate, Block: 200 * time.Millisecond, Listen: "127.0.0.1:0",
-		Regions: map[string]federation.RegionConfig{"us-east": {Redis: seeds}, "eu-west": {Redis: eu.Addr()}}}
-	c.Defaults()
-	b, err := federation.New(c, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runBridge(t, &federation.Config{Region: "eu-west", Federate: federate, Block: 200 * time.Millisecond, Listen: "127.0.0.1:0",
+		Regions: map[string]federation.RegionConfig{"us-east": {Redis: seeds}, "eu-west": {Redis: eu.Addr()}}})
 
 	const room = "tenant:failover"
 	roomKey := broker.Clustered.HistoryKey(room)

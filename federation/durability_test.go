@@ -64,18 +64,9 @@ func TestBridgeReplicatedDurabilityLosesNoApply(t *testing.T) {
 	seeds := strings.Join(cl.Seeds(), ",")
 	fed := func(c *gateway.Config) { c.Federate = federate }
 	gw := gatewaytest.Start(t, authority, us.Addr(), "us-east", "gw-1", fed)
-	cfg := &federation.Config{Region: "eu-west", Federate: federate, Block: 200 * time.Millisecond,
+	runBridge(t, &federation.Config{Region: "eu-west", Federate: federate, Block: 200 * time.Millisecond,
 		Durability: broker.DurabilityReplicated, DurabilityTimeout: 200 * time.Millisecond,
-		Regions: map[string]federation.RegionConfig{"us-east": {Redis: us.Addr()}, "eu-west": {Redis: seeds}}}
-	cfg.Defaults()
-	b, err := federation.New(cfg, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+		Regions: map[string]federation.RegionConfig{"us-east": {Redis: us.Addr()}, "eu-west": {Redis: seeds}}})
 
 	const room, n = "tenant:durable-apply", 5
 	key := broker.Clustered.HistoryKey(room)

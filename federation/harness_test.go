@@ -251,3 +251,18 @@ func (pb *processBridge) kill() {
 	_ = syscall.Kill(pb.cmd.Process.Pid, syscall.SIGKILL)
 	_ = pb.cmd.Wait()
 }
+
+// runBridge starts a bridge of cfg (Defaults applied) in the background,
+// stopped when the test ends.
+func runBridge(t *testing.T, cfg *federation.Config) {
+	t.Helper()
+	cfg.Defaults()
+	b, err := federation.New(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
