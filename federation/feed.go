@@ -319,6 +319,11 @@ func (f *feed) apply(ctx context.Context, part int, e outboxEntry) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if c, ok := f.b.broker.Client().(*redis.ClusterClient); ok {
+			// This region's primary of the room may have died: read the
+			// slot map again (a dead primary never answers MOVED).
+			c.ReloadState(ctx)
+		}
 		attempt++
 		f.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
 		if !retryPause(ctx, attempt) {

@@ -3,7 +3,6 @@ package redisaddr
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -87,10 +86,7 @@ func (c Conn) Target() (Target, error) {
 // its seeds, and the node options' user, password, TLS, timeouts,
 // retries, client name and identity. MaxRedirects is raised from go-redis's
 // 3 to 8, so that a command keeps following a slot that moves (MOVED, ASK,
-// TRYAGAIN while a slot migrates) a little longer before it fails. The slot
-// map is read again once it is ClusterStateReload old (go-redis's default is
-// a minute): a primary that died answers no MOVED, only errors, so without
-// a fresh map a client keeps dialing it after its replica took over.
+// TRYAGAIN while a slot migrates) a little longer before it fails.
 func (t Target) ClusterOptions() *redis.ClusterOptions {
 	n := t.Node
 	return &redis.ClusterOptions{
@@ -98,13 +94,8 @@ func (t Target) ClusterOptions() *redis.ClusterOptions {
 		DialTimeout: n.DialTimeout, ReadTimeout: n.ReadTimeout, WriteTimeout: n.WriteTimeout,
 		MaxRetries: n.MaxRetries, MaxRedirects: 8, ClientName: n.ClientName, DisableIdentity: n.DisableIdentity,
 		PoolSize: n.PoolSize, MaintNotificationsConfig: n.MaintNotificationsConfig,
-		ClusterStateReloadInterval: ClusterStateReload,
 	}
 }
-
-// ClusterStateReload is how old a cluster client's slot map may get before
-// a command makes it read the map again (CLUSTER SLOTS, in the background).
-const ClusterStateReload = 2 * time.Second
 
 // NewClient makes the client of the target: a *redis.ClusterClient for a
 // cluster, a *redis.Client for one Redis.
