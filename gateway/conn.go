@@ -402,7 +402,7 @@ func (c *conn) publishAnswer(f *protocol.ClientFrame, start time.Time, seen brok
 	}
 	c.srv.m.publishSeconds.Observe(time.Since(start).Seconds())
 	b, _ := json.Marshal(protocol.Ack{Type: protocol.TypeAck, ID: f.ID, Event: res.EventID, Oseq: res.Oseq,
-		Room: f.Room, Duplicate: res.Status == "dup", Origin: res.Origin})
+		Room: f.Room, Duplicate: res.Status == "dup", Origin: res.Origin, Epoch: res.Epoch})
 	return b
 }
 

@@ -182,13 +182,14 @@ func TestIdempotentPublishAcrossDroppedConnection(t *testing.T) {
 	// The retry comes on another node, on a new connection: same event, same ack.
 	second := newClient(t, gw2.Addr(), "carol")
 	ack := second.Publish("tenant:g4", "retry-me", 1)
-	if ack.Type != "ack" || ack.Event != m.ID || ack.Oseq != m.Oseq || !ack.Duplicate {
-		t.Fatalf("retried ack %+v does not match the event %s/%d", ack, m.ID, m.Oseq)
+	if ack.Type != "ack" || ack.Event != m.ID || ack.Oseq != m.Oseq || !ack.Duplicate || ack.Epoch == "" || ack.Epoch != m.Epoch {
+		t.Fatalf("retried ack %+v does not match the event %s/%d of epoch %q", ack, m.ID, m.Oseq, m.Epoch)
 	}
-	// Another sender with the same client id is another event.
+	// Another sender with the same client id is another event, of the
+	// same life of the room's sequence.
 	other := newClient(t, gw2.Addr(), "dave")
-	if ack2 := other.Publish("tenant:g4", "retry-me", 1); ack2.Event == m.ID {
-		t.Fatalf("another sender's publish was deduplicated against carol's")
+	if ack2 := other.Publish("tenant:g4", "retry-me", 1); ack2.Event == m.ID || ack2.Epoch != m.Epoch {
+		t.Fatalf("another sender's publish: ack %+v; want another event than carol's %s, of its epoch %q", ack2, m.ID, m.Epoch)
 	}
 	msgs := sub.Collect(2, 3*time.Second)
 	if len(msgs) != 1 || msgs[0].Sender != "dave" {

@@ -495,6 +495,10 @@ type Ack struct {
 	// region of the connection, except for a retry answered from the dedup
 	// record of an event its first attempt made in another region.
 	Origin string `json:"origin,omitempty"`
+	// Epoch, an extension of v1, is the epoch of the (room, Origin)
+	// sequence Oseq belongs to: the same as the event's message frames
+	// carry. A gateway older than the field leaves it out.
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // ErrorFrame reports a refused request. Ref is the client message id or the

@@ -23,12 +23,21 @@
 // Obligation. Client S owes room R from the time it received its first
 // subscribed frame for R until it sent an unsubscribe for R, its owner
 // closed it, or the run ended; disconnects do not end it. A new subscribed
-// after an unsubscribe starts a new interval. S's region for an event is
-// the region of its last welcome at the event's publish time.
+// after an unsubscribe starts a new interval. An interval is cut into
+// stays, one per region S was in (a welcome from another region starts the
+// next); a stay holds R from the first subscribed answer on one of its
+// connections.
 //
-// lost: an acked event E of R is owed to S when its publish time falls
-// strictly inside one of S's intervals of R and E is visible in S's region
-// then. Owed and never received is lost, unless a recovered:false frame S
+// lost: an acked event E of R is owed to S when a span of S's stays in
+// regions E is visible in owes it: E came after the span's first answer
+// (by that answer's position for E's origin and epoch, or the since of
+// the resume it answered, or the epochs S received there; by time only
+// when none tells) and, for a span that
+// ends before the run does, before its end (S received a later message of
+// E's origin and epoch, or one G1's reference receiver had after E, or
+// another client of the region had E before the end). Times compared
+// across clients count only beyond the agents' clock margin (lost.go,
+// owedIn). Owed and never received is lost, unless a recovered:false frame S
 // received for R after E's publish covers E (excuse.go: by its reason, the
 // origins, positions and epochs it names): then it is
 // unrecoverable_announced. leaked: a message received on a connection to a
@@ -66,10 +75,8 @@
 package check
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/geolab/geolab/gateway/client"
@@ -129,7 +136,7 @@ type eventInfo struct {
 	room      int32
 	origin    int32 // region of the ack's connection; else the origin of a message; -1
 	oseq      uint64
-	epoch     string // of the first message that carried it; "" when no client received it
+	epoch     string // of its ack, else of the first message that carried it; "" when neither named it
 	pubT      int64
 	ackT      int64
 	publisher int32 // client; -1 when not acked
@@ -151,6 +158,54 @@ type pub struct {
 type interval struct {
 	from, to int64
 	why      uint8 // how it ended: endRun, endUnsub, endDown
+	// segs: its stays in one region each, in order; a new one starts at a
+	// welcome from another region than the last one's.
+	segs []segment
+}
+
+// segment is a stay of one obligation in one region: from the welcome
+// that brought the client there (the interval's start, for the first)
+// until the welcome from another region, or the interval's end.
+type segment struct {
+	region int32
+	from   int64 // its first welcome, or the interval's start
+	// answered: a subscribed answer for the room came on a connection of
+	// this stay, at answerT; pos and ep are the first one's position and
+	// epochs (live delivery starts after them).
+	// ask is the resume (since, epochs) the answer answered; nil for a
+	// live subscribe.
+	answered bool
+	answerT  int64
+	pos      map[string]uint64
+	ep       map[string]string
+	ask      *resumeAsk
+	// got: per (origin, epoch), the highest oseq received in it; last and
+	// lastRegion: the last message received (a first copy), -1 when none.
+	got  []gotSeq
+	last int32
+}
+
+// seg is the interval's current stay.
+func (iv *interval) seg() *segment { return &iv.segs[len(iv.segs)-1] }
+
+// gotSeq is the highest oseq of one (origin, epoch) a client received in
+// one stay.
+type gotSeq struct {
+	origin int32
+	epoch  string
+	oseq   uint64
+}
+
+// received notes a message received in the stay.
+func (sg *segment) received(evi, origin int32, epoch string, oseq uint64) {
+	sg.last = evi
+	for i := range sg.got {
+		if g := &sg.got[i]; g.origin == origin && g.epoch == epoch {
+			g.oseq = max(g.oseq, oseq)
+			return
+		}
+	}
+	sg.got = append(sg.got, gotSeq{origin, epoch, oseq})
 }
 
 const (
@@ -169,12 +224,12 @@ type originSeq struct {
 }
 
 type roomState struct {
-	covering    bool
-	intervals   []interval
-	subConn     int64      // connection of the last subscribed frame
-	pendingLive bool       // a subscribe without since awaits its answer
-	pendingAsk  *resumeAsk // a subscribe with since awaits its answer
-	recFalseI   int        // index of the last recovered:false subscribed; -1
+	covering  bool
+	intervals []interval
+	subConn   int64 // connection of the last subscribed frame
+	// pend: the subscribes sent and not answered yet, in order.
+	pend      []pendingSub
+	recFalseI int // index of the last recovered:false subscribed; -1
 	// liveAt is 1 + the history index of the answer to the live subscribe
 	// (no since) the room's current subscription started with, 0 when it
 	// started with a resume; livePos and liveEp are that answer's position
@@ -195,7 +250,6 @@ type clientState struct {
 	conns      map[int64]int32 // connection → region of its welcome
 	conn       int64           // the last connection with a welcome
 	region     int32           // region of the last welcome; -1
-	welcomes   []regionAt      // every welcome, in time order
 	up         bool
 	lastDown   int64
 	lastErr    string // of the last disconnected or closed state
@@ -226,29 +280,6 @@ func (cs *clientState) snapEnd() {
 	}
 }
 
-// regionAt is a welcome: from t on, the client's connection was to region.
-type regionAt struct {
-	t      int64
-	region int32
-}
-
-// regionAt returns the region of the client's last welcome at or before t
-// (the first one when t is before every welcome): where it was, or was last
-// connected, when an event was published.
-func (cs *clientState) regionAt(t int64) int32 {
-	i, _ := slices.BinarySearchFunc(cs.welcomes, t, func(w regionAt, t int64) int { return cmp.Compare(w.t, t) })
-	if i < len(cs.welcomes) && cs.welcomes[i].t == t {
-		return cs.welcomes[i].region
-	}
-	if i == 0 {
-		if len(cs.welcomes) == 0 {
-			return -1
-		}
-		return cs.welcomes[0].region
-	}
-	return cs.welcomes[i-1].region
-}
-
 type checker struct {
 	h     *history.History
 	opts  Options
@@ -275,6 +306,12 @@ type checker struct {
 	// first reached a client connected to that region (0: never), at
 	// arrive[event*len(meta regions)+region].
 	arrive []int64
+	// margin: twice the widest clock bound of the history's agents (0
+	// on one clock); a time compared across clients counts only beyond it.
+	margin int64
+	// refPos: per (region, room) group, each event's place in the
+	// reference receiver's order (built when first needed).
+	refPos map[[2]int32]map[int32]int32
 	// pubTimes: per room, the sorted times of its publishes (built when
 	// first needed).
 	pubTimes map[int32][]int64
@@ -295,6 +332,9 @@ func newChecker(h *history.History, opts Options) *checker {
 		latency:    map[[2]int32][]int64{},
 		groups:     map[[2]int32]*rrGroup{},
 		deliv:      map[int32][]int{},
+	}
+	for _, a := range h.Meta.Agents {
+		c.margin = max(c.margin, 2*int64(a.Bound))
 	}
 	for _, r := range h.Meta.Regions {
 		c.regions.id(r)
@@ -429,6 +469,9 @@ func (c *checker) publishes() {
 				origin = c.regions.id(e.Origin)
 			}
 			ev.acked, ev.origin, ev.oseq, ev.pubT, ev.ackT, ev.publisher = true, origin, e.Oseq, p.t, e.T, cs.id
+			if e.Epoch != "" { // the ack names it (a gateway older than the field does not)
+				ev.epoch = e.Epoch
+			}
 			c.res.Counts.Published++
 		case e.Dir == client.In && e.Type == protocol.TypeError && e.Ref != "":
 			cs := c.client(e)
@@ -480,7 +523,12 @@ func (c *checker) walk() {
 			switch e.Type {
 			case protocol.TypeWelcome:
 				cs.conn, cs.region, cs.up = e.Conn, c.regions.id(e.Region), true
-				cs.welcomes = append(cs.welcomes, regionAt{e.T, cs.region})
+				for _, r := range cs.roomOrder {
+					if rs := cs.rooms[r]; rs.covering && rs.lastSeg().region != cs.region {
+						iv := &rs.intervals[len(rs.intervals)-1]
+						iv.segs = append(iv.segs, segment{region: cs.region, from: e.T, last: -1})
+					}
+				}
 				c.failoverDone(cs, e.T)
 			case protocol.TypeSubscribed:
 				if e.Room != "" {
@@ -542,21 +590,46 @@ func (c *checker) state(cs *clientState, e *history.Event) {
 	}
 }
 
+// pendingSub is a subscribe awaiting its answer: on conn, a resume (ask)
+// or a live one (ask nil). overtaken: the client unsubscribed after
+// sending it; the gateway answers it, then leaves the room.
+type pendingSub struct {
+	conn      int64
+	ask       *resumeAsk
+	overtaken bool
+}
+
 func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	room := c.rooms.id(e.Room)
 	rs := cs.room(room)
-	ask := rs.pendingAsk
-	unasked := ask == nil && !rs.pendingLive
+	// A gateway answers the subscribes of one connection in order; those
+	// sent on an earlier connection are never answered.
+	for len(rs.pend) > 0 && rs.pend[0].conn < e.Conn {
+		rs.pend = rs.pend[1:]
+	}
+	unasked := len(rs.pend) == 0
+	var ask *resumeAsk
+	overtaken := false
+	if !unasked {
+		ask, overtaken = rs.pend[0].ask, rs.pend[0].overtaken
+		rs.pend = rs.pend[1:]
+	}
+	live := !unasked && ask == nil
 	// Only an answer starts an obligation: an unasked frame (a gap
 	// announcement) still in flight when the client unsubscribed does not
-	// subscribe it again.
-	if !rs.covering && !unasked {
+	// subscribe it again, nor does the answer to a subscribe the client
+	// took back with an unsubscribe sent before the answer came.
+	if !rs.covering && !unasked && !overtaken {
 		rs.covering = true
-		rs.intervals = append(rs.intervals, interval{from: e.T})
+		rs.intervals = append(rs.intervals, interval{from: e.T, segs: []segment{{region: cs.connRegion(e.Conn), from: e.T, last: -1}}})
+	}
+	if sg := rs.lastSeg(); sg != nil && rs.covering && !unasked && !sg.answered {
+		var f subscribedFields
+		_ = json.Unmarshal(e.Raw, &f)
+		sg.answered, sg.answerT, sg.pos, sg.ep, sg.ask = true, e.T, f.Position, f.Epochs, ask
 	}
 	rs.subConn = e.Conn
-	if rs.pendingLive {
-		rs.pendingLive = false
+	if live {
 		rs.origins = rs.origins[:0]
 		var f subscribedFields
 		_ = json.Unmarshal(e.Raw, &f)
@@ -564,7 +637,6 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 	} else if ask != nil {
 		rs.liveAt, rs.livePos, rs.liveEp, rs.again = 0, nil, nil, nil
 	}
-	rs.pendingAsk = nil
 	if !e.Recovered {
 		if c.res.RecoveredFalse == nil {
 			c.res.RecoveredFalse = map[string]int{}
@@ -592,10 +664,10 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 func (c *checker) subscribe(cs *clientState, room int32, e *history.Event) {
 	rs := cs.room(room)
 	if e.Since {
-		rs.pendingLive, rs.pendingAsk = false, readAsk(e)
+		rs.pend = append(rs.pend, pendingSub{conn: e.Conn, ask: readAsk(e)})
 		return
 	}
-	rs.pendingLive, rs.pendingAsk = true, nil
+	rs.pend = append(rs.pend, pendingSub{conn: e.Conn})
 	if rs.covering && rs.subConn != e.Conn {
 		c.res.Counts.NotResumed++
 		if c.wantExample("not_resumed") {
@@ -604,6 +676,15 @@ func (c *checker) subscribe(cs *clientState, room int32, e *history.Event) {
 					"what it missed in between is not asked for", cs.name, e.Room, sec(e.T), e.Conn, rs.subConn)})
 		}
 	}
+}
+
+// lastSeg is the current stay of the room's last interval; nil when the
+// room has none.
+func (rs *roomState) lastSeg() *segment {
+	if len(rs.intervals) == 0 {
+		return nil
+	}
+	return rs.intervals[len(rs.intervals)-1].seg()
 }
 
 func (c *checker) endInterval(rs *roomState, t int64, why uint8) {
@@ -617,6 +698,9 @@ func (c *checker) endInterval(rs *roomState, t int64, why uint8) {
 func (c *checker) unsubscribe(cs *clientState, room int32, t int64) {
 	rs := cs.room(room)
 	c.endInterval(rs, t, endUnsub)
+	for i := range rs.pend {
+		rs.pend[i].overtaken = true
+	}
 	if cs.fo.active {
 		delete(cs.fo.pending, room)
 		c.failoverDone(cs, t)
@@ -662,6 +746,9 @@ func (c *checker) message(cs *clientState, e *history.Event, i int) {
 	c.res.Counts.Delivered++
 	recv := cs.connRegion(e.Conn)
 	c.arrived(evi, recv, e.T)
+	if rs := cs.room(room); rs.covering {
+		rs.lastSeg().received(evi, origin, e.Epoch, e.Oseq)
+	}
 	if ev.acked {
 		o := ev.origin
 		if o < 0 {

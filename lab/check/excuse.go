@@ -67,13 +67,15 @@ func (a *announcement) changedOrigin(o string) bool {
 }
 
 // excuses reports whether a tells the client that it will not be given
-// event ev (of origin o, published before a): ev is at or below the
+// event ev (of origin o, published before a, or within the clocks' margin
+// after it: no clock error within the agents' bounds keeps it from
+// excusing what the region could no longer give): ev is at or below the
 // position a names for its origin in a's epoch, or of another epoch of it;
 // after an epoch change, any event of the changed origin's old life; for an
 // answer to a resume, any event of an origin the region holds nothing of
 // (a names no position for it).
-func (a *announcement) excuses(ev *eventInfo, o string) bool {
-	if ev.pubT >= a.t {
+func (a *announcement) excuses(ev *eventInfo, o string, margin int64) bool {
+	if ev.pubT >= a.t+margin {
 		return false
 	}
 	pos, named := a.position[o]

@@ -36,9 +36,9 @@ func (c *checker) visible(room, origin, x int32) bool {
 }
 
 // lost checks every obligation against the room's acked events: an event
-// published inside it and visible where the client was at that moment is
-// owed; owed and never received is lost unless an announcement excuses it
-// (unrecoverable_announced). It returns the lost count per client.
+// the obligation owes (owed) and the client never received is lost unless
+// an announcement excuses it (unrecoverable_announced). It returns the lost
+// count per client.
 func (c *checker) lost() map[int32]int {
 	lostBy := map[int32]int{}
 	byRoom := map[int32][]int32{}
@@ -60,29 +60,17 @@ func (c *checker) lost() map[int32]int {
 		slices.SortFunc(rooms, func(a, b int32) int { return strings.Compare(c.rooms.name(a), c.rooms.name(b)) })
 		for _, r := range rooms {
 			rs := cs.rooms[r]
-			evs := byRoom[r]
-			k := 0
 			for _, iv := range rs.intervals {
-				for k < len(evs) && c.events[evs[k]].pubT <= iv.from {
-					k++
-				}
-				for ; k < len(evs) && c.events[evs[k]].pubT < iv.to; k++ {
-					ev := &c.events[evs[k]]
-					if cs.received.has(evs[k]) || ev.origin < 0 {
+				for _, evi := range byRoom[r] {
+					ev := &c.events[evi]
+					if cs.received.has(evi) || ev.origin < 0 {
 						continue
 					}
-					region := cs.regionAt(ev.pubT)
-					if !c.visible(r, ev.origin, region) {
+					region, owed := c.owed(&iv, evi)
+					if !owed {
 						continue
 					}
-					// An interval the client ended (unsubscribe, owner
-					// close) owes only what had reached its region before
-					// the end: an event still on its way (federation lag,
-					// the origin's fan-out) could not be given.
-					if iv.why != endRun && !c.arrivedBy(evs[k], region, iv.to) {
-						continue
-					}
-					if a := excusedBy(rs.announced, ev, c.regions.name(ev.origin)); a != nil {
+					if a := excusedBy(rs.announced, ev, c.regions.name(ev.origin), c.margin); a != nil {
 						c.res.Counts.UnrecoverableAnnounced++
 						if c.wantExample("unrecoverable_announced") {
 							c.example("unrecoverable_announced", Example{Client: cs.name, Room: c.rooms.name(r), Event: ev.id,
@@ -104,10 +92,153 @@ func (c *checker) lost() map[int32]int {
 	return lostBy
 }
 
+// owed reports whether obligation iv owes event evi, and the region it
+// was owed in. The interval's stays in regions where the event is visible
+// form spans (a federated room's usually one, the whole interval; another
+// region's local room, each stay in that region); the event is owed when
+// some span owes it (owedIn).
+func (c *checker) owed(iv *interval, evi int32) (int32, bool) {
+	ev := &c.events[evi]
+	segs := iv.segs
+	for k := 0; k < len(segs); {
+		if !c.visible(ev.room, ev.origin, segs[k].region) {
+			k++
+			continue
+		}
+		m := k + 1
+		for m < len(segs) && c.visible(ev.room, ev.origin, segs[m].region) {
+			m++
+		}
+		end := iv.to
+		if m < len(segs) {
+			end = segs[m].from
+		}
+		if region, ok := c.owedIn(iv, segs[k:m], m == len(segs) && iv.why == endRun, end, evi); ok {
+			return region, true
+		}
+		k = m
+	}
+	return -1, false
+}
+
+// owedIn reports whether a span of stays owes event evi: it came after the
+// span's start (after) and, unless the span lasts to the end of the run
+// (toEnd), before its end. The start is the first subscribed answer on a
+// connection of the span; a span without one owes nothing (the client
+// never held the room there). The region returned is the region of the
+// stay that answer came in.
+//
+// The end (an unsubscribe, the owner's close, or a move to a region the
+// event does not reach) owes the event when the client received in the
+// span a message of the same origin and epoch with a higher oseq, or one
+// that the reference receiver of its region and room (G1's: the one with
+// the most messages there) received after the event; these use no clock.
+// Otherwise only when another client of the region had received it before
+// the end by more than the clocks' margin. What was still on its way when
+// the client left is not owed.
+func (c *checker) owedIn(iv *interval, span []segment, toEnd bool, end int64, evi int32) (int32, bool) {
+	ev := &c.events[evi]
+	for len(span) > 0 && !span[0].answered {
+		span = span[1:]
+	}
+	if len(span) == 0 {
+		return -1, false
+	}
+	st := &span[0]
+	o := c.regions.name(ev.origin)
+	gotAbove := func(oseq uint64) bool {
+		for i := range span {
+			for _, g := range span[i].got {
+				if g.origin == ev.origin && g.epoch == ev.epoch && g.oseq > oseq {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !c.after(st, gotAbove, iv, ev, o) {
+		return -1, false
+	}
+	if toEnd || ev.epoch != "" && gotAbove(ev.oseq) {
+		return st.region, true
+	}
+	for i := len(span) - 1; i >= 0; i-- {
+		if sg := &span[i]; sg.last >= 0 {
+			ref := c.reference(sg.region, ev.room)
+			p, ok := ref[evi]
+			q, ok2 := ref[sg.last]
+			if ok && ok2 && p < q {
+				return st.region, true
+			}
+			break
+		}
+	}
+	if c.arrivedBy(evi, span[len(span)-1].region, end-c.margin) {
+		return st.region, true
+	}
+	return -1, false
+}
+
+// after reports whether event ev (of origin o) came after the start of a
+// span whose first answer is st. Sequence positions decide wherever the
+// history has them, so that an event still on its way to the region when
+// the answer came is owed whatever the clocks say:
+//   - st answers a live subscribe and names a position and epoch for o,
+//     and ev is of that epoch: ev's oseq above the position (live delivery
+//     starts right after it);
+//   - st answers a resume whose since and epochs name o with ev's epoch:
+//     ev's oseq above since (the client asked for everything after what it
+//     had; the region replays it or announces what it cannot);
+//   - else, the client received in the span a message of o in ev's epoch
+//     (the room held nothing of o there, or the sequence restarted since).
+//
+// Time is a second witness that can only add: ev published after the
+// answer (a resume: after the interval's start) by more than the clocks'
+// margin (0 on one clock) came after it, whatever position the answer
+// claimed, so that a gateway naming a position it did not have hides
+// nothing. No clock error within the agents' bounds makes an event owed.
+// gotAbove tells whether the client received in the span a message of
+// ev's origin and epoch above an oseq.
+func (c *checker) after(st *segment, gotAbove func(uint64) bool, iv *interval, ev *eventInfo, o string) bool {
+	from := st.answerT
+	if st.ask != nil {
+		from = iv.from // a resume carries the obligation on from the interval's start
+	}
+	later := ev.pubT > from+c.margin
+	if st.ask == nil {
+		if ep, named := st.ep[o]; named && ep != "" && ev.epoch == ep {
+			return ev.oseq > st.pos[o] || later
+		}
+	} else if since, named := st.ask.Since[o]; named && st.ask.Epochs[o] != "" && ev.epoch == st.ask.Epochs[o] {
+		return ev.oseq > since || later
+	}
+	return ev.epoch != "" && gotAbove(0) || later
+}
+
+// reference returns, for the receivers of room on connections to region,
+// each event's place in the reference receiver's order.
+func (c *checker) reference(region, room int32) map[int32]int32 {
+	k := [2]int32{region, room}
+	if m, ok := c.refPos[k]; ok {
+		return m
+	}
+	if c.refPos == nil {
+		c.refPos = map[[2]int32]map[int32]int32{}
+	}
+	m := map[int32]int32{}
+	if g := c.groups[k]; g != nil && len(g.seqs) > 0 {
+		for j, ev := range c.referenceSeq(g).events {
+			m[ev] = int32(j)
+		}
+	}
+	c.refPos[k] = m
+	return m
+}
+
 // excusedBy returns the first announcement that excuses ev, or nil.
-func excusedBy(as []announcement, ev *eventInfo, origin string) *announcement {
+func excusedBy(as []announcement, ev *eventInfo, origin string, margin int64) *announcement {
 	for i := range as {
-		if as[i].excuses(ev, origin) {
+		if as[i].excuses(ev, origin, margin) {
 			return &as[i]
 		}
 	}
@@ -252,7 +383,7 @@ func (c *checker) lostText(cs *clientState, room int32, iv interval, ev *eventIn
 	if ev.publisher >= 0 {
 		publisher = c.clients[ev.publisher].name
 	}
-	return fmt.Sprintf("%s subscribed to %s at %s, was in %s when the event was published, and %s; %s; event %s (oseq %d) was published by %s at %s and acked at %s, and never reached %s",
+	return fmt.Sprintf("%s subscribed to %s at %s, held it in %s when the event came there, and %s; %s; event %s (oseq %d) was published by %s at %s and acked at %s, and never reached %s",
 		cs.name, rn, sec(iv.from), region, until, vis, ev.id, ev.oseq, publisher, sec(ev.pubT), sec(ev.ackT), cs.name)
 }
 

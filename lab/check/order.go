@@ -114,13 +114,7 @@ func (c *checker) regionOrder() {
 	var common, tails []int32
 	for gi, g := range groups {
 		gen := int32(gi + 1)
-		ref := g.seqs[0]
-		for _, s := range g.seqs[1:] {
-			if len(s.events) > len(ref.events) ||
-				len(s.events) == len(ref.events) && c.clients[s.client].name < c.clients[ref.client].name {
-				ref = s
-			}
-		}
+		ref := c.referenceSeq(g)
 		for j, ev := range ref.events {
 			stamp[ev], pos[ev] = gen, int32(j)
 		}
@@ -146,6 +140,19 @@ func (c *checker) regionOrder() {
 			}
 		}
 	}
+}
+
+// referenceSeq is a group's reference receiver: the one with the most
+// messages there (ties: the first name).
+func (c *checker) referenceSeq(g *rrGroup) *rrSeq {
+	ref := g.seqs[0]
+	for _, s := range g.seqs[1:] {
+		if len(s.events) > len(ref.events) ||
+			len(s.events) == len(ref.events) && c.clients[s.client].name < c.clients[ref.client].name {
+			ref = s
+		}
+	}
+	return ref
 }
 
 // lisLen returns the length of the longest strictly increasing subsequence
