@@ -61,12 +61,12 @@ func TestWelcomeSubscribePublishAck(t *testing.T) {
 	if pf.f.ID != "m-1" || pf.f.Room != testRoom || string(pf.f.Data) != `{"text":"hi"}` {
 		t.Errorf("publish frame = %s", pf.raw)
 	}
-	fc.send(protocol.Ack{Type: protocol.TypeAck, ID: "m-1", Event: "ev-1", Oseq: 5, Room: testRoom})
+	fc.send(protocol.Ack{Type: protocol.TypeAck, ID: "m-1", Event: "ev-1", Oseq: 5, Room: testRoom, Origin: "us-east", Epoch: "e1"})
 	ack, err := call()
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	if ack != (Ack{ID: "m-1", Room: testRoom, Event: "ev-1", Oseq: 5, Conn: 1, Attempts: 1}) {
+	if ack != (Ack{ID: "m-1", Room: testRoom, Event: "ev-1", Oseq: 5, Origin: "us-east", Epoch: "e1", Conn: 1, Attempts: 1}) {
 		t.Errorf("ack = %+v", ack)
 	}
 

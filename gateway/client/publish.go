@@ -18,6 +18,9 @@ type Ack struct {
 	// unless a retry was answered with an event its first attempt made in
 	// another region ("" from a gateway that predates the field).
 	Origin string
+	// Epoch is the epoch of Origin's sequence Oseq belongs to ("" from a
+	// gateway that predates the field).
+	Epoch string
 	// Duplicate is true when the gateway answered from its dedup record: an
 	// earlier attempt had been published already.
 	Duplicate bool
@@ -186,8 +189,8 @@ func (c *Client) handleAck(cn *conn, f *protocol.ServerFrame) {
 			room = p.room
 		}
 		p.state, p.err = pubDone, nil
-		p.ack = Ack{ID: f.ID, Room: room, Event: f.Event, Oseq: f.Oseq, Origin: f.Origin, Duplicate: f.Duplicate,
-			Conn: cn.no, Attempts: p.attempts}
+		p.ack = Ack{ID: f.ID, Room: room, Event: f.Event, Oseq: f.Oseq, Origin: f.Origin, Epoch: f.Epoch,
+			Duplicate: f.Duplicate, Conn: cn.no, Attempts: p.attempts}
 		delete(c.pending, f.ID)
 		notify(p.notify)
 	}
