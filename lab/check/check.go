@@ -31,13 +31,13 @@
 // lost: an acked event E of R is owed to S when a span of S's stays in
 // regions E is visible in owes it: E came after the span's first answer
 // (by that answer's position for E's origin and epoch, or the since of
-// the resume it answered, or the epochs S received there; by time only
-// when none tells) and, for a span that
-// ends before the run does, before its end (S received a later message of
-// E's origin and epoch, or one G1's reference receiver had after E, or
-// another client of the region had E before the end). Times compared
-// across clients count only beyond the agents' clock margin (lost.go,
-// owedIn). Owed and never received is lost, unless a recovered:false frame S
+// the resume it answered, or the epochs S received there; time, beyond
+// the agents' clock margin, can only add) and, for a span that ends
+// before the run does, before its end (S received a later message of E's
+// origin and epoch, or one G1's reference receiver had after E, or
+// another client of the region had E before the end, beyond the margin):
+// lost.go, owedIn and after. Owed and never received is lost, unless a
+// recovered:false frame S
 // received for R after E's publish covers E (excuse.go: by its reason, the
 // origins, positions and epochs it names): then it is
 // unrecoverable_announced. leaked: a message received on a connection to a
@@ -171,16 +171,15 @@ type segment struct {
 	from   int64 // its first welcome, or the interval's start
 	// answered: a subscribed answer for the room came on a connection of
 	// this stay, at answerT; pos and ep are the first one's position and
-	// epochs (live delivery starts after them).
-	// ask is the resume (since, epochs) the answer answered; nil for a
-	// live subscribe.
+	// epochs (live delivery starts after them), and ask the resume (since,
+	// epochs) it answered, nil for a live subscribe.
 	answered bool
 	answerT  int64
 	pos      map[string]uint64
 	ep       map[string]string
 	ask      *resumeAsk
-	// got: per (origin, epoch), the highest oseq received in it; last and
-	// lastRegion: the last message received (a first copy), -1 when none.
+	// got: per (origin, epoch), the highest oseq received in it; last:
+	// the last message received (a first copy), -1 when none.
 	got  []gotSeq
 	last int32
 }
