@@ -242,7 +242,7 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 	ack := protocol.Subscribed{Type: protocol.TypeSubscribed, Room: f.Room, Recovered: true,
 		Position: protocol.Positions(snap.Seq), Epochs: protocol.Epochs(snap.Epochs)}
 	var plan replayPlan
-	floors := map[string]floor{}
+	floors, ahead := map[string]floor{}, map[string]floor{}
 	if f.Since != nil {
 		var reason string
 		plan, reason, floors, err = c.srv.hub.resume(ctx, f.Room, snap, f.Since, f.Epochs)
@@ -287,9 +287,19 @@ func (c *conn) subscribe(f *protocol.ClientFrame) {
 			case snap.Epochs[o] == ep && q > cur:
 				floors[o] = floor{epoch: ep, oseq: q}
 				ack.Position[o] = q
+			case snap.Epochs[o] != ep:
+				// Another life of o than the region holds: one this
+				// region's bridge has not reached yet (o lost its data
+				// and the client had its next life from another region),
+				// or an older one. The answer names the region's, as
+				// for any epoch change; what the client has of its own
+				// life is kept apart, and if that life reaches the
+				// region, its events up to it are not sent again.
+				ahead[o] = floor{epoch: ep, oseq: q}
 			}
 		}
 	}
+	s.ahead = ahead // pending: nothing else touches it yet
 	b, _ := json.Marshal(ack)
 	if !c.sendWait(b) {
 		return

@@ -680,6 +680,10 @@ type subscription struct {
 	overflow bool              // guarded by room.mu: the backlog outgrew the send queue and was dropped
 	lastID   broker.StreamID   // the last stream id sent to this client
 	floors   map[string]floor  // per origin: the last (epoch, oseq) the client has
+	// ahead: per origin, what the client said it has of a life of it the
+	// region did not hold when it resumed (conn.subscribe); those events
+	// are not sent again if that life reaches the region.
+	ahead map[string]floor
 	life     string            // guarded by room.mu: the Redis's data life it belongs to ("": not known)
 }
 
@@ -758,6 +762,14 @@ func (s *subscription) admit(d broker.Delivery) (gap []byte, ok bool) {
 		return nil, false
 	}
 	s.lastID = d.ID
+	if a, ok := s.ahead[d.Origin]; ok && d.Epoch == a.epoch {
+		if d.Oseq <= a.oseq {
+			s.floors[d.Origin] = floor{epoch: d.Epoch, oseq: d.Oseq}
+			s.conn.srv.m.duplicatesDropped.Inc()
+			return nil, false
+		}
+		delete(s.ahead, d.Origin)
+	}
 	if f, ok := s.floors[d.Origin]; ok {
 		sameEpoch := f.epoch == "" || f.epoch == d.Epoch
 		switch {

@@ -275,3 +275,88 @@ func TestResumeWhileTheBridgeReappliesDropsWhatTheClientHad(t *testing.T) {
 		t.Fatal("a message after us-west 4: re-applied events sent again")
 	}
 }
+
+// TestResumeAheadOfTheRegionsLifeGetsNothingTwice: us-east lost its data
+// and started its room's sequence over (epoch B); a client had B 1..2 on
+// us-east, then resumes on us-west, whose bridge has not reached B yet (it
+// holds A 1..3). The answer is epoch_changed at us-west's A 3; when the
+// bridge ends A there and applies B 1..3, the client gets B 3 alone, not
+// B 1..2 again (found by geolab explore on two-region, seed 1: 9 events
+// sent twice).
+func TestResumeAheadOfTheRegionsLifeGetsNothingTwice(t *testing.T) {
+	ctx := context.Background()
+	federate := func(c *gateway.Config) { c.Federate = []string{"tenant:*"} }
+	east, west := redistest.Start(t), redistest.Start(t)
+	room := "tenant:1"
+	gwEast := startGateway(t, east.Addr(), "us-east", "gw-e1", federate)
+	gwWest := startGateway(t, west.Addr(), "us-west", "gw-w1", federate)
+	bWest := broker.New(west.Client(), "us-west", broker.DefaultHistory())
+	eastOutbox := func() []map[string]any {
+		msgs, err := east.Client().XRange(ctx, broker.OutboxKey("us-east"), "-", "+").Result()
+		if err != nil {
+			t.Fatalf("us-east's outbox: %v", err)
+		}
+		out := make([]map[string]any, len(msgs))
+		for i, m := range msgs {
+			out[i] = m.Values
+		}
+		return out
+	}
+	apply := func(v map[string]any) {
+		q, _ := strconv.ParseUint(v["q"].(string), 10, 64)
+		if _, err := bWest.Apply(ctx, broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
+			Oseq: q, Epoch: v["e"].(string), Frame: []byte(v["f"].(string))}); err != nil {
+			t.Fatalf("apply us-east oseq %d in us-west: %v", q, err)
+		}
+	}
+	pub := newClient(t, gwEast.Addr(), "pe")
+	for i := 1; i <= 3; i++ {
+		pub.Publish(room, msgID("a", i), i)
+	}
+	for _, v := range eastOutbox() {
+		apply(v)
+	}
+	if err := east.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, gwEast.Addr(), "c")
+	c.Subscribe(room, nil, nil)
+	for i := 1; i <= 2; i++ {
+		if a := pub.PublishAcked(room, msgID("b", i), i, 10*time.Second); a.Oseq != uint64(i) {
+			t.Fatalf("us-east's publish b-%d after its loss: oseq %d, want %d", i, a.Oseq, i)
+		}
+	}
+	had := c.Collect(2, 5*time.Second)
+	if len(had) != 2 || had[1].Oseq != 2 {
+		logFrames(t, had)
+		t.Fatalf("the client got %d of us-east's B 1..2", len(had))
+	}
+	epochB := had[1].Epoch
+	c.Close()
+
+	r := newClient(t, gwWest.Addr(), "c")
+	s := r.Subscribe(room, protocol.Positions{"us-east": 2}, protocol.Epochs{"us-east": epochB})
+	if s.Recovered || s.Reason != protocol.ReasonEpochChanged || s.Position["us-east"] != 3 || s.Epochs["us-east"] == epochB {
+		t.Fatalf("resume on us-west with us-east's B 2: %+v, want recovered:false epoch_changed at us-west's A 3", s)
+	}
+	// us-west's bridge finds us-east's outbox started over: it ends A in
+	// the room and applies B.
+	if _, err := bWest.EndOrigin(ctx, "us-east", broker.HeldBy(east.Client(), "us-east")); err != nil {
+		t.Fatal(err)
+	}
+	last := pub.PublishAcked(room, msgID("b", 3), 3, 10*time.Second)
+	for _, v := range eastOutbox() {
+		apply(v)
+	}
+	got := framesUntil(t, r, last.Event)
+	var msgs []*protocol.ServerFrame
+	for _, f := range got {
+		if f.Type == "message" {
+			msgs = append(msgs, f)
+		}
+	}
+	if len(msgs) != 1 || msgs[0].Oseq != 3 || msgs[0].Epoch != epochB {
+		logFrames(t, got)
+		t.Fatalf("after the resume the client got %d messages, want us-east's B 3 alone", len(msgs))
+	}
+}
