@@ -684,7 +684,7 @@ type subscription struct {
 	// region did not hold when it resumed (conn.subscribe); those events
 	// are not sent again if that life reaches the region.
 	ahead map[string]floor
-	life     string            // guarded by room.mu: the Redis's data life it belongs to ("": not known)
+	life  string // guarded by room.mu: the Redis's data life it belongs to ("": not known)
 }
 
 // offer sends d to the client unless it has it already; called under room.mu.
