@@ -1052,3 +1052,46 @@ func TestAnswerToATakenBackSubscribeStartsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestAResumeInANewRegionOwesWhatItsHistoryHolds: a leak probe of
+// eu-west, subscribed to us-east's local room, fails over into us-east
+// after us-east's Redis lost its data (and with it ev-1 and ev-2, published
+// while the probe was in eu-west, where they never go). It resumes with
+// nothing of us-east and is answered recovered:true with the one event of
+// the new life. ev-1 and ev-2 are not owed: the probe was not in us-east
+// when they were published, and the region no longer retains them. ev-3,
+// published after the probe came into us-east and not sent to it, is.
+// Explore found the first on the product build (seed 3, run 9).
+func TestAResumeInANewRegionOwesWhatItsHistoryHolds(t *testing.T) {
+	w := newWorld()
+	probe := w.b.Client("p-eu-west", "eu-west")
+	probe.Connect(10*ms, "eu-west", "gw-1")
+	probe.Subscribe(11*ms, "local:1")
+	probe.Subscribed(12*ms, "local:1", true, "")
+	publish := func(at time.Duration, id string, oseq uint64, epoch string) {
+		w.a.Publish(at, "local:1", "m-"+id)
+		w.a.Ack(at+2*ms, "m-"+id, "ev-"+id, oseq)
+		for _, cl := range []*historytest.Client{w.a, w.bb} {
+			cl.Message(at+ms, "local:1", "ev-"+id, "us-east", oseq, epoch)
+		}
+	}
+	publish(100*ms, "1", 1, "e0")
+	publish(200*ms, "2", 2, "e0")
+	probe.Disconnect(300 * ms)
+	// us-east's Redis comes back empty: its subscribers are told.
+	for _, cl := range []*historytest.Client{w.a, w.bb} {
+		cl.SubscribedAt(350*ms, "local:1", false, "epoch_changed", `{"us-east":0}`, `{"us-east":""}`)
+	}
+	publish(400*ms, "9", 1, "e1")
+	probe.Connect(500*ms, "us-east", "gw-1")
+	probe.ResumeFrom(501*ms, "local:1", `{}`, "")
+	probe.SubscribedAt(502*ms, "local:1", true, "", `{"us-east":1}`, `{"us-east":"e1"}`)
+	probe.Message(503*ms, "local:1", "ev-9", "us-east", 1, "e1")
+	publish(600*ms, "3", 2, "e1")
+	r := w.check(t, time.Second)
+	want(t, r, map[string]float64{"published": 4, "delivered": 9, "lost": 1, "disconnects": 1, "failovers": 1,
+		"announced_epoch_changes": 2})
+	if l := r.Examples["lost"]; len(l) != 1 || l[0].Event != "ev-3" || l[0].Client != "p-eu-west" {
+		t.Errorf("lost: %+v", l)
+	}
+}

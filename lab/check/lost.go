@@ -113,7 +113,7 @@ func (c *checker) owed(iv *interval, evi int32) (int32, bool) {
 		if m < len(segs) {
 			end = segs[m].from
 		}
-		if region, ok := c.owedIn(iv, segs[k:m], m == len(segs) && iv.why == endRun, end, evi); ok {
+		if region, ok := c.owedIn(segs[k:m], m == len(segs) && iv.why == endRun, end, evi); ok {
 			return region, true
 		}
 		k = m
@@ -136,8 +136,9 @@ func (c *checker) owed(iv *interval, evi int32) (int32, bool) {
 // Otherwise only when another client of the region had received it before
 // the end by more than the clocks' margin. What was still on its way when
 // the client left is not owed.
-func (c *checker) owedIn(iv *interval, span []segment, toEnd bool, end int64, evi int32) (int32, bool) {
+func (c *checker) owedIn(span []segment, toEnd bool, end int64, evi int32) (int32, bool) {
 	ev := &c.events[evi]
+	spanFrom := span[0].from
 	for len(span) > 0 && !span[0].answered {
 		span = span[1:]
 	}
@@ -156,7 +157,7 @@ func (c *checker) owedIn(iv *interval, span []segment, toEnd bool, end int64, ev
 		}
 		return false
 	}
-	if !c.after(st, gotAbove, iv, ev, o) {
+	if !c.after(st, gotAbove, spanFrom, ev, o) {
 		return -1, false
 	}
 	if toEnd || ev.epoch != "" && gotAbove(ev.oseq) {
@@ -193,16 +194,17 @@ func (c *checker) owedIn(iv *interval, span []segment, toEnd bool, end int64, ev
 //     (the room held nothing of o there, or the sequence restarted since).
 //
 // Time is a second witness that can only add: ev published after the
-// answer (a resume: after the interval's start) by more than the clocks'
-// margin (0 on one clock) came after it, whatever position the answer
-// claimed, so that a gateway naming a position it did not have hides
-// nothing. No clock error within the agents' bounds makes an event owed.
-// gotAbove tells whether the client received in the span a message of
-// ev's origin and epoch above an oseq.
-func (c *checker) after(st *segment, gotAbove func(uint64) bool, iv *interval, ev *eventInfo, o string) bool {
+// answer (a resume: after the span began, spanFrom, when the client came
+// into the span's regions or subscribed) by more than the clocks' margin
+// (0 on one clock) came after it, whatever position the answer claimed, so
+// that a gateway naming a position it did not have hides nothing. No clock
+// error within the agents' bounds makes an event owed. gotAbove tells
+// whether the client received in the span a message of ev's origin and
+// epoch above an oseq.
+func (c *checker) after(st *segment, gotAbove func(uint64) bool, spanFrom int64, ev *eventInfo, o string) bool {
 	from := st.answerT
 	if st.ask != nil {
-		from = iv.from // a resume carries the obligation on from the interval's start
+		from = spanFrom // a resume carries the obligation on from the span's start
 	}
 	later := ev.pubT > from+c.margin
 	if st.ask == nil {
