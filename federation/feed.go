@@ -411,7 +411,7 @@ func (f *feed) endOrigin(ctx context.Context, part int, remoteN int64) bool {
 		"partition", f.parts[part].Name, "checkpoint_n", f.savedN[part], "origin_n", remoteN)
 	attempt := 0
 	for {
-		n, err := f.b.broker.EndOrigin(ctx, f.origin, broker.HeldBy(f.remote, f.origin))
+		n, err := f.b.broker.EndOrigin(ctx, f.origin, broker.HeldBy(f.remote, f.origin), f.b.cfg.Federated)
 		if err == nil {
 			f.log.Warn("origin's sequences ended; subscribers told (recovered:false, epoch_changed)", "rooms", n)
 			return true

@@ -341,7 +341,7 @@ func TestResumeAheadOfTheRegionsLifeGetsNothingTwice(t *testing.T) {
 	}
 	// us-west's bridge finds us-east's outbox started over: it ends A in
 	// the room and applies B.
-	if _, err := bWest.EndOrigin(ctx, "us-east", broker.HeldBy(east.Client(), "us-east")); err != nil {
+	if _, err := bWest.EndOrigin(ctx, "us-east", broker.HeldBy(east.Client(), "us-east"), nil); err != nil {
 		t.Fatal(err)
 	}
 	last := pub.PublishAcked(room, msgID("b", 3), 3, 10*time.Second)

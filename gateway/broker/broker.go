@@ -498,28 +498,33 @@ type Delivery struct {
 	// Origin are set.
 	Ended bool
 	// EndedForAll, with Ended, is told to every subscriber of the room, not
-	// only to those that had events of Origin: the gateway's own notice,
-	// never read from Redis, that the region's Redis lost its data while the
-	// gateway's pub/sub link was down, so that events of the region's own
-	// origin published meanwhile may be gone without any subscriber of the
-	// gateway having had one of them.
+	// only to those that had events of Origin: the gateway's own notice
+	// that the region's Redis lost its data while the gateway's pub/sub
+	// link was down, so that events of the region's own origin published
+	// meanwhile may be gone without any subscriber of the gateway having
+	// had one of them; or "end <origin> all" (EndOrigin with unheld), for a
+	// room that held no life of a remote origin that lost its data.
 	EndedForAll bool
 }
 
 // ParseDelivery splits a channel payload ("<stream id> <origin> <oseq>
 // <epoch>\n<frame>") into its header and the frame the gateway forwards as
-// is; or reads the notice "end <origin>\n" (EndOrigin) as an Ended delivery.
+// is; or reads the notice "end <origin>\n" or "end <origin> all\n"
+// (EndOrigin) as an Ended delivery.
 func ParseDelivery(room, payload string) (Delivery, error) {
 	nl := strings.IndexByte(payload, '\n')
 	if nl < 0 {
 		return Delivery{}, fmt.Errorf("broker: delivery on %s has no header line", room)
 	}
 	parts := strings.Split(payload[:nl], " ")
-	if len(parts) == 2 && parts[0] == "end" {
+	if (len(parts) == 2 || len(parts) == 3) && parts[0] == "end" {
 		if parts[1] == "" || nl != len(payload)-1 {
 			return Delivery{}, fmt.Errorf("broker: end notice on %s names no origin or carries a frame", room)
 		}
-		return Delivery{Room: room, Entry: Entry{Origin: parts[1]}, Ended: true}, nil
+		if len(parts) == 3 && parts[2] != "all" {
+			return Delivery{}, fmt.Errorf("broker: end notice on %s: third field %q, want all", room, parts[2])
+		}
+		return Delivery{Room: room, Entry: Entry{Origin: parts[1]}, Ended: true, EndedForAll: len(parts) == 3}, nil
 	}
 	if len(parts) != 4 {
 		return Delivery{}, fmt.Errorf("broker: delivery on %s has a header of %d fields, want 4", room, len(parts))

@@ -25,8 +25,9 @@ const endScanCount = 512
 // shipped here will never come (originend.lua). Each room that had events
 // of origin keeps it with an empty epoch at position 0, and its gateways
 // announce recovered:false (epoch_changed) to the subscribers that had
-// some. It returns how many rooms it ended; running it again ends none, so
-// a caller may retry it after an error.
+// some. It returns how many rooms it ended; running it again ends no room
+// that held a life (only the unheld ones again, below), so a caller may
+// retry it after an error.
 //
 // With held not nil it ends only the rooms whose life of origin the origin
 // no longer holds whole: held returns the origin's own epoch and last oseq
@@ -34,7 +35,13 @@ const endScanCount = 512
 // applied position is at or below that, under the same epoch, is left as
 // it is (an origin on a Redis Cluster whose outbox partition lost entries,
 // a replica promoted before it had them, lost them in some rooms only).
-func (b *Broker) EndOrigin(ctx context.Context, origin string, held OriginHeld) (int, error) {
+//
+// With unheld not nil, a room that holds no life of origin here and for
+// which unheld returns true (it federates here) is ended too, and every
+// subscriber told: the origin may have acked events in it, never shipped,
+// after the last of its events that reached this region. Such a room is
+// ended again on every call.
+func (b *Broker) EndOrigin(ctx context.Context, origin string, held OriginHeld, unheld func(room string) bool) (int, error) {
 	var mu sync.Mutex
 	ended := 0
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
@@ -51,6 +58,11 @@ func (b *Broker) EndOrigin(ctx context.Context, origin string, held OriginHeld) 
 					return fmt.Errorf("broker: what %s holds of %s: %w: %w", origin, room, ErrUnavailable, err)
 				}
 				args = append(args, "1", epoch, oseq)
+			} else {
+				args = append(args, "", "", "")
+			}
+			if unheld != nil && unheld(room) {
+				args = append(args, "1")
 			}
 			n, err := originEndScript.Run(ctx, b.rdb, []string{b.layout.SeqKey(room)}, args...).Int()
 			if err != nil {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,7 +91,7 @@ func TestEndOriginWithHeldEndsOnlyTheRoomsTheOriginLost(t *testing.T) {
 	}
 	n, err := b.EndOrigin(ctx, "us-east", func(_ context.Context, room string) (string, uint64, error) {
 		return origin[room].Epoch, origin[room].Oseq, nil
-	})
+	}, nil)
 	if err != nil || n != 3 {
 		t.Fatalf("EndOrigin with held: %d rooms ended (%v), want 3: behind, other-epoch, gone", n, err)
 	}
@@ -114,7 +115,59 @@ func TestEndOriginWithHeldEndsOnlyTheRoomsTheOriginLost(t *testing.T) {
 	if !ended["room:behind"] || !ended["room:other-epoch"] || !ended["room:gone"] {
 		t.Fatalf("end notices on %v, want behind, other-epoch and gone", ended)
 	}
-	if n, err := b.EndOrigin(ctx, "us-east", nil); err != nil || n != 2 {
+	if n, err := b.EndOrigin(ctx, "us-east", nil, nil); err != nil || n != 2 {
 		t.Fatalf("EndOrigin without held: %d more rooms ended (%v), want the 2 left", n, err)
+	}
+}
+
+// TestEndOriginWithUnheldTellsEveryoneInARoomThatHadNothing: a room of
+// this region that holds no life of the origin (none of its events was
+// ever applied here) may still have lost events the origin acked and
+// never shipped. With unheld, EndOrigin ends it too, once the room
+// federates here (unheld returns true), and publishes "end <origin> all",
+// which a gateway reads as a notice for every subscriber; a room unheld
+// refuses (local) is left alone, and a room with a life is ended as
+// before. Found by geolab explore (two-region, seed 1, run 24: lost 172).
+func TestEndOriginWithUnheldTellsEveryoneInARoomThatHadNothing(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := broker.New(rs.Client(), "eu-west", broker.DefaultHistory())
+	apply := func(room, origin string) {
+		r, err := b.Apply(ctx, broker.ApplyRequest{Room: room, Origin: origin, Oseq: 1, Epoch: "e1", Frame: []byte(`{"type":"message"}`)})
+		if err != nil || r.Status != "ok" {
+			t.Fatalf("apply %s of %s: %+v %v", room, origin, r, err)
+		}
+	}
+	apply("tenant:had", "us-east")
+	apply("tenant:nothing", "ap-south") // the room exists here, with nothing of us-east
+	apply("local:nothing", "ap-south")
+	ps := rs.Client().PSubscribe(ctx, "geolab:ch:*")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	federated := func(room string) bool { return strings.HasPrefix(room, "tenant:") }
+	n, err := b.EndOrigin(ctx, "us-east", nil, federated)
+	if err != nil || n != 2 {
+		t.Fatalf("EndOrigin with unheld: %d rooms ended (%v), want 2: tenant:had and tenant:nothing", n, err)
+	}
+	got := map[string]string{}
+	for range 2 {
+		m, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[broker.RoomOfChannel(m.Channel)] = m.Payload
+	}
+	if got["tenant:had"] != "end us-east\n" || got["tenant:nothing"] != "end us-east all\n" {
+		t.Fatalf("notices %q, want tenant:had's end and tenant:nothing's end for all", got)
+	}
+	d, err := broker.ParseDelivery("tenant:nothing", got["tenant:nothing"])
+	if err != nil || !d.Ended || !d.EndedForAll || d.Origin != "us-east" {
+		t.Fatalf("the notice for all reads as %+v (%v)", d, err)
+	}
+	if e, err := rs.Client().HGet(ctx, broker.Standalone.SeqKey("local:nothing"), "e:us-east").Result(); err == nil {
+		t.Fatalf("local:nothing got us-east's state (epoch %q): a room that does not federate was ended", e)
 	}
 }
