@@ -236,6 +236,10 @@ type roomState struct {
 	liveAt  int
 	livePos map[string]uint64
 	liveEp  map[string]string
+	// liveResumes: the resumes answered since that live subscribe (on a
+	// reconnect): their since is built from what the live answer told the
+	// client, so an event it had before and neither names is asked for again.
+	liveResumes []*resumeAsk
 	// again: the events given again live in the current subscription
 	// (live_redeliveries); a further copy of one is a duplicate.
 	again     map[int32]bool
@@ -632,9 +636,9 @@ func (c *checker) subscribed(cs *clientState, e *history.Event, i int) {
 		rs.origins = rs.origins[:0]
 		var f subscribedFields
 		_ = json.Unmarshal(e.Raw, &f)
-		rs.liveAt, rs.livePos, rs.liveEp, rs.again = i+1, f.Position, f.Epochs, nil
-	} else if ask != nil {
-		rs.liveAt, rs.livePos, rs.liveEp, rs.again = 0, nil, nil, nil
+		rs.liveAt, rs.livePos, rs.liveEp, rs.again, rs.liveResumes = i+1, f.Position, f.Epochs, nil, nil
+	} else if ask != nil && rs.liveAt != 0 {
+		rs.liveResumes = append(rs.liveResumes, ask)
 	}
 	if !e.Recovered {
 		if c.res.RecoveredFalse == nil {
@@ -808,8 +812,9 @@ func (c *checker) arrivedBy(evi, region int32, t int64) bool {
 // client asked for without knowing: its room's current subscription is a
 // live one (no since), started after the first copy came, and the event
 // follows that answer's position for its origin (another epoch, or an
-// origin the answer does not name, follows too). The client told the
-// region nothing of what it had; a region behind on the event's origin
+// origin the answer does not name, follows too), and no resume since (on
+// a reconnect, its since built from that answer) named it. The client told
+// the region nothing of what it had; a region behind on the event's origin
 // then delivers it live, as the protocol says (live_redeliveries, not G3).
 func (c *checker) liveRedelivery(cs *clientState, rs *roomState, e *history.Event, evi int32) bool {
 	if rs.liveAt == 0 || rs.again[evi] {
@@ -826,9 +831,17 @@ func (c *checker) liveRedelivery(cs *clientState, rs *roomState, e *history.Even
 	if first < 0 || first >= rs.liveAt-1 {
 		return false
 	}
-	pos, named := rs.livePos[e.Origin]
-	if named && (rs.liveEp[e.Origin] == "" || e.Epoch == "" || rs.liveEp[e.Origin] == e.Epoch) && e.Oseq <= pos {
+	covers := func(pos map[string]uint64, ep map[string]string) bool {
+		q, named := pos[e.Origin]
+		return named && (ep[e.Origin] == "" || e.Epoch == "" || ep[e.Origin] == e.Epoch) && e.Oseq <= q
+	}
+	if covers(rs.livePos, rs.liveEp) {
 		return false
+	}
+	for _, a := range rs.liveResumes {
+		if covers(a.Since, a.Epochs) {
+			return false // the client said it had it: sending it again is G3's
+		}
 	}
 	if rs.again == nil {
 		rs.again = map[int32]bool{}

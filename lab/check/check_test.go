@@ -1095,3 +1095,38 @@ func TestAResumeInANewRegionOwesWhatItsHistoryHolds(t *testing.T) {
 		t.Errorf("lost: %+v", l)
 	}
 }
+
+// TestLiveRedeliveryAfterAResumeBuiltFromTheLiveAnswer: a client that had
+// us-east 1..2 of tenant:1 left and subscribed again live while eu-west
+// was behind on us-east (the answer names no us-east); it then reconnects
+// and resumes with since built from that answer, naming no us-east either.
+// eu-west's bridge catches up and sends us-east 1..2: the client asked for
+// them, as it did live (live_redeliveries, not G3). Had the resume named
+// us-east 2, they would be duplicates. Explore found the first on the
+// product build (two-region, seed 3, run 11: duplicated 76).
+func TestLiveRedeliveryAfterAResumeBuiltFromTheLiveAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		since, epochs         string
+		duplicated, redeliver float64
+	}{{"since names no us-east", `{}`, `{}`, 0, 2}, {"since names us-east 2", `{"us-east":2}`, `{"us-east":"e1"}`, 2, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld()
+			all := map[*historytest.Client]time.Duration{w.a: 1 * ms, w.bb: 1 * ms, w.c: 40 * ms, w.d: 90 * ms}
+			w.publish(w.a, 100*ms, "tenant:1", "1", "us-east", 1, all)
+			w.publish(w.a, 200*ms, "tenant:1", "2", "us-east", 2, all)
+			w.c.Unsubscribe(300*ms, "tenant:1")
+			w.c.Subscribe(400*ms, "tenant:1")
+			w.c.SubscribedAt(401*ms, "tenant:1", true, "", `{}`, `{}`)
+			w.c.Disconnect(500 * ms)
+			w.c.Connect(600*ms, "eu-west", "gw-2")
+			w.c.ResumeFrom(601*ms, "tenant:1", tc.since, tc.epochs)
+			w.c.SubscribedAt(602*ms, "tenant:1", true, "", `{}`, `{}`)
+			w.c.Message(700*ms, "tenant:1", "ev-1", "us-east", 1, "e1")
+			w.c.Message(701*ms, "tenant:1", "ev-2", "us-east", 2, "e1")
+			r := w.check(t, time.Second)
+			want(t, r, map[string]float64{"published": 2, "delivered": 8, "duplicated": tc.duplicated,
+				"live_redeliveries": tc.redeliver, "disconnects": 1, "failovers": 1})
+		})
+	}
+}
