@@ -41,19 +41,18 @@ local pubcmd = 'PUBLISH'
 if ARGV[3] == 'SPUBLISH' then
   pubcmd = 'SPUBLISH'
 end
-if not q or not e or e == '' then
-  if ARGV[7] ~= '1' then
-    return 0
-  end
-  redis.call('HSET', KEYS[1], 'e:' .. origin, '', 'q:' .. origin, 0)
-  redis.call('HDEL', KEYS[1], 'g:' .. origin)
-  redis.call(pubcmd, ARGV[2], 'end ' .. origin .. ' all\n')
-  return 1
+local held = q and e and e ~= ''
+if not held and ARGV[7] ~= '1' then
+  return 0
 end
-if ARGV[4] == '1' and ARGV[5] == e and tonumber(q) <= (tonumber(ARGV[6]) or 0) then
+if held and ARGV[4] == '1' and ARGV[5] == e and tonumber(q) <= (tonumber(ARGV[6]) or 0) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'e:' .. origin, '', 'q:' .. origin, 0)
 redis.call('HDEL', KEYS[1], 'g:' .. origin)
-redis.call(pubcmd, ARGV[2], 'end ' .. origin .. '\n')
+local notice = 'end ' .. origin .. '\n'
+if not held then
+  notice = 'end ' .. origin .. ' all\n'
+end
+redis.call(pubcmd, ARGV[2], notice)
 return 1
