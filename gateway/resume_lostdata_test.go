@@ -33,9 +33,24 @@ type lostData struct {
 // reads and applies.
 func (l *lostData) westOutbox(t *testing.T) []map[string]any {
 	t.Helper()
-	msgs, err := l.west.Client().XRange(context.Background(), broker.OutboxKey("us-west"), "-", "+").Result()
+	return outbox(t, l.west, "us-west")
+}
+
+// apply applies one outbox entry of us-west in us-east, as the bridge does.
+func (l *lostData) apply(t *testing.T, v map[string]any) {
+	t.Helper()
+	if st := applyEntry(t, l.bEast, v); st != "ok" {
+		t.Fatalf("apply us-west oseq %v in us-east: %s", v["q"], st)
+	}
+}
+
+// outbox returns region's federation outbox in rs, entry by entry: what
+// the other regions' bridges read and apply.
+func outbox(t *testing.T, rs *redistest.Server, region string) []map[string]any {
+	t.Helper()
+	msgs, err := rs.Client().XRange(context.Background(), broker.OutboxKey(region), "-", "+").Result()
 	if err != nil {
-		t.Fatalf("us-west's outbox: %v", err)
+		t.Fatalf("%s's outbox: %v", region, err)
 	}
 	out := make([]map[string]any, len(msgs))
 	for i, m := range msgs {
@@ -44,15 +59,17 @@ func (l *lostData) westOutbox(t *testing.T) []map[string]any {
 	return out
 }
 
-// apply applies one outbox entry of us-west in us-east, as the bridge does.
-func (l *lostData) apply(t *testing.T, v map[string]any) {
+// applyEntry applies one outbox entry with b, as a bridge does, and
+// returns the script's status ("ok", "dup" or "gap").
+func applyEntry(t *testing.T, b *broker.Broker, v map[string]any) string {
 	t.Helper()
 	q, _ := strconv.ParseUint(v["q"].(string), 10, 64)
-	res, err := l.bEast.Apply(context.Background(), broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
+	res, err := b.Apply(context.Background(), broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
 		Oseq: q, Epoch: v["e"].(string), Frame: []byte(v["f"].(string))})
-	if err != nil || res.Status != "ok" {
-		t.Fatalf("apply us-west oseq %d in us-east: %+v, %v", q, res, err)
+	if err != nil {
+		t.Fatalf("apply %s oseq %d: %v", v["o"], q, err)
 	}
+	return res.Status
 }
 
 // framesUntil returns the subscribed and message frames c gets up to and
@@ -213,15 +230,7 @@ func TestResumeWhileTheBridgeReappliesDropsWhatTheClientHad(t *testing.T) {
 	gwWest := startGateway(t, west.Addr(), "us-west", "gw-w1", federate)
 	bEast := broker.New(east.Client(), "us-east", broker.DefaultHistory())
 	l := &lostData{west: west}
-	apply := func(v map[string]any) string {
-		q, _ := strconv.ParseUint(v["q"].(string), 10, 64)
-		res, err := bEast.Apply(ctx, broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
-			Oseq: q, Epoch: v["e"].(string), Frame: []byte(v["f"].(string))})
-		if err != nil {
-			t.Fatalf("apply us-west oseq %d in us-east: %v", q, err)
-		}
-		return res.Status
-	}
+	apply := func(v map[string]any) string { return applyEntry(t, bEast, v) }
 	pubEast, pubWest := newClient(t, gwEast.Addr(), "pe"), newClient(t, gwWest.Addr(), "pw")
 	c := newClient(t, gwEast.Addr(), "c")
 	c.Subscribe(room, nil, nil)
@@ -291,24 +300,8 @@ func TestResumeAheadOfTheRegionsLifeGetsNothingTwice(t *testing.T) {
 	gwEast := startGateway(t, east.Addr(), "us-east", "gw-e1", federate)
 	gwWest := startGateway(t, west.Addr(), "us-west", "gw-w1", federate)
 	bWest := broker.New(west.Client(), "us-west", broker.DefaultHistory())
-	eastOutbox := func() []map[string]any {
-		msgs, err := east.Client().XRange(ctx, broker.OutboxKey("us-east"), "-", "+").Result()
-		if err != nil {
-			t.Fatalf("us-east's outbox: %v", err)
-		}
-		out := make([]map[string]any, len(msgs))
-		for i, m := range msgs {
-			out[i] = m.Values
-		}
-		return out
-	}
-	apply := func(v map[string]any) {
-		q, _ := strconv.ParseUint(v["q"].(string), 10, 64)
-		if _, err := bWest.Apply(ctx, broker.ApplyRequest{Room: v["r"].(string), Origin: v["o"].(string),
-			Oseq: q, Epoch: v["e"].(string), Frame: []byte(v["f"].(string))}); err != nil {
-			t.Fatalf("apply us-east oseq %d in us-west: %v", q, err)
-		}
-	}
+	eastOutbox := func() []map[string]any { return outbox(t, east, "us-east") }
+	apply := func(v map[string]any) { applyEntry(t, bWest, v) }
 	pub := newClient(t, gwEast.Addr(), "pe")
 	for i := 1; i <= 3; i++ {
 		pub.Publish(room, msgID("a", i), i)
