@@ -26,6 +26,17 @@ func checkpointKey(origin string, part broker.OutboxPartition) string {
 	return "geolab:fed:ckpt:" + origin + ":" + part.Name
 }
 
+// originLifeKey holds, in this region's Redis, the data life token of the
+// origin's Redis (broker.LifeOf) under which the bridge last read outbox
+// partition part: a bridge restarted after the origin lost its data still
+// finds the token changed, even when it had applied nothing of it.
+func originLifeKey(origin string, part broker.OutboxPartition) string {
+	if part.Name == "" {
+		return "geolab:fed:life:" + origin
+	}
+	return "geolab:fed:life:" + origin + ":" + part.Name
+}
+
 // clusterPoll is the longest pause between two reads of a clustered
 // origin's outbox partitions when the last read found nothing: one
 // XREAD BLOCK cannot wait on streams of several slots, so the partitions
@@ -50,6 +61,8 @@ type feed struct {
 	appliedN    []int64   // per partition: n of the last applied outbox entry
 	savedN      []int64   // per partition: n of the entry the saved checkpoint names (0: unknown)
 	remoteN     []int64   // per partition: the origin's outbox counter, as last read
+	originLife  []string  // per partition: the origin's data life last read ("" before the first)
+	lifeSaved   []string  // per partition: the origin's data life as saved here (originLifeKey)
 	lagSince    time.Time // origin time of the oldest event not yet applied; zero when caught up
 	lastSeen    time.Time // last successful read of the remote outbox
 	state       string
@@ -65,7 +78,8 @@ type feed struct {
 func newFeed(b *Bridge, origin string, remote redis.UniversalClient) *feed {
 	parts := broker.LayoutOf(remote).Outboxes(origin)
 	return &feed{b: b, origin: origin, remote: remote, parts: parts, state: "ok", lastSeen: time.Now(),
-		log: b.log.With("origin", origin), appliedN: make([]int64, len(parts)), remoteN: make([]int64, len(parts)), savedN: make([]int64, len(parts))}
+		log: b.log.With("origin", origin), appliedN: make([]int64, len(parts)), remoteN: make([]int64, len(parts)), savedN: make([]int64, len(parts)),
+		originLife: make([]string, len(parts)), lifeSaved: make([]string, len(parts))}
 }
 
 // run pulls until ctx ends: read a batch after the checkpoint, apply each
@@ -88,10 +102,14 @@ func (f *feed) run(ctx context.Context) {
 		if ckpts[i], f.savedN[i], ok = f.loadCheckpoint(ctx, p); !ok {
 			return
 		}
+		if f.originLife[i], ok = f.loadOriginLife(ctx, p); !ok {
+			return
+		}
+		f.lifeSaved[i] = f.originLife[i]
 	}
 	attempt, unsaved := 0, 0
 	for ctx.Err() == nil {
-		batches, remoteN, err := f.read(ctx, ckpts)
+		batches, remoteN, lives, err := f.read(ctx, ckpts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -126,15 +144,34 @@ func (f *feed) run(ctx context.Context) {
 			continue
 		}
 		f.setUp(remoteN, batches)
+		// The origin lost its data since the last read when its outbox
+		// counts again from below the saved checkpoint, or when its data
+		// life changed: the second sees it even when nothing of the origin
+		// was ever applied here, so that no checkpoint names a number.
+		var lost []int
 		for i := range f.parts {
-			if !f.startedOver(i, remoteN[i], batches[i]) {
-				continue
+			if f.startedOver(i, remoteN[i], batches[i]) || f.originLife[i] != "" && lives[i] != f.originLife[i] {
+				lost = append(lost, i)
 			}
+		}
+		if len(lost) > 0 {
 			// Before anything of the origin's new life is applied: the
 			// old life's unshipped events are lost, and every room that
-			// had some of it is told so now, not at the origin's next
-			// event in that room, which may never come.
-			if !f.endOrigin(ctx, i, remoteN[i]) || !f.saveCheckpoint(ctx, i, ckpts[i], 0) {
+			// had some of it, or that it may have published into unseen,
+			// is told so now, not at the origin's next event in that
+			// room, which may never come.
+			if !f.endOrigin(ctx, lost, remoteN, lives) {
+				return
+			}
+			for _, i := range lost {
+				if !f.saveCheckpoint(ctx, i, ckpts[i], 0) {
+					return
+				}
+			}
+		}
+		for i := range f.parts {
+			f.originLife[i] = lives[i]
+			if lives[i] != f.lifeSaved[i] && !f.saveOriginLife(ctx, i, lives[i]) {
 				return
 			}
 		}
@@ -198,9 +235,13 @@ type outboxEntry struct {
 }
 
 // read reads, in one pipelined round trip (per node of a cluster), each
-// outbox stream's counter and up to a batch of its entries after its
-// checkpoint: the entries by partition, and the counters.
-func (f *feed) read(ctx context.Context, ckpts []string) ([][]outboxEntry, []int64, error) {
+// outbox stream's data life, counter and up to a batch of its entries
+// after its checkpoint: the entries by partition, the counters and the
+// lives. The life is read first, so that the entries belong to it or to a
+// later one, which the next read finds; a Redis that lost its data has
+// none until its first reader names one, and the feed then names it
+// (broker.LifeOf).
+func (f *feed) read(ctx context.Context, ckpts []string) ([][]outboxEntry, []int64, []string, error) {
 	// One read, connection setup included, never outlives the block time
 	// plus a WAN round trip's timeout: on a blackholed WAN nothing answers
 	// and only this deadline ends the wait.
@@ -213,27 +254,36 @@ func (f *feed) read(ctx context.Context, ckpts []string) ([][]outboxEntry, []int
 		block = -1
 	}
 	pipe := f.remote.Pipeline()
+	lifeCmds := make([]*redis.StringCmd, len(f.parts))
 	counters := make([]*redis.StringCmd, len(f.parts))
 	reads := make([]*redis.XStreamSliceCmd, len(f.parts))
 	for i, p := range f.parts {
+		lifeCmds[i] = pipe.Get(ctx, p.Life)
 		counters[i] = pipe.Get(ctx, p.Counter)
 		reads[i] = pipe.XRead(ctx, &redis.XReadArgs{Streams: []string{p.Stream, ckpts[i]},
 			Count: int64(f.b.cfg.Batch), Block: block})
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	out := make([][]outboxEntry, len(f.parts))
 	remoteN := make([]int64, len(f.parts))
-	for i := range f.parts {
+	lives := make([]string, len(f.parts))
+	for i, p := range f.parts {
 		remoteN[i], _ = counters[i].Int64()
+		if lives[i], err = lifeCmds[i].Result(); errors.Is(err, redis.Nil) {
+			lives[i], err = broker.LifeOf(ctx, f.remote, p.Life)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
 		streams, err := reads[i].Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, s := range streams {
 			for _, m := range s.Messages {
@@ -243,7 +293,7 @@ func (f *feed) read(ctx context.Context, ckpts []string) ([][]outboxEntry, []int
 			}
 		}
 	}
-	return out, remoteN, nil
+	return out, remoteN, lives, nil
 }
 
 // apply applies one event to this region, retrying while this region's
@@ -399,16 +449,23 @@ func (f *feed) startedOver(part int, remoteN int64, entries []outboxEntry) bool 
 }
 
 // endOrigin ends, in every room of this region, the life of the origin's
-// sequences that the lost outbox carried (broker.EndOrigin), retrying
-// while this region's Redis is unavailable; false only when ctx ended.
-func (f *feed) endOrigin(ctx context.Context, part int, remoteN int64) bool {
+// sequences that the lost outbox partitions carried (broker.EndOrigin),
+// retrying while this region's Redis is unavailable; false only when ctx
+// ended. One call serves every partition found lost at once: each call
+// tells the subscribers of a room that held nothing of the origin again.
+func (f *feed) endOrigin(ctx context.Context, lost []int, remoteN []int64, lives []string) bool {
 	f.b.m.restarts.WithLabelValues(f.origin).Inc()
 	f.mu.Lock()
 	f.restarts++
-	f.appliedN[part] = 0
+	for _, i := range lost {
+		f.appliedN[i] = 0
+	}
 	f.mu.Unlock()
-	f.log.Error("the origin's outbox started over: it lost its data, and the events it had not shipped here are lost; ending its sequences in every room",
-		"partition", f.parts[part].Name, "checkpoint_n", f.savedN[part], "origin_n", remoteN)
+	for _, i := range lost {
+		f.log.Error("the origin lost its data: the events it had not shipped here are lost; ending its sequences in every room",
+			"partition", f.parts[i].Name, "checkpoint_n", f.savedN[i], "origin_n", remoteN[i],
+			"life_before", f.originLife[i], "life_now", lives[i])
+	}
 	attempt := 0
 	for {
 		n, err := f.b.broker.EndOrigin(ctx, f.origin, broker.HeldBy(f.remote, f.origin), f.b.cfg.Federated)
@@ -456,6 +513,7 @@ func (f *feed) localDataLost(ckpts []string) {
 	for i := range ckpts {
 		ckpts[i] = "0-0"
 		f.savedN[i] = 0
+		f.lifeSaved[i] = "" // gone with the data: saved again at the next read
 	}
 }
 
@@ -491,6 +549,43 @@ func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) 
 		f.log.Warn("read checkpoint failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return "", 0, false
+		}
+	}
+}
+
+// loadOriginLife reads the origin's data life under which partition part
+// was last read ("" when none was saved: the feed's first read names it).
+func (f *feed) loadOriginLife(ctx context.Context, part broker.OutboxPartition) (string, bool) {
+	for attempt := 1; ; attempt++ {
+		life, err := f.b.local.Get(ctx, originLifeKey(f.origin, part)).Result()
+		if errors.Is(err, redis.Nil) {
+			return "", true
+		}
+		if err == nil {
+			return life, true
+		}
+		f.log.Warn("read the origin's data life failed; retrying", "err", err)
+		if !retryPause(ctx, attempt) {
+			return "", false
+		}
+	}
+}
+
+// saveOriginLife saves the origin's data life under which partition part
+// was read.
+func (f *feed) saveOriginLife(ctx context.Context, part int, life string) bool {
+	for attempt := 1; ; attempt++ {
+		err := f.b.local.Set(ctx, originLifeKey(f.origin, f.parts[part]), life, 0).Err()
+		if err == nil {
+			f.lifeSaved[part] = life
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		f.log.Warn("save the origin's data life failed; retrying", "err", err)
+		if !retryPause(ctx, attempt) {
+			return false
 		}
 	}
 }

@@ -39,7 +39,7 @@ func partitionLifeKey(p int) string { return "geolab:life:" + PartitionTag(p) }
 // that a Redis over its memory limit, which refuses SET, still answers while
 // it keeps its data.
 func (b *Broker) DataLife(ctx context.Context, room string) (string, error) {
-	return b.lifeOf(ctx, b.layout.LifeKey(room))
+	return LifeOf(ctx, b.rdb, b.layout.LifeKey(room))
 }
 
 // RegionLife is the data life of this region's whole Redis: its one
@@ -50,7 +50,7 @@ func (b *Broker) DataLife(ctx context.Context, room string) (string, error) {
 // their start (federation/feed.go).
 func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	if !b.layout.cluster {
-		return b.lifeOf(ctx, b.layout.LifeKey(""))
+		return LifeOf(ctx, b.rdb, b.layout.LifeKey(""))
 	}
 	cmds := make([]*redis.StringCmd, Partitions)
 	pipe := b.rdb.Pipeline()
@@ -64,7 +64,7 @@ func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	for p, cmd := range cmds {
 		life, err := cmd.Result()
 		if errors.Is(err, redis.Nil) {
-			life, err = b.lifeOf(ctx, partitionLifeKey(p))
+			life, err = LifeOf(ctx, b.rdb, partitionLifeKey(p))
 		}
 		if err != nil {
 			return "", err
@@ -74,10 +74,12 @@ func (b *Broker) RegionLife(ctx context.Context) (string, error) {
 	return strings.Join(lives, ","), nil
 }
 
-// lifeOf reads the token of life key key, setting a new one when it is
-// missing.
-func (b *Broker) lifeOf(ctx context.Context, key string) (string, error) {
-	life, err := b.rdb.Get(ctx, key).Result()
+// LifeOf reads the data life token at key (a LifeKey, or an
+// OutboxPartition's Life) of the Redis rdb, setting a new one when it is
+// missing: the first reader of a Redis's data names its life, whoever it
+// is (a gateway of the region, or a bridge reading it as an origin).
+func LifeOf(ctx context.Context, rdb redis.UniversalClient, key string) (string, error) {
+	life, err := rdb.Get(ctx, key).Result()
 	if err == nil {
 		return life, nil
 	}
@@ -89,7 +91,7 @@ func (b *Broker) lifeOf(ctx context.Context, key string) (string, error) {
 		return "", fmt.Errorf("broker: data life token: %w", err)
 	}
 	token := hex.EncodeToString(raw[:])
-	old, err := b.rdb.Do(ctx, "SET", key, token, "NX", "GET").Text()
+	old, err := rdb.Do(ctx, "SET", key, token, "NX", "GET").Text()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return token, nil

@@ -110,18 +110,22 @@ type OutboxPartition struct {
 	Name    string
 	Stream  string // the stream
 	Counter string // its counter: the n of its newest entry
+	// Life is the LifeKey of the data the stream lives in: a bridge that
+	// finds its token changed knows the origin lost what the stream held
+	// (federation/feed.go), shipped or not.
+	Life string
 }
 
 // Outboxes are every stream of region's outbox, in partition order: one
 // for Standalone (OutboxKey), Partitions for Clustered.
 func (l Layout) Outboxes(region string) []OutboxPartition {
 	if !l.cluster {
-		return []OutboxPartition{{Stream: OutboxKey(region), Counter: OutboxCounterKey(region)}}
+		return []OutboxPartition{{Stream: OutboxKey(region), Counter: OutboxCounterKey(region), Life: l.LifeKey("")}}
 	}
 	out := make([]OutboxPartition, Partitions)
 	for p := range out {
 		s := OutboxKey(region) + ":" + PartitionTag(p)
-		out[p] = OutboxPartition{Name: strconv.Itoa(p), Stream: s, Counter: s + ":n"}
+		out[p] = OutboxPartition{Name: strconv.Itoa(p), Stream: s, Counter: s + ":n", Life: partitionLifeKey(p)}
 	}
 	return out
 }
