@@ -513,9 +513,16 @@ func TestOriginThatLostItsDataIsAnnouncedWhereNothingOfItCame(t *testing.T) {
 	}
 	w.heal()
 
-	notice, ok := live.Next(30*time.Second, "subscribed")
+	expectUSEastEnded(t, live, "the subscriber of a room with nothing of us-east")
+}
+
+// expectUSEastEnded waits for the unasked notice that us-east's life ended
+// (its unshipped events lost) on c, which who names.
+func expectUSEastEnded(t *testing.T, c *wsprobe.Conn, who string) {
+	t.Helper()
+	notice, ok := c.Next(30*time.Second, "subscribed")
 	if !ok {
-		t.Fatal("the subscriber of a room with nothing of us-east was never told that us-east's unshipped events are lost")
+		t.Fatalf("%s was never told that us-east's unshipped events are lost", who)
 	}
 	if ep, named := notice.Epochs["us-east"]; notice.Recovered || notice.Reason != protocol.ReasonEpochChanged ||
 		notice.Position["us-east"] != 0 || !named || ep != "" {
@@ -608,14 +615,7 @@ func originLostUnseen(t *testing.T, w *world, cut, mend func(), restarts func() 
 	}
 	mend()
 
-	notice, ok := live.Next(30*time.Second, "subscribed")
-	if !ok {
-		t.Fatal("the subscriber in eu-west was never told that us-east's unshipped events are lost")
-	}
-	if ep, named := notice.Epochs["us-east"]; notice.Recovered || notice.Reason != protocol.ReasonEpochChanged ||
-		notice.Position["us-east"] != 0 || !named || ep != "" {
-		t.Fatalf("notice %+v, want recovered:false epoch_changed naming us-east at 0 with the empty epoch", notice)
-	}
+	expectUSEastEnded(t, live, "the subscriber in eu-west")
 	if restarts != nil && restarts() != 1 {
 		t.Fatalf("origin_restarts %d, want 1", restarts())
 	}
