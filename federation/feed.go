@@ -20,10 +20,7 @@ import (
 // origin's outbox applied here: of its one outbox stream, or, when the
 // origin runs a Redis Cluster, of its partition part (broker.Layout).
 func checkpointKey(origin string, part broker.OutboxPartition) string {
-	if part.Name == "" {
-		return "geolab:fed:ckpt:" + origin
-	}
-	return "geolab:fed:ckpt:" + origin + ":" + part.Name
+	return partKey("geolab:fed:ckpt:", origin, part)
 }
 
 // originLifeKey holds, in this region's Redis, the data life token of the
@@ -31,10 +28,16 @@ func checkpointKey(origin string, part broker.OutboxPartition) string {
 // partition part: a bridge restarted after the origin lost its data still
 // finds the token changed, even when it had applied nothing of it.
 func originLifeKey(origin string, part broker.OutboxPartition) string {
+	return partKey("geolab:fed:life:", origin, part)
+}
+
+// partKey is prefix+origin, and ":"+the partition's name when the origin
+// runs a cluster.
+func partKey(prefix, origin string, part broker.OutboxPartition) string {
 	if part.Name == "" {
-		return "geolab:fed:life:" + origin
+		return prefix + origin
 	}
-	return "geolab:fed:life:" + origin + ":" + part.Name
+	return prefix + origin + ":" + part.Name
 }
 
 // clusterPoll is the longest pause between two reads of a clustered
@@ -555,59 +558,57 @@ func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) 
 
 // loadOriginLife reads the origin's data life under which partition part
 // was last read ("" when none was saved: the feed's first read names it).
-func (f *feed) loadOriginLife(ctx context.Context, part broker.OutboxPartition) (string, bool) {
-	for attempt := 1; ; attempt++ {
-		life, err := f.b.local.Get(ctx, originLifeKey(f.origin, part)).Result()
-		if errors.Is(err, redis.Nil) {
-			return "", true
+func (f *feed) loadOriginLife(ctx context.Context, part broker.OutboxPartition) (life string, ok bool) {
+	ok = f.retry(ctx, "read the origin's data life failed", func() error {
+		var err error
+		if life, err = f.b.local.Get(ctx, originLifeKey(f.origin, part)).Result(); errors.Is(err, redis.Nil) {
+			life, err = "", nil
 		}
-		if err == nil {
-			return life, true
-		}
-		f.log.Warn("read the origin's data life failed; retrying", "err", err)
-		if !retryPause(ctx, attempt) {
-			return "", false
-		}
-	}
+		return err
+	})
+	return life, ok
 }
 
 // saveOriginLife saves the origin's data life under which partition part
 // was read.
 func (f *feed) saveOriginLife(ctx context.Context, part int, life string) bool {
-	for attempt := 1; ; attempt++ {
-		err := f.b.local.Set(ctx, originLifeKey(f.origin, f.parts[part]), life, 0).Err()
-		if err == nil {
-			f.lifeSaved[part] = life
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		f.log.Warn("save the origin's data life failed; retrying", "err", err)
-		if !retryPause(ctx, attempt) {
-			return false
-		}
+	if !f.retry(ctx, "save the origin's data life failed", func() error {
+		return f.b.local.Set(ctx, originLifeKey(f.origin, f.parts[part]), life, 0).Err()
+	}) {
+		return false
 	}
+	f.lifeSaved[part] = life
+	return true
 }
 
 // saveCheckpoint saves partition part's checkpoint: the id of the last
 // entry applied here and its outbox number n.
 func (f *feed) saveCheckpoint(ctx context.Context, part int, id string, n int64) bool {
-	attempt := 0
-	for {
-		err := f.b.local.Set(ctx, checkpointKey(f.origin, f.parts[part]), id+" "+strconv.FormatInt(n, 10), 0).Err()
+	if !f.retry(ctx, "save checkpoint failed", func() error {
+		return f.b.local.Set(ctx, checkpointKey(f.origin, f.parts[part]), id+" "+strconv.FormatInt(n, 10), 0).Err()
+	}) {
+		return false
+	}
+	f.mu.Lock()
+	f.checkpoint = id
+	f.mu.Unlock()
+	f.savedN[part] = n
+	return true
+}
+
+// retry runs op until it succeeds, logging each failure as failed and
+// pausing with retryPause (this region's Redis may be restarting); false
+// only when ctx ended.
+func (f *feed) retry(ctx context.Context, failed string, op func() error) bool {
+	for attempt := 1; ; attempt++ {
+		err := op()
 		if err == nil {
-			f.mu.Lock()
-			f.checkpoint = id
-			f.mu.Unlock()
-			f.savedN[part] = n
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		attempt++
-		f.log.Warn("save checkpoint failed; retrying", "err", err)
+		f.log.Warn(failed+"; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
