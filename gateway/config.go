@@ -98,23 +98,15 @@ type Config struct {
 }
 
 // DefaultPublishWindow is how many publishes of one connection are in
-// flight at once unless told otherwise: 1, each publish answered before the
-// connection's next frame is read, until the chaos spec that blackholes a
-// region's gateway→Redis links for 12 s ("fills the gap after its Redis
-// link is blackholed longer than every timeout") passes with a larger
-// window: at 32 it failed 2 runs of 9 (events announced unrecoverable to
-// clients that failed over, though the history held them), main's gateway
-// passed 2 of 2, and the cause is not found (BENCHMARKS.md, run 4).
-// RecommendedPublishWindow is what the fan-out yardstick measured best.
-const DefaultPublishWindow = 1
-
-// RecommendedPublishWindow is the window that kept up with the fan-out
-// yardstick on a loaded machine (BENCHMARKS.md, run 4): at 32 a connection
-// whose Redis round trip takes 300 ms still publishes about 100 a second,
-// the default publish rate, while holding at most 32 × --max-data-bytes
-// (1 MiB at the default) of publishes not yet answered; at 60 publishes/s
-// per connection 16 filled up once round trips passed 250 ms, 64 did not.
-const RecommendedPublishWindow = 32
+// flight at once unless told otherwise: the window that kept up with the
+// fan-out yardstick (BENCHMARKS.md, runs 4 to 6). At 32 a connection whose
+// Redis round trip takes 300 ms still publishes about 100 a second, the
+// default publish rate, while holding at most 32 × --max-data-bytes (1 MiB
+// at the default) of publishes not yet answered; at 60 publishes/s per
+// connection 16 filled up once round trips passed 250 ms, 64 did not.
+// --publish-window 1 is the unpipelined gateway: each publish answered
+// before the connection's next frame is read.
+const DefaultPublishWindow = 32
 
 // MaxPublishWindow bounds --publish-window: what one connection may hold of
 // the gateway's memory in publishes read and not yet answered

@@ -309,7 +309,7 @@ func (s *Server) Close() error {
 		s.cancel()
 		<-s.done
 	}
-	return s.rdb.Close()
+	return errors.Join(s.broker.Close(), s.rdb.Close())
 }
 
 // errForbiddenOrigin is the code label of geolab_gateway_errors_total that

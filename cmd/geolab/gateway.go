@@ -117,7 +117,7 @@ still connected with 1001.`,
 	f.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "rooms one connection may be in")
 	f.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "publishes per second per connection; over it: error rate_limited")
 	f.IntVar(&cfg.PublishBurst, "publish-burst", cfg.PublishBurst, "publishes allowed at once above the rate")
-	f.IntVar(&cfg.PublishWindow, "publish-window", cfg.PublishWindow, "publishes of one connection read and not yet answered at once, sent to Redis in one pipeline, acked in the order read (1: each answered before the next frame is read; at most 1024; 32 kept up with bench peers' yardstick, see BENCHMARKS.md)")
+	f.IntVar(&cfg.PublishWindow, "publish-window", cfg.PublishWindow, "publishes of one connection read and not yet answered at once, sent to Redis in one pipeline, acked in the order read (1: each answered before the next frame is read; at most 1024; 32 keeps up with bench peers' yardstick, see BENCHMARKS.md)")
 	f.Float64Var(&cfg.FrameRate, "frame-rate", cfg.FrameRate, "frames per second per connection, pings and pongs included; over it (past the burst): close 4500 flood")
 	f.IntVar(&cfg.FrameBurst, "frame-burst", cfg.FrameBurst, "frames allowed at once above the frame rate")
 	f.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "frames queued per client before the slow-consumer close 4001")

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -111,6 +112,10 @@ type Broker struct {
 	// replicaTimeout > 0: a publish is acked only once a replica has it
 	// (RequireReplica, durability.go).
 	replicaTimeout time.Duration
+	// batch is PublishBatch's own client on one Redis, made at the first
+	// batch (pipeline.go says why); nil until then, and on a cluster.
+	batch     *redis.Client
+	batchOnce sync.Once
 }
 
 // HistoryConfig bounds what a region keeps.

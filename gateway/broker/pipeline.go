@@ -2,6 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,9 +23,10 @@ import (
 // publish.lua run is atomic. So the i-th publish is stored before the
 // (i+1)-th, whatever other connections do in between. The ways a pipeline can
 // go wrong keep that order among the publishes that succeed:
-//   - go-redis retries a pipeline that lost its connection as a whole, in
-//     the same order; a publish that Redis had run already answers "dup"
-//     with its first result (its idempotency record), so it keeps its number;
+//   - a pipeline that lost its connection is sent again as a whole, in the
+//     same order (retryBatch); a publish that Redis had run already answers
+//     "dup" with its first result (its idempotency record), so it keeps its
+//     number;
 //   - a publish answered with an error (OOM, NOSCRIPT, a timeout) is not
 //     stored: the client is told so, and its retry comes after the others,
 //     as it would when each publish was its own round trip;
@@ -55,12 +60,18 @@ func (b *Broker) PublishBatch(ctx context.Context, ps []PublishRequest) ([]Resul
 	for i, p := range ps {
 		calls[i].keys, calls[i].args = b.publishCall(p)
 	}
-	pipe := b.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(ps))
-	for i, c := range calls {
-		cmds[i] = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	rdb := b.batchClient()
+	var cmds []*redis.Cmd
+	for attempt := 0; attempt < 2; attempt++ {
+		pipe := rdb.Pipeline()
+		cmds = make([]*redis.Cmd, len(ps))
+		for i, c := range calls {
+			cmds[i] = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		if _, err := pipe.Exec(ctx); !retryBatch(err) { // each command's own error is read below
+			break
+		}
 	}
-	_, _ = pipe.Exec(ctx) // each command's own error is read below
 	first := -1
 	retry := true
 	for i, cmd := range cmds {
@@ -73,7 +84,7 @@ func (b *Broker) PublishBatch(ctx context.Context, ps []PublishRequest) ([]Resul
 		}
 	}
 	if first >= 0 && retry {
-		pipe := b.rdb.Pipeline()
+		pipe := rdb.Pipeline()
 		for i := first; i < len(cmds); i++ {
 			if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
 				cmds[i] = publishScript.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
@@ -85,4 +96,81 @@ func (b *Broker) PublishBatch(ctx context.Context, ps []PublishRequest) ([]Resul
 		results[i], errs[i] = scriptResult(cmd)
 	}
 	return results, errs
+}
+
+// The batch's connection pool. On a link that drops everything (a
+// partition, a blackholed Redis) go-redis took far longer to fail a pipeline
+// than one command: with the lan profile (1 s read timeout, one retry) one
+// EVALSHA failed after 1.0 s, a pipeline of two after 4.1 s, its retry
+// opening another connection, whose handshake timed out too, and sending
+// the batch again. So a batch ran into its deadline (3 × the read timeout)
+// where one publish failed after one read timeout (now: one on the batch's
+// old connection, two on a new one, its handshake and then the batch). A
+// client that publishes steadily then heard nothing from its gateway for
+// that long while Redis was unreachable (each frame it sends after its
+// publishes is answered after theirs), gave the connection up for dead and
+// failed over, where with --publish-window 1 it stayed and resumed (the
+// chaos spec "fills the gap after its Redis link is blackholed longer than
+// every timeout"). So batches go on a client of their own, made from the
+// broker's options with go-redis's retries turned off, and PublishBatch
+// sends a batch again once after a lost connection (retryBatch), never after
+// a timeout.
+
+// batchClient is the client PublishBatch pipelines on: the broker's own
+// options with no go-redis retries, made at the first batch (a broker that
+// never batches, a bridge's, opens no second pool); the broker's client
+// itself when that is not a *redis.Client.
+func (b *Broker) batchClient() redis.Cmdable {
+	b.batchOnce.Do(func() {
+		c, ok := b.rdb.(*redis.Client)
+		if !ok {
+			return
+		}
+		o := *c.Options()
+		o.MaxRetries = -1
+		// NewClient set these two for the client it made (its push
+		// processor, its maintenance settings): the new client makes its own.
+		o.PushNotificationProcessor = nil
+		if m := o.MaintNotificationsConfig; m != nil {
+			mc := *m
+			o.MaintNotificationsConfig = &mc
+		}
+		b.batch = redis.NewClient(&o)
+	})
+	if b.batch == nil {
+		return b.rdb
+	}
+	return b.batch
+}
+
+// Close closes the connections the broker opened itself (PublishBatch's);
+// the client it was given stays its owner's to close.
+func (b *Broker) Close() error {
+	b.batchOnce.Do(func() {}) // no batch client is made after Close
+	if b.batch == nil {
+		return nil
+	}
+	return b.batch.Close()
+}
+
+// retryBatch tells whether a pipeline that failed with err is sent again:
+// after the connection was lost (EOF, reset, closed) or Redis said to try
+// again (LOADING, READONLY, MASTERDOWN, TRYAGAIN), as go-redis would; never
+// after a timeout, a deadline or a refused command.
+func retryBatch(err error) bool {
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.As(err, &ne) && ne.Timeout():
+		return false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
