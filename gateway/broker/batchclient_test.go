@@ -72,11 +72,11 @@ func TestPublishBatchTriesADeadLinkOnce(t *testing.T) {
 	}
 }
 
-// TestPublishBatchRetriesALostConnection: after Redis restarted, the batch
-// client's pooled connection is dead (EOF on first use). The batch is sent
-// again on a new connection, as go-redis retries one command, and stores
-// every publish in order instead of answering the client unavailable.
-func TestPublishBatchRetriesALostConnection(t *testing.T) {
+// TestPublishBatchAfterARedisRestartIsStored: after Redis restarted, the
+// batch client's pooled connection is dead. With go-redis's retries off the
+// batch is still stored, every publish in order, not answered unavailable:
+// the dead connection is replaced before the batch is sent on it.
+func TestPublishBatchAfterARedisRestartIsStored(t *testing.T) {
 	rs := redistest.Start(t)
 	b := New(rs.Client(), "us-east", DefaultHistory())
 	t.Cleanup(func() { _ = b.Close() })

@@ -2,10 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -23,10 +19,11 @@ import (
 // publish.lua run is atomic. So the i-th publish is stored before the
 // (i+1)-th, whatever other connections do in between. The ways a pipeline can
 // go wrong keep that order among the publishes that succeed:
-//   - a pipeline that lost its connection is sent again as a whole, in the
-//     same order (retryBatch); a publish that Redis had run already answers
-//     "dup" with its first result (its idempotency record), so it keeps its
-//     number;
+//   - a pipeline is sent once: when its connection is lost or times out,
+//     every publish of it is answered unavailable, and the client retries
+//     them with the same ids, in its order; a publish that Redis had run
+//     already answers "dup" with its first result (its idempotency record),
+//     so it keeps its number;
 //   - a publish answered with an error (OOM, NOSCRIPT, a timeout) is not
 //     stored: the client is told so, and its retry comes after the others,
 //     as it would when each publish was its own round trip;
@@ -61,17 +58,12 @@ func (b *Broker) PublishBatch(ctx context.Context, ps []PublishRequest) ([]Resul
 		calls[i].keys, calls[i].args = b.publishCall(p)
 	}
 	rdb := b.batchClient()
-	var cmds []*redis.Cmd
-	for attempt := 0; attempt < 2; attempt++ {
-		pipe := rdb.Pipeline()
-		cmds = make([]*redis.Cmd, len(ps))
-		for i, c := range calls {
-			cmds[i] = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
-		if _, err := pipe.Exec(ctx); !retryBatch(err) { // each command's own error is read below
-			break
-		}
+	pipe := rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(ps))
+	for i, c := range calls {
+		cmds[i] = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
+	_, _ = pipe.Exec(ctx) // each command's own error is read below
 	first := -1
 	retry := true
 	for i, cmd := range cmds {
@@ -112,9 +104,9 @@ func (b *Broker) PublishBatch(ctx context.Context, ps []PublishRequest) ([]Resul
 // failed over, where with --publish-window 1 it stayed and resumed (the
 // chaos spec "fills the gap after its Redis link is blackholed longer than
 // every timeout"). So batches go on a client of their own, made from the
-// broker's options with go-redis's retries turned off, and PublishBatch
-// sends a batch again once after a lost connection (retryBatch), never after
-// a timeout.
+// broker's options with go-redis's retries turned off: a batch is sent once.
+// A pooled connection that died while idle (Redis restarted) is found and
+// replaced by go-redis before it is used, so that case needs no retry.
 
 // batchClient is the client PublishBatch pipelines on: the broker's own
 // options with no go-redis retries, made at the first batch (a broker that
@@ -151,26 +143,4 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	return b.batch.Close()
-}
-
-// retryBatch tells whether a pipeline that failed with err is sent again:
-// after the connection was lost (EOF, reset, closed) or Redis said to try
-// again (LOADING, READONLY, MASTERDOWN, TRYAGAIN), as go-redis would; never
-// after a timeout, a deadline or a refused command.
-func retryBatch(err error) bool {
-	var ne net.Error
-	switch {
-	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.As(err, &ne) && ne.Timeout():
-		return false
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return true
-	}
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN"} {
-		if redis.HasErrorPrefix(err, p) {
-			return true
-		}
-	}
-	return false
 }
