@@ -28,11 +28,12 @@ func batchRequests(room, prefix string, n int) []PublishRequest {
 
 // TestPublishBatchTriesADeadLinkOnce: a batch on a link that drops
 // everything (Toxiproxy's timeout toxic, as the chaos spec's blackhole) is
-// tried once and fails with the read timeout, as one publish does, within
-// the deadline the gateway gives it (3 × the read timeout); with go-redis's
-// own retries a batch opened a second connection and ran into that deadline
-// (pipeline.go says what that did to clients). Each batch opens at most one
-// connection, and nothing is answered as stored.
+// tried once: it opens at most one connection and fails with the read
+// timeout, nothing answered as stored. With go-redis's own retries each
+// batch opened a second connection and sent the batch again, and ran into
+// the deadline the gateway gives it (pipeline.go says what that did to
+// clients). The deadline here is generous, so that a slow machine cannot
+// fail the test; the connections opened are what tell the two apart.
 func TestPublishBatchTriesADeadLinkOnce(t *testing.T) {
 	rs := redistest.Start(t)
 	proxy, err := toxiproxy.NewClient(toxitest.Start(t)).CreateProxy("batch-redis", "127.0.0.1:0", rs.Addr())
@@ -57,13 +58,13 @@ func TestPublishBatchTriesADeadLinkOnce(t *testing.T) {
 	before := b.batch.PoolStats().Misses
 	const batches = 3
 	for n := range batches {
-		bctx, cancel := context.WithTimeout(ctx, 3*readTimeout)
+		bctx, cancel := context.WithTimeout(ctx, 20*readTimeout)
 		results, errs := b.PublishBatch(bctx, batchRequests("room:dead", "during"+strconv.Itoa(n)+"-", 3))
 		cancel()
 		for i, err := range errs {
 			var ne net.Error
-			if err == nil || !errors.Is(err, ErrUnavailable) || !errors.As(err, &ne) || !ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("batch %d, publish %d on a dead link: %+v, %v; want unavailable after the read timeout, before the deadline", n, i, results[i], err)
+			if err == nil || !errors.Is(err, ErrUnavailable) || !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("batch %d, publish %d on a dead link: %+v, %v; want unavailable after the read timeout", n, i, results[i], err)
 			}
 		}
 	}
