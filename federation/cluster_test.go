@@ -192,3 +192,63 @@ func TestBridgeFollowsAnOriginShardThatFailedOver(t *testing.T) {
 	}
 	t.Logf("eu-west had the %d events %s after the takeover", n, time.Since(taken).Round(100*time.Millisecond))
 }
+
+// TestBridgeFollowsALocalShardThatFailedOver: the mirror of the test
+// above. us-east, where the bridge applies, runs a 3×1 Redis Cluster; the
+// primary of the shard holding the bridge's checkpoint of eu-west
+// (geolab:fed:ckpt:eu-west) is killed -9 and its replica takes over, while
+// the room's own keys are on another shard. Every retry loop of the feed on
+// its own region's Redis reads the slot map again after a failure, as the
+// apply always did: without that the checkpoint's save kept going to the
+// dead primary, and the feed applied nothing more until the killed node
+// came back (the chaos spec "through a shard-kill under load" ended with
+// the feed still catching up). Events published after the takeover reach
+// us-east's subscriber well within go-redis's own minute.
+func TestBridgeFollowsALocalShardThatFailedOver(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 1)
+	eu := redistest.Start(t)
+	seeds := strings.Join(cl.Seeds(), ",")
+	fed := func(c *gateway.Config) { c.Federate = federate }
+	us := gatewaytest.Start(t, authority, seeds, "us-east", "gw-1", fed)
+	euGW := gatewaytest.Start(t, authority, eu.Addr(), "eu-west", "gw-1", fed)
+	runBridge(t, &federation.Config{Region: "us-east", Federate: federate, Block: 200 * time.Millisecond, Listen: "127.0.0.1:0",
+		Regions: map[string]federation.RegionConfig{"us-east": {Redis: seeds}, "eu-west": {Redis: eu.Addr()}}})
+
+	const checkpoint = "geolab:fed:ckpt:eu-west"
+	victim := cl.PrimaryOf(t, checkpoint)
+	var room string // a room whose keys are on another shard
+	for i := 0; room == ""; i++ {
+		r := fmt.Sprintf("tenant:local-failover-%d", i)
+		if cl.PrimaryOf(t, broker.Clustered.HistoryKey(r)) != victim {
+			room = r
+		}
+	}
+	sub := dial(t, us.Addr(), "sub")
+	sub.Subscribe(room, nil, nil)
+	pub := dial(t, euGW.Addr(), "pub")
+	publish(pub, room, "before", 0)
+	if got := sub.Collect(1, 30*time.Second); len(got) != 1 {
+		t.Fatalf("us-east got %d events before the failover, want 1", len(got))
+	}
+	wait.For(t, 30*time.Second, "the bridge's checkpoint of eu-west saved in us-east", func() bool {
+		return cl.Client().Exists(context.Background(), checkpoint).Val() == 1
+	})
+
+	replicas := cl.ReplicasOf(t, checkpoint)
+	if len(replicas) != 1 {
+		t.Fatalf("the shard of %s has replicas %v, want one", checkpoint, replicas)
+	}
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cl.TakeOver(t, checkpoint, victim, replicas[0])
+	taken := time.Now()
+	const n = 5
+	for i := range n {
+		publish(pub, room, fmt.Sprintf("after-%d", i), i)
+	}
+	if got := sub.Collect(n, 20*time.Second); len(got) != n {
+		t.Fatalf("us-east got %d of the %d events published after the takeover within 20 s: the bridge still saves its checkpoint on the dead primary", len(got), n)
+	}
+	t.Logf("us-east had the %d events %s after the takeover", n, time.Since(taken).Round(100*time.Millisecond))
+}

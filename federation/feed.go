@@ -372,11 +372,7 @@ func (f *feed) apply(ctx context.Context, part int, e outboxEntry) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		if c, ok := f.b.broker.Client().(*redis.ClusterClient); ok {
-			// This region's primary of the room may have died: read the
-			// slot map again (a dead primary never answers MOVED).
-			c.ReloadState(ctx)
-		}
+		f.localFailed(ctx)
 		attempt++
 		f.log.Warn("apply failed; retrying", "room", e.room, "oseq", e.oseq, "err", err)
 		if !retryPause(ctx, attempt) {
@@ -421,6 +417,7 @@ func (f *feed) applySession(ctx context.Context, part int, e outboxEntry) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		f.localFailed(ctx)
 		attempt++
 		f.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
 		if !retryPause(ctx, attempt) {
@@ -479,6 +476,7 @@ func (f *feed) endOrigin(ctx context.Context, lost []int, remoteN []int64, lives
 		if ctx.Err() != nil {
 			return false
 		}
+		f.localFailed(ctx)
 		attempt++
 		f.log.Warn("ending the origin's sequences failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
@@ -495,6 +493,7 @@ func (f *feed) regionLife(ctx context.Context) (string, bool) {
 		if err == nil {
 			return life, true
 		}
+		f.localFailed(ctx)
 		f.log.Warn("reading the data life of this region's redis failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return "", false
@@ -548,6 +547,7 @@ func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) 
 			f.log.Info("link starting", "checkpoint", id, "n", n, "partition", part.Name)
 			return id, n, true
 		}
+		f.localFailed(ctx)
 		attempt++
 		f.log.Warn("read checkpoint failed; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
@@ -596,9 +596,10 @@ func (f *feed) saveCheckpoint(ctx context.Context, part int, id string, n int64)
 	return true
 }
 
-// retry runs op until it succeeds, logging each failure as failed and
-// pausing with retryPause (this region's Redis may be restarting); false
-// only when ctx ended.
+// retry runs op, a command to this region's Redis, until it succeeds,
+// logging each failure as failed and pausing with retryPause (this region's
+// Redis may be restarting, or failing over: localFailed); false only when
+// ctx ended.
 func (f *feed) retry(ctx context.Context, failed string, op func() error) bool {
 	for attempt := 1; ; attempt++ {
 		err := op()
@@ -608,10 +609,25 @@ func (f *feed) retry(ctx context.Context, failed string, op func() error) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		f.localFailed(ctx)
 		f.log.Warn(failed+"; retrying", "err", err)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
+	}
+}
+
+// localFailed is called after a command to this region's Redis failed. On a
+// cluster the key's primary may have died, and a dead primary never answers
+// MOVED: go-redis keeps sending it the slot's commands until it comes back,
+// so every retry loop on this region's Redis reads the slot map again, in
+// case a replica took over. Without it the feed applied nothing for as long
+// as a killed shard stayed down, though its replica had taken over in
+// seconds (the chaos spec "loses, doubles and disconnects nothing through a
+// shard-kill under load" then ended with the feed still catching up).
+func (f *feed) localFailed(ctx context.Context) {
+	if c, ok := f.b.local.(*redis.ClusterClient); ok {
+		c.ReloadState(ctx)
 	}
 }
 
