@@ -401,29 +401,21 @@ func (f *feed) refuse(e outboxEntry) {
 // (G11): the higher epoch wins; a region that loses a session it owned
 // tells its gateways, which close that session's connections.
 func (f *feed) applySession(ctx context.Context, part int, e outboxEntry) bool {
-	attempt := 0
-	for {
-		own, err := f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch, e.sub)
-		if err == nil {
-			f.mu.Lock()
-			f.appliedN[part] = e.n
-			f.mu.Unlock()
-			f.b.m.sessions.WithLabelValues(f.origin, own.Status).Inc()
-			if own.Status == "won" {
-				f.log.Info("session ownership applied", "session", e.session, "owner", e.owner, "epoch", e.ownerEpoch)
-			}
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		f.localFailed(ctx)
-		attempt++
-		f.log.Warn("apply session record failed; retrying", "session", e.session, "err", err)
-		if !retryPause(ctx, attempt) {
-			return false
-		}
+	var own broker.Ownership
+	if !f.retry(ctx, "apply session record failed", func() (err error) {
+		own, err = f.b.broker.ApplySession(ctx, e.session, e.owner, e.ownerEpoch, e.sub)
+		return err
+	}, "session", e.session) {
+		return false
 	}
+	f.mu.Lock()
+	f.appliedN[part] = e.n
+	f.mu.Unlock()
+	f.b.m.sessions.WithLabelValues(f.origin, own.Status).Inc()
+	if own.Status == "won" {
+		f.log.Info("session ownership applied", "session", e.session, "owner", e.owner, "epoch", e.ownerEpoch)
+	}
+	return true
 }
 
 // startedOver reports whether the origin's outbox partition part started
@@ -466,39 +458,25 @@ func (f *feed) endOrigin(ctx context.Context, lost []int, remoteN []int64, lives
 			"partition", f.parts[i].Name, "checkpoint_n", f.savedN[i], "origin_n", remoteN[i],
 			"life_before", f.originLife[i], "life_now", lives[i])
 	}
-	attempt := 0
-	for {
-		n, err := f.b.broker.EndOrigin(ctx, f.origin, broker.HeldBy(f.remote, f.origin), f.b.cfg.Federated)
-		if err == nil {
-			f.log.Warn("origin's sequences ended; subscribers told (recovered:false, epoch_changed)", "rooms", n)
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		f.localFailed(ctx)
-		attempt++
-		f.log.Warn("ending the origin's sequences failed; retrying", "err", err)
-		if !retryPause(ctx, attempt) {
-			return false
-		}
+	var n int
+	if !f.retry(ctx, "ending the origin's sequences failed", func() (err error) {
+		n, err = f.b.broker.EndOrigin(ctx, f.origin, broker.HeldBy(f.remote, f.origin), f.b.cfg.Federated)
+		return err
+	}) {
+		return false
 	}
+	f.log.Warn("origin's sequences ended; subscribers told (recovered:false, epoch_changed)", "rooms", n)
+	return true
 }
 
 // regionLife reads the data life of this region's Redis, retrying until
 // it answers or ctx ends.
-func (f *feed) regionLife(ctx context.Context) (string, bool) {
-	for attempt := 1; ; attempt++ {
-		life, err := f.b.broker.RegionLife(ctx)
-		if err == nil {
-			return life, true
-		}
-		f.localFailed(ctx)
-		f.log.Warn("reading the data life of this region's redis failed; retrying", "err", err)
-		if !retryPause(ctx, attempt) {
-			return "", false
-		}
-	}
+func (f *feed) regionLife(ctx context.Context) (life string, ok bool) {
+	ok = f.retry(ctx, "reading the data life of this region's redis failed", func() (err error) {
+		life, err = f.b.broker.RegionLife(ctx)
+		return err
+	})
+	return life, ok
 }
 
 // localDataLost starts every partition of the origin's outbox again from
@@ -523,37 +501,32 @@ func (f *feed) localDataLost(ckpts []string) {
 // entry applied here, and its outbox number n (0 when the checkpoint is
 // from a bridge that did not save it). The key holds "ID N", or "ID".
 func (f *feed) loadCheckpoint(ctx context.Context, part broker.OutboxPartition) (string, int64, bool) {
-	attempt := 0
-	for {
-		v, err := f.b.local.Get(ctx, checkpointKey(f.origin, part)).Result()
-		if errors.Is(err, redis.Nil) {
+	var v string
+	if !f.retry(ctx, "read checkpoint failed", func() (err error) {
+		if v, err = f.b.local.Get(ctx, checkpointKey(f.origin, part)).Result(); errors.Is(err, redis.Nil) {
 			v, err = "0-0", nil
 		}
-		if err == nil {
-			id, nText, _ := strings.Cut(v, " ")
-			var n int64
-			if nText != "" {
-				if n, err = strconv.ParseInt(nText, 10, 64); err != nil || n < 0 {
-					f.log.Warn("checkpoint's outbox number is not a count; not checking whether the origin started over until the next save",
-						"checkpoint", v, "partition", part.Name)
-					n = 0
-				}
-			}
-			if part.Name == "" || part.Name == "0" {
-				f.mu.Lock()
-				f.checkpoint = id
-				f.mu.Unlock()
-			}
-			f.log.Info("link starting", "checkpoint", id, "n", n, "partition", part.Name)
-			return id, n, true
-		}
-		f.localFailed(ctx)
-		attempt++
-		f.log.Warn("read checkpoint failed; retrying", "err", err)
-		if !retryPause(ctx, attempt) {
-			return "", 0, false
+		return err
+	}) {
+		return "", 0, false
+	}
+	id, nText, _ := strings.Cut(v, " ")
+	var n int64
+	if nText != "" {
+		var err error
+		if n, err = strconv.ParseInt(nText, 10, 64); err != nil || n < 0 {
+			f.log.Warn("checkpoint's outbox number is not a count; not checking whether the origin started over until the next save",
+				"checkpoint", v, "partition", part.Name)
+			n = 0
 		}
 	}
+	if part.Name == "" || part.Name == "0" {
+		f.mu.Lock()
+		f.checkpoint = id
+		f.mu.Unlock()
+	}
+	f.log.Info("link starting", "checkpoint", id, "n", n, "partition", part.Name)
+	return id, n, true
 }
 
 // loadOriginLife reads the origin's data life under which partition part
@@ -597,10 +570,10 @@ func (f *feed) saveCheckpoint(ctx context.Context, part int, id string, n int64)
 }
 
 // retry runs op, a command to this region's Redis, until it succeeds,
-// logging each failure as failed and pausing with retryPause (this region's
+// logging each failure as failed (with logArgs) and pausing with retryPause (this region's
 // Redis may be restarting, or failing over: localFailed); false only when
 // ctx ended.
-func (f *feed) retry(ctx context.Context, failed string, op func() error) bool {
+func (f *feed) retry(ctx context.Context, failed string, op func() error, logArgs ...any) bool {
 	for attempt := 1; ; attempt++ {
 		err := op()
 		if err == nil {
@@ -610,7 +583,7 @@ func (f *feed) retry(ctx context.Context, failed string, op func() error) bool {
 			return false
 		}
 		f.localFailed(ctx)
-		f.log.Warn(failed+"; retrying", "err", err)
+		f.log.Warn(failed+"; retrying", append(logArgs, "err", err)...)
 		if !retryPause(ctx, attempt) {
 			return false
 		}
